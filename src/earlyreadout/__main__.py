@@ -1,0 +1,3 @@
+from earlyreadout.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,56 @@
+"""Atomic writes (temp file + rename) and safe loading of checkpoints and run files."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+def _atomic(path: Path, write: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def save_checkpoint(obj: Any, path: str | Path) -> None:
+    """`torch.save` that never leaves a half-written file at `path`."""
+    _atomic(Path(path), lambda f: torch.save(obj, f))
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> Any:
+    """Load a checkpoint with `weights_only=True` (no arbitrary code from pickles)."""
+    return torch.load(Path(path), map_location=map_location, weights_only=True)
+
+
+def write_json(obj: Any, path: str | Path) -> None:
+    """Write JSON atomically (NaN written as null)."""
+    text = json.dumps(_nan_to_none(obj), indent=2, sort_keys=False)
+    _atomic(Path(path), lambda f: f.write(text.encode() + b"\n"))
+
+
+def write_text(text: str, path: str | Path) -> None:
+    _atomic(Path(path), lambda f: f.write(text.encode()))
+
+
+def _nan_to_none(obj: Any) -> Any:
+    if isinstance(obj, float) and obj != obj:
+        return None
+    if isinstance(obj, dict):
+        return {k: _nan_to_none(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_nan_to_none(v) for v in obj]
+    return obj

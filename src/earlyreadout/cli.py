@@ -1,0 +1,138 @@
+"""The `earlyreadout` command: argument parsing -> config -> recipe; user errors -> one line, exit 2."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+
+from earlyreadout.errors import UserError
+
+# Flags of `train` that map onto config keys.
+TRAIN_FLAGS = {
+    "method": "method.name", "data": "data.name", "model": "model.name", "epochs": "train.epochs",
+    "seed": "train.seed", "batch_size": "train.batch_size", "lr": "method.lr", "out": "out",
+    "device": "train.device",
+}
+
+
+def add_run_options(p: argparse.ArgumentParser) -> None:
+    """The options every command that trains accepts: a YAML file, common flags, key=value overrides."""
+    p.add_argument("-c", "--config", help="YAML config file (sections: method, data, model, train, out)")
+    p.add_argument("--method", help="training method (see `earlyreadout list`)")
+    p.add_argument("--data", help="dataset name")
+    p.add_argument("--model", help="model name (default: the dataset's)")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--device", help="cpu, cuda, cuda:N or auto")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="any config key, e.g. method.forget_every=5")
+
+
+def overrides_from(args: argparse.Namespace) -> list[str]:
+    """Flags first, then the explicit key=value overrides (which win)."""
+    flags = [f"{key}={getattr(args, name)}" for name, key in TRAIN_FLAGS.items()
+             if getattr(args, name, None) is not None]
+    return flags + list(args.overrides)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from earlyreadout.config import apply_overrides, build_config, load_config
+    from earlyreadout.engine import saved_config, train
+    from earlyreadout.report_table import print_table
+
+    if args.resume:
+        if not args.out:
+            raise UserError("--resume needs --out pointing at the run to continue")
+        cfg = build_config(apply_overrides(saved_config(args.out), overrides_from(args)))
+    else:
+        cfg = load_config(args.config, overrides_from(args))
+    result = train(cfg, resume=args.resume)
+    print_table([result])
+    print(f"run written to {cfg.out}")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from earlyreadout.compare import compare
+
+    compare(args)
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from earlyreadout.data import DATASETS
+    from earlyreadout.methods import METHODS
+    from earlyreadout.models import MODELS
+
+    for title, registry, attr in (("methods", METHODS, "hparams"), ("datasets", DATASETS, "options"),
+                                  ("models", MODELS, "options")):
+        print(f"{title}:")
+        for name in registry:
+            print(f"  {name}")
+            if args.verbose:
+                for key, p in getattr(registry.get(name), attr).items():
+                    print(f"      {key} = {p.default!r}  ({p.describe()}) {p.help}")
+    return 0
+
+
+COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {}
+
+
+def command(name: str, help: str) -> Callable:
+    def add(setup: Callable[[argparse.ArgumentParser], None]) -> Callable:
+        def wrap(run: Callable[[argparse.Namespace], int]) -> Callable:
+            COMMANDS[name] = (help, setup, run)
+            return run
+        return wrap
+    return add
+
+
+def _train_args(p: argparse.ArgumentParser) -> None:
+    add_run_options(p)
+    p.add_argument("--out", help="run directory (default runs/latest)")
+    p.add_argument("--resume", action="store_true", help="continue the interrupted run in --out")
+
+
+def _compare_args(p: argparse.ArgumentParser) -> None:
+    add_run_options(p)
+    p.add_argument("--methods", default="erm", help="comma-separated methods to compare")
+    p.add_argument("--seeds", type=int, default=1, help="seeds per method")
+    p.add_argument("--out", default="runs/compare", help="folder for the runs and the summary")
+
+
+def _list_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-v", "--verbose", action="store_true", help="show every parameter")
+
+
+command("train", "train one method on one dataset")(_train_args)(cmd_train)
+command("compare", "train several methods (and seeds) on one dataset; print one results table")(
+    _compare_args)(cmd_compare)
+command("list", "list methods, datasets and models")(_list_args)(cmd_list)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="earlyreadout", description="Find and remove shortcut learning with early readouts.")
+    sub = p.add_subparsers(dest="command", required=True)
+    for name, (help, setup, run) in COMMANDS.items():
+        sp = sub.add_parser(name, help=help, description=help)
+        setup(sp)
+        sp.set_defaults(run=run)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except UserError as e:
+        print(f"earlyreadout {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; completed epochs are saved (continue with --resume)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,166 @@
+"""Run configuration: YAML file + `key=value` overrides, validated against the declared parameters.
+
+A run config has the sections `method`, `data`, `model` (each a `name` plus that entry's declared
+parameters), `train` (the loop's settings) and `out` (the run directory). Every problem is reported at
+once, each naming the key and what it accepts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from earlyreadout.data import DATASETS
+from earlyreadout.errors import ConfigError, UserError, did_you_mean
+from earlyreadout.methods import METHODS
+from earlyreadout.models import MODELS
+from earlyreadout.params import Param, resolve
+
+SELECTION = ("auto", "worst_group", "adjusted", "average", "worst_class")
+
+TRAIN_OPTIONS: dict[str, Param] = {
+    "epochs": Param(10, "training epochs", low=1),
+    "batch_size": Param(64, "training batch size (global, over all processes)", low=1),
+    "eval_batch_size": Param(512, "evaluation batch size", low=1),
+    "seed": Param(0, "training seed (initialisation, batch order)", low=0),
+    "select_by": Param("auto", "validation metric that selects the checkpoint; auto = worst_group when "
+                       "val has group labels, else average", choices=SELECTION),
+    "device": Param("auto", "cpu, cuda, cuda:N, or auto (cuda when available)"),
+    "num_workers": Param(0, "data-loading worker processes for lazily loaded datasets", low=0),
+    "progress": Param(None, "progress bars; null = only on an interactive terminal outside CI",
+                      nullable=True, kind=bool),
+}
+
+SECTIONS = ("method", "data", "model", "train", "out")
+DEFAULTS = {"method": "erm", "data": "colored-digits"}
+
+
+@dataclass
+class RunConfig:
+    """A validated run configuration (every value resolved, defaults filled in)."""
+
+    method: str
+    method_hp: dict[str, Any]
+    data: str
+    data_options: dict[str, Any]
+    model: str
+    model_options: dict[str, Any]
+    train: dict[str, Any]
+    out: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "method": {"name": self.method, **self.method_hp},
+            "data": {"name": self.data, **self.data_options},
+            "model": {"name": self.model, **self.model_options},
+            "train": dict(self.train),
+            "out": self.out,
+        }
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """`a.b=value` -> (['a', 'b'], value parsed as YAML)."""
+    if "=" not in text:
+        raise ConfigError(f"cannot read override {text!r}: write it as key=value, e.g. method.lr=0.01")
+    key, _, raw = text.partition("=")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    return key.strip().split("."), value
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Set each dotted `key=value` in a nested dict (sections given as a bare name become {name: ...})."""
+    out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in raw.items()}
+    for text in overrides:
+        keys, value = parse_override(text)
+        node = out
+        for k in keys[:-1]:
+            if not isinstance(node.get(k), dict):
+                node[k] = {"name": node[k]} if isinstance(node.get(k), str) else {}
+            node = node[k]
+        node[keys[-1]] = value
+    return out
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"config file {str(p)!r} does not exist")
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise UserError(f"config file {str(p)!r} is not valid YAML: {e}".splitlines()[0]) from None
+    if not isinstance(data, dict):
+        raise UserError(f"config file {str(p)!r} must hold a mapping of sections, got {type(data).__name__}")
+    return data
+
+
+def _section(raw: dict[str, Any], key: str, problems: list[str]) -> tuple[str | None, dict[str, Any]]:
+    value = raw.get(key, {})
+    if isinstance(value, str):
+        return value, {}
+    if not isinstance(value, dict):
+        problems.append(f"section {key!r} must be a mapping or a name, got {value!r}")
+        return None, {}
+    rest = {k: v for k, v in value.items() if k != "name"}
+    return value.get("name", DEFAULTS.get(key)), rest
+
+
+def _lookup(registry: Any, name: str | None, problems: list[str]) -> Any:
+    try:
+        return registry.get(name)
+    except UserError as e:
+        problems.append(str(e))
+        return None
+
+
+def build_config(raw: dict[str, Any]) -> RunConfig:
+    """Validate a raw nested config; raise ConfigError listing every problem."""
+    problems: list[str] = []
+    for key in raw:
+        if key not in SECTIONS:
+            problems.append(f"unknown config section {key!r}{did_you_mean(key, SECTIONS)}; "
+                            f"sections: {', '.join(SECTIONS)}")
+    method, method_given = _section(raw, "method", problems)
+    data, data_given = _section(raw, "data", problems)
+    model, model_given = _section(raw, "model", problems)
+    method_cls = _lookup(METHODS, method, problems)
+    data_cls = _lookup(DATASETS, data, problems)
+    if model is None and data_cls is not None:
+        model = data_cls.default_model
+    model_cls = _lookup(MODELS, model, problems) if model is not None else None
+    method_hp: dict[str, Any] = {}
+    data_options: dict[str, Any] = {}
+    model_options: dict[str, Any] = {}
+    if method_cls is not None:
+        method_hp, p = resolve(method_cls.hparams, method_given, f"method {method!r}")
+        problems += p
+    if data_cls is not None:
+        data_options, p = resolve(data_cls.options, data_given, f"dataset {data!r}")
+        problems += p
+    if model_cls is not None:
+        model_options, p = resolve(model_cls.options, model_given, f"model {model!r}")
+        problems += p
+    train_given = raw.get("train", {}) or {}
+    if not isinstance(train_given, dict):
+        problems.append(f"section 'train' must be a mapping, got {train_given!r}")
+        train_given = {}
+    train, p = resolve(TRAIN_OPTIONS, train_given, "train")
+    problems += p
+    out = raw.get("out", "runs/latest")
+    if not isinstance(out, str) or not out:
+        problems.append(f"'out' must be a directory path, got {out!r}")
+    if problems:
+        raise ConfigError(problems)
+    return RunConfig(method, method_hp, data, data_options, model, model_options, train, out)  # type: ignore[arg-type]
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
+    """A validated config from an optional YAML file and `key=value` overrides (later ones win)."""
+    raw = read_yaml(path) if path else {}
+    return build_config(apply_overrides(raw, overrides or []))

@@ -1,0 +1,98 @@
+"""Layers by module path: lookup with suggestions, forward-hook taps, and the parameters a layer depends on."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+from torch import nn
+
+from earlyreadout.errors import UserError, did_you_mean
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The user's model inside DistributedDataParallel / DataParallel wrappers."""
+    while isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
+        model = model.module
+    return model
+
+
+def find_module(model: nn.Module, path: str) -> nn.Module:
+    """The submodule at `path` (a `named_modules()` name); an unknown path lists the closest valid ones."""
+    model = unwrap(model)
+    modules = dict(model.named_modules())
+    path = path.removeprefix("module.")
+    if path not in modules or path == "":
+        names = [n for n in modules if n]
+        raise UserError(
+            f"no layer {path!r} in {type(model).__name__}{did_you_mean(path, names, n=5)}; "
+            f"top-level layers: {', '.join(n for n in names if '.' not in n)}"
+        )
+    return modules[path]
+
+
+def as_tensor(output: Any) -> torch.Tensor:
+    """The feature tensor of a module output (tensors, tuples as HF layers return, or model outputs)."""
+    if isinstance(output, torch.Tensor):
+        return output
+    if isinstance(output, (tuple, list)) and output and isinstance(output[0], torch.Tensor):
+        return output[0]
+    for key in ("last_hidden_state", "hidden_states", "logits"):
+        value = getattr(output, key, None)
+        if isinstance(value, torch.Tensor):
+            return value
+    raise TypeError(f"cannot read a feature tensor from a module output of type {type(output).__name__}")
+
+
+class FeatureTap:
+    """Forward hooks recording the outputs of named layers; `features[path]` after each forward.
+
+    Use as a context manager, or call `close()`: no hook is left on the model afterwards.
+    """
+
+    def __init__(self, model: nn.Module, paths: Iterable[str]):
+        self.paths = list(dict.fromkeys(paths))
+        self.features: dict[str, torch.Tensor] = {}
+        self._handles = []
+        for path in self.paths:
+            module = find_module(model, path)
+            self._handles.append(module.register_forward_hook(self._recorder(path)))
+
+    def _recorder(self, path: str) -> Any:
+        def record(_module: nn.Module, _inputs: Any, output: Any) -> None:
+            self.features[path] = as_tensor(output)
+
+        return record
+
+    def close(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+        self.features.clear()
+
+    def __enter__(self) -> FeatureTap:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def parameters_feeding(model: nn.Module, path: str, example_input: Any) -> list[str]:
+    """Names of the parameters the output of layer `path` depends on (found by autograd on one forward).
+
+    These are "the early layers" of the sieve: the stem and the stages up to and including `path`,
+    for any architecture, including parameters owned directly by a parent (e.g. position embeddings).
+    """
+    model = unwrap(model)
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.enable_grad(), FeatureTap(model, [path]) as tap:
+            model(example_input)
+            feature = tap.features[path]
+            grads = torch.autograd.grad(feature.float().sum(), [p for _, p in named], allow_unused=True)
+    finally:
+        model.train(was_training)
+    return [n for (n, _), g in zip(named, grads) if g is not None]

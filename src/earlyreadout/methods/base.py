@@ -1,0 +1,102 @@
+"""The interface every training method implements, and the method registry."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from earlyreadout.data.base import GroupedDataset
+from earlyreadout.data.loader import Batch, BatchLoader
+from earlyreadout.params import Choice, LogUniform, Param
+from earlyreadout.registry import Registry
+
+METHODS: Registry[type[Method]] = Registry("method")
+register = METHODS.register
+
+OPTIMIZER_HPARAMS: dict[str, Param] = {
+    "optimizer": Param("sgd", "sgd (with momentum), adam or adamw", choices=("sgd", "adam", "adamw")),
+    "lr": Param(0.01, "learning rate of the main network", low=0.0, open_low=True, search=LogUniform(1e-4, 1e-1)),
+    "weight_decay": Param(1e-4, "weight decay of the main network", low=0.0, search=LogUniform(1e-6, 1e-3)),
+    "momentum": Param(0.9, "SGD momentum", low=0.0, high=1.0, open_high=True),
+}
+
+
+@dataclass
+class Context:
+    """What a method may know about the run beyond its network: data, shapes, device, process group."""
+
+    n_classes: int
+    n_groups: int
+    train: GroupedDataset
+    train_loader: BatchLoader
+    example_input: Any
+    device: torch.device
+    eval_batch_size: int = 512
+    rank: int = 0
+    world_size: int = 1
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+class Method(nn.Module):
+    """A training method: owns the network and its optimizers; the engine calls only these methods.
+
+    Subclasses declare `hparams` (default, range, search space), implement `update`, and may override
+    `on_epoch_start` (stage changes, weight refreshes) and `extra_state` / `load_extra_state`.
+    """
+
+    hparams: ClassVar[dict[str, Param]] = OPTIMIZER_HPARAMS
+    needs_groups: ClassVar[bool] = False
+
+    def __init__(self, network: nn.Module, hp: dict[str, Any], ctx: Context):
+        super().__init__()
+        self.network = network
+        self.hp = dict(hp)
+        self.ctx = ctx
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+
+    def make_optimizer(self, params: Any, lr: float | None = None, weight_decay: float | None = None,
+                       momentum: float | None = None, kind: str | None = None) -> torch.optim.Optimizer:
+        """An optimizer from the method's settings (each argument overrides the matching hparam)."""
+        kind = kind or self.hp["optimizer"]
+        lr = self.hp["lr"] if lr is None else lr
+        wd = self.hp["weight_decay"] if weight_decay is None else weight_decay
+        if kind == "sgd":
+            mom = self.hp["momentum"] if momentum is None else momentum
+            return torch.optim.SGD(params, lr=lr, momentum=mom, weight_decay=wd)
+        if kind == "adam":
+            return torch.optim.Adam(params, lr=lr, weight_decay=wd)
+        return torch.optim.AdamW(params, lr=lr, weight_decay=wd)
+
+    def update(self, batch: Batch, step: int) -> dict[str, float]:
+        """One training step on `batch`; returns numbers to log."""
+        raise NotImplementedError
+
+    def predict(self, x: Any) -> torch.Tensor:
+        """Logits of the main network (what is evaluated and saved)."""
+        return self.network(x)
+
+    def on_epoch_start(self, epoch: int) -> None:
+        """Called before each epoch (after a resume too), e.g. to switch stages or refresh weights."""
+
+    def extra_state(self) -> dict[str, Any]:
+        """State outside parameters, buffers and optimizers that a resumed run needs."""
+        return {}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        """Restore what `extra_state` returned."""
+
+    def checkpoint(self) -> dict[str, Any]:
+        return {
+            "method": self.state_dict(),
+            "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+            "extra": self.extra_state(),
+        }
+
+    def load_checkpoint(self, state: dict[str, Any]) -> None:
+        self.load_state_dict(state["method"])
+        for k, o in self.optimizers.items():
+            o.load_state_dict(state["optimizers"][k])
+        self.load_extra_state(state.get("extra", {}))

@@ -1,0 +1,62 @@
+"""Group-robust metrics: per-group, worst-group, average, adjusted, worst-class accuracy and ECE."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+
+def group_accuracy(pred: torch.Tensor, y: torch.Tensor, g: torch.Tensor, n_groups: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(accuracy per group, count per group); an empty group's accuracy is NaN."""
+    correct = (pred == y).double()
+    counts = torch.bincount(g, minlength=n_groups)
+    hits = torch.bincount(g, weights=correct, minlength=n_groups)
+    acc = torch.where(counts > 0, hits / counts.clamp_min(1), torch.full_like(hits, float("nan")))
+    return acc, counts
+
+
+def worst_class_accuracy(pred: torch.Tensor, y: torch.Tensor, n_classes: int) -> float:
+    acc, _ = group_accuracy(pred, y, y, n_classes)
+    return float(acc.nan_to_num(float("inf")).min())
+
+
+def expected_calibration_error(probs: torch.Tensor, y: torch.Tensor, n_bins: int = 15) -> float:
+    """ECE with `n_bins` equal-width confidence bins: sum_b (n_b / n) |accuracy_b - confidence_b|."""
+    conf, pred = probs.max(1)
+    correct = (pred == y).double()
+    bins = torch.clamp((conf.double() * n_bins).ceil().long() - 1, 0, n_bins - 1)
+    n = torch.bincount(bins, minlength=n_bins).double()
+    acc = torch.bincount(bins, weights=correct, minlength=n_bins)
+    cs = torch.bincount(bins, weights=conf.double(), minlength=n_bins)
+    return float(((acc - cs).abs()).sum() / max(len(y), 1))
+
+
+def summarize(
+    logits: torch.Tensor,
+    y: torch.Tensor,
+    g: torch.Tensor,
+    group_names: Sequence[str],
+    group_of: Sequence[tuple[int, int | None]],
+    n_classes: int,
+) -> dict[str, Any]:
+    """All split metrics from logits; groups with no examples are listed with `accuracy: null`."""
+    probs = logits.float().softmax(1)
+    pred = probs.argmax(1)
+    acc, counts = group_accuracy(pred, y, g, len(group_names))
+    present = counts > 0
+    groups = [
+        {"name": name, "label": lab, "attribute": att, "n": int(c),
+         "accuracy": None if c == 0 else float(a)}
+        for name, (lab, att), c, a in zip(group_names, group_of, counts.tolist(), acc.tolist())
+    ]
+    return {
+        "n": len(y),
+        "average_accuracy": float((pred == y).double().mean()) if len(y) else float("nan"),
+        "worst_group_accuracy": float(acc[present].min()) if present.any() else float("nan"),
+        "adjusted_accuracy": float(acc[present].mean()) if present.any() else float("nan"),
+        "worst_class_accuracy": worst_class_accuracy(pred, y, n_classes),
+        "ece": expected_calibration_error(probs, y),
+        "groups": groups,
+    }

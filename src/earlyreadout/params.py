@@ -1,0 +1,177 @@
+"""Declared parameters: a default, a constraint and a search space in one place.
+
+Methods, datasets, models and the training loop each declare their parameters as `Param`s; config
+validation, the CLI and hyperparameter search all read those declarations.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from earlyreadout.errors import did_you_mean
+
+
+class Trial(Protocol):
+    """The part of an Optuna trial a search space needs."""
+
+    def suggest_float(self, name: str, low: float, high: float, *, log: bool = False) -> float: ...
+    def suggest_int(self, name: str, low: int, high: int) -> int: ...
+    def suggest_categorical(self, name: str, choices: list[Any]) -> Any: ...
+
+
+@dataclass(frozen=True)
+class LogUniform:
+    low: float
+    high: float
+
+    def suggest(self, trial: Trial, name: str) -> float:
+        return trial.suggest_float(name, self.low, self.high, log=True)
+
+
+@dataclass(frozen=True)
+class Uniform:
+    low: float
+    high: float
+
+    def suggest(self, trial: Trial, name: str) -> float:
+        return trial.suggest_float(name, self.low, self.high)
+
+
+@dataclass(frozen=True)
+class IntRange:
+    low: int
+    high: int
+
+    def suggest(self, trial: Trial, name: str) -> int:
+        return trial.suggest_int(name, self.low, self.high)
+
+
+@dataclass(frozen=True)
+class Choice:
+    options: tuple[Any, ...]
+
+    def suggest(self, trial: Trial, name: str) -> Any:
+        return trial.suggest_categorical(name, list(self.options))
+
+
+Space = LogUniform | Uniform | IntRange | Choice
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter: its default, what values are allowed, and (optionally) its search space.
+
+    The type is the default's type unless `kind` says otherwise; `None` is allowed when `nullable`.
+    Bounds are inclusive unless `open_low` / `open_high`.
+    """
+
+    default: Any
+    help: str = ""
+    low: float | None = None
+    high: float | None = None
+    open_low: bool = False
+    open_high: bool = False
+    choices: tuple[Any, ...] | None = None
+    search: Space | None = None
+    nullable: bool = False
+    kind: type | None = None
+
+    @property
+    def type(self) -> type:
+        if self.kind is not None:
+            return self.kind
+        if self.default is None:
+            return str
+        return type(self.default)
+
+    def describe(self) -> str:
+        """Words for the allowed values, e.g. 'a float in the range (0, inf)'."""
+        t = self.type
+        if self.choices is not None:
+            text = "one of " + ", ".join(repr(c) for c in self.choices)
+        else:
+            article = "an" if t.__name__[0] in "aeiou" else "a"
+            text = f"{article} {t.__name__}"
+            if self.low is not None or self.high is not None:
+                lo = "-inf" if self.low is None else f"{self.low:g}"
+                hi = "inf" if self.high is None else f"{self.high:g}"
+                text += (
+                    f" in the range {'(' if self.open_low or self.low is None else '['}{lo}, "
+                    f"{hi}{')' if self.open_high or self.high is None else ']'}"
+                )
+        return text + (" or null" if self.nullable else "")
+
+    def coerce(self, value: Any) -> Any:
+        """Return `value` converted to this parameter's type; raise ValueError when not allowed."""
+        if value is None:
+            if self.nullable:
+                return None
+            raise ValueError
+        t = self.type
+        if t is bool:
+            if isinstance(value, bool):
+                out: Any = value
+            elif isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
+                out = value.lower() in ("true", "yes", "1")
+            else:
+                raise ValueError
+        elif t is int:
+            if isinstance(value, bool):
+                raise ValueError
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            out = int(value)
+        elif t is float:
+            if isinstance(value, bool):
+                raise ValueError
+            out = float(value)
+            if math.isnan(out):
+                raise ValueError
+        elif t is str:
+            if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+                raise ValueError
+            out = str(value)
+        elif t in (list, tuple):
+            if isinstance(value, str):
+                value = [v.strip() for v in value.split(",") if v.strip()]
+            if not isinstance(value, (list, tuple)):
+                raise ValueError
+            out = list(value)
+        else:
+            out = value
+        if self.choices is not None and out not in self.choices:
+            raise ValueError
+        if self.low is not None and (out < self.low or (self.open_low and out == self.low)):
+            raise ValueError
+        if self.high is not None and (out > self.high or (self.open_high and out == self.high)):
+            raise ValueError
+        return out
+
+
+def resolve(specs: dict[str, Param], given: dict[str, Any], owner: str) -> tuple[dict[str, Any], list[str]]:
+    """Fill defaults and validate `given` against `specs`; return (values, problems).
+
+    Every problem is collected (unknown keys with suggestions, wrong types, out-of-range values), so a
+    user sees them all at once.
+    """
+    values: dict[str, Any] = {}
+    problems: list[str] = []
+    for key in given:
+        if key not in specs:
+            problems.append(
+                f"unknown parameter {key!r} for {owner}{did_you_mean(key, specs)}; "
+                f"known: {', '.join(sorted(specs)) or '(none)'}"
+            )
+    for key, spec in specs.items():
+        if key not in given:
+            values[key] = spec.default
+            continue
+        try:
+            values[key] = spec.coerce(given[key])
+        except (ValueError, TypeError):
+            problems.append(
+                f"the {key!r} parameter of {owner} must be {spec.describe()}; got {given[key]!r} instead"
+            )
+    return values, problems

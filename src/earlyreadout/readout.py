@@ -1,0 +1,147 @@
+"""Early readouts: small heads trained on detached intermediate features of any model, via hooks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from earlyreadout.errors import UserError
+from earlyreadout.hooks import FeatureTap, unwrap
+
+HEAD_FAMILIES = ("linear", "mlp", "conv")
+
+
+def pool(feature: torch.Tensor, token_pool: str = "cls") -> torch.Tensor:
+    """A vector per example: global-average-pool 4-D maps, CLS (position 0) or mean of 3-D token sequences."""
+    if feature.dim() == 4:
+        return feature.mean((2, 3))
+    if feature.dim() == 3:
+        return feature[:, 0] if token_pool == "cls" else feature.mean(1)
+    if feature.dim() == 2:
+        return feature
+    raise ValueError(f"cannot pool a feature of shape {tuple(feature.shape)}")
+
+
+class ResidualConvBlock(nn.Module):
+    """3x3 conv-BN-ReLU, stride 1, with an identity skip when `skip`."""
+
+    def __init__(self, c_in: int, c_out: int, skip: bool):
+        super().__init__()
+        self.conv = nn.Conv2d(c_in, c_out, 3, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(c_out)
+        self.skip = skip
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn(self.conv(x)))
+        return out + x if self.skip else out
+
+
+class ReadoutHead(nn.Module):
+    """One readout decoder: `linear` (pool + Linear), `mlp` (pool + hidden layer), or `conv`
+    (`depth` residual conv blocks of `width` channels, the first without skip, then pool + Linear)."""
+
+    def __init__(self, family: str, feature_shape: tuple[int, ...], n_classes: int, depth: int = 2,
+                 width: int = 128, token_pool: str = "cls"):
+        super().__init__()
+        if family not in HEAD_FAMILIES:
+            raise UserError(f"unknown readout head {family!r}; choose one of {', '.join(HEAD_FAMILIES)}")
+        self.family, self.token_pool = family, token_pool
+        channels = feature_shape[0] if len(feature_shape) == 3 else feature_shape[-1]
+        if family == "conv":
+            if len(feature_shape) != 3:
+                raise UserError(
+                    f"a conv readout head needs 4-D feature maps, got features of shape (N, "
+                    f"{', '.join(map(str, feature_shape))}); use head 'linear' or 'mlp' for this layer"
+                )
+            blocks = [ResidualConvBlock(channels if i == 0 else width, width, skip=i > 0) for i in range(depth)]
+            self.body: nn.Module = nn.Sequential(*blocks)
+            self.out = nn.Linear(width if depth > 0 else channels, n_classes)
+        elif family == "mlp":
+            self.body = nn.Identity()
+            self.out = nn.Sequential(nn.Linear(channels, width), nn.ReLU(), nn.Linear(width, n_classes))
+        else:
+            self.body = nn.Identity()
+            self.out = nn.Linear(channels, n_classes)
+
+    def forward(self, feature: torch.Tensor) -> torch.Tensor:
+        return self.out(pool(self.body(feature), self.token_pool))
+
+
+def _key(path: str) -> str:
+    return path.replace(".", "/")
+
+
+class EarlyReadout(nn.Module):
+    """Readout heads attached to layers of a model by module path; the model is neither copied nor changed.
+
+    After any forward pass of the model, `logits()` gives each head's prediction from the hooked feature.
+    By default the feature is detached, so training the heads never changes the model; the sieve's
+    forgetting step asks for `detach=False`. Shapes come from one dry forward of `example_input`.
+
+        with EarlyReadout(model, ["layer1", "layer2"], n_classes=2, example_input=x[:2]) as ro:
+            model(x); loss = ro.loss(y)
+    """
+
+    def __init__(self, model: nn.Module, layers: str | list[str], n_classes: int, example_input: Any,
+                 head: str = "linear", depth: int = 2, width: int = 128, token_pool: str = "cls"):
+        super().__init__()
+        self.layers = [layers] if isinstance(layers, str) else list(layers)
+        self._model = [model]  # a list, so the model is not registered as a submodule
+        self.tap = FeatureTap(model, self.layers)
+        shapes = self._dry_shapes(example_input)
+        self.heads = nn.ModuleDict({
+            _key(p): ReadoutHead(head, shapes[p], n_classes, depth, width, token_pool) for p in self.layers
+        })
+        try:
+            device = next(unwrap(model).parameters()).device
+            self.heads.to(device)
+        except StopIteration:
+            pass
+
+    def _dry_shapes(self, example_input: Any) -> dict[str, tuple[int, ...]]:
+        model = unwrap(self._model[0])
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.no_grad():
+                model(example_input)
+        finally:
+            model.train(was_training)
+        shapes = {p: tuple(f.shape[1:]) for p, f in self.tap.features.items()}
+        self.tap.features.clear()
+        return shapes
+
+    def head(self, layer: str) -> ReadoutHead:
+        return self.heads[_key(layer)]
+
+    def features(self, detach: bool = True) -> dict[str, torch.Tensor]:
+        missing = [p for p in self.layers if p not in self.tap.features]
+        if missing:
+            raise RuntimeError(f"no feature recorded for {missing}: run the model forward first")
+        return {p: (f.detach() if detach else f) for p, f in self.tap.features.items()}
+
+    def logits(self, detach: bool = True) -> dict[str, torch.Tensor]:
+        """Each head's logits from the features of the model's last forward pass."""
+        return {p: self.head(p)(f) for p, f in self.features(detach).items()}
+
+    def loss(self, y: torch.Tensor) -> torch.Tensor:
+        """Sum over layers of the heads' cross-entropy on detached features."""
+        return sum(F.cross_entropy(z, y) for z in self.logits().values())  # type: ignore[return-value]
+
+    def forward(self, x: Any) -> dict[str, torch.Tensor]:
+        """Run the model on `x` and return each head's logits (detached features)."""
+        self._model[0](x)
+        return self.logits()
+
+    def close(self) -> None:
+        """Remove the hooks from the model."""
+        self.tap.close()
+
+    def __enter__(self) -> EarlyReadout:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
