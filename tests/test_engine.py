@@ -1,0 +1,128 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from conftest import tiny_config
+from earlyreadout.checkpoint import load_checkpoint
+from earlyreadout.engine import build_run, load_trained, train
+from earlyreadout.distributed import DistInfo
+from earlyreadout.errors import UserError
+from earlyreadout.methods import METHODS
+
+
+def quiet(_msg: str) -> None:
+    pass
+
+
+def test_run_directory_is_self_describing(tmp_path):
+    cfg = tiny_config(tmp_path)
+    result = train(cfg, log=quiet)
+    run = tmp_path / "run"
+    for name in ("config.yaml", "versions.json", "log.jsonl", "metrics.json", "done",
+                 "checkpoints/last.pt", "checkpoints/best.pt"):
+        assert (run / name).exists(), name
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics == json.loads(json.dumps(result))
+    for key in ("method", "dataset", "seed", "selected_by", "best_epoch", "val", "test"):
+        assert key in metrics
+    for key in ("average_accuracy", "worst_group_accuracy", "adjusted_accuracy", "groups", "ece"):
+        assert key in metrics["test"]
+    assert {"name", "label", "attribute", "n", "accuracy"} <= set(metrics["test"]["groups"][0])
+    assert metrics["selected_by"] == "val worst_group"
+    rows = [json.loads(r) for r in (run / "log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [0, 1]
+    best = max(rows, key=lambda r: r["val"]["worst_group_accuracy"])
+    assert metrics["best_epoch"] == best["epoch"]
+    assert metrics["val"]["worst_group_accuracy"] == pytest.approx(best["val"]["worst_group_accuracy"])
+
+
+def test_selected_checkpoint_is_restored_for_test(tmp_path):
+    cfg = tiny_config(tmp_path, train={"epochs": 3})
+    train(cfg, log=quiet)
+    _, model, splits = load_trained(tmp_path / "run")
+    state = load_checkpoint(tmp_path / "run" / "checkpoints" / "best.pt")
+    assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
+
+
+def test_same_seed_same_result(tmp_path):
+    a = train(tiny_config(tmp_path / "a"), log=quiet)
+    b = train(tiny_config(tmp_path / "b"), log=quiet)
+    c = train(tiny_config(tmp_path / "c", train={"seed": 1}), log=quiet)
+    assert a["test"] == b["test"] and a["val"] == b["val"]
+    assert a["val"] != c["val"] or a["test"] != c["test"]
+
+
+def test_existing_run_is_not_overwritten(tmp_path):
+    cfg = tiny_config(tmp_path)
+    train(cfg, log=quiet)
+    before = (tmp_path / "run" / "metrics.json").read_bytes()
+    with pytest.raises(UserError, match="already holds a run; pass --resume"):
+        train(cfg, log=quiet)
+    assert (tmp_path / "run" / "metrics.json").read_bytes() == before
+
+
+def test_resume_without_checkpoint_is_an_error(tmp_path):
+    with pytest.raises(UserError, match="no checkpoint to resume"):
+        train(tiny_config(tmp_path), resume=True, log=quiet)
+
+
+def test_resume_after_sigkill_matches_uninterrupted(tmp_path):
+    args = ["train", "--data", "colored-digits", "--epochs", "3", "--batch-size", "8",
+            "data.n_train=1500", "data.n_val=48", "data.n_test=48", "data.size=16", "model.width=8"]
+    env = {**os.environ, "CI": "true", "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "earlyreadout"]
+    full = tmp_path / "full"
+    subprocess.run(cmd + args + ["--out", str(full)], check=True, env=env, capture_output=True)
+
+    cut = tmp_path / "cut"
+    proc = subprocess.Popen(cmd + args + ["--out", str(cut)], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    log = cut / "log.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (log.exists() and log.read_text().count("\n") >= 1):
+        time.sleep(0.05)
+    time.sleep(0.3)  # inside epoch 2
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert not (cut / "done").exists(), "the run finished before it could be killed"
+    subprocess.run(cmd + ["train", "--resume", "--out", str(cut)], check=True, env=env, capture_output=True)
+    a = json.loads((full / "metrics.json").read_text())
+    b = json.loads((cut / "metrics.json").read_text())
+    b["train_time_s"] = a["train_time_s"]
+    assert a == b
+    assert [json.loads(r)["epoch"] for r in log.read_text().splitlines()] == [0, 1, 2]
+
+
+@pytest.fixture(scope="module")
+def teacher_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("teacher")
+    train(tiny_config(tmp, train={"epochs": 1}), log=quiet)
+    return str(tmp / "run")
+
+
+@pytest.mark.parametrize("name", METHODS.names())
+def test_every_method_conforms(name, tmp_path, teacher_run):
+    """Construct, a few updates, finite stats, predict shape, every network parameter trained."""
+    method_cls = METHODS.get(name)
+    method_opts = {"teacher": teacher_run} if "teacher" in method_cls.hparams else {}
+    cfg = tiny_config(tmp_path, name, hp=method_opts)
+    method, splits, loader = build_run(cfg, torch.device("cpu"), DistInfo())
+    before = {k: v.detach().clone() for k, v in method.network.named_parameters()}
+    method.train()
+    method.on_epoch_start(0)
+    for step, batch in zip(range(3), loader):
+        stats = method.update(batch, step)
+        assert all(torch.isfinite(torch.tensor(v)) for v in stats.values()), stats
+    x = splits["val"].tensors()[:5]
+    assert method.predict(x).shape == (5, splits["val"].n_classes)
+    frozen = getattr(method, "frozen_parameters", set())
+    unchanged = [k for k, v in method.network.named_parameters()
+                 if v.requires_grad and k not in frozen and torch.equal(v, before[k])]
+    assert not unchanged, f"no update reached {unchanged}"
