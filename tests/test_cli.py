@@ -1,0 +1,72 @@
+import os
+import subprocess
+import sys
+
+import pytest
+
+from earlyreadout.cli import main
+
+TINY = ["data.n_train=64", "data.n_val=32", "data.n_test=32", "data.size=16", "model.width=8"]
+
+
+def run_cli(args, capsys):
+    code = main(args)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--method", "ermm"], "unknown method 'ermm' (did you mean 'erm'?)"),
+    (["--data", "colored-digit"], "unknown dataset 'colored-digit' (did you mean 'colored-digits'?)"),
+    (["method.lrate=0.1"], "unknown parameter 'lrate' for method 'erm'"),
+    (["data.correlation=1.5"], "the 'correlation' parameter of dataset 'colored-digits' must be a float in the "
+                              "range [0, 1]; got 1.5 instead"),
+    (["--batch-size", "0"], "the 'batch_size' parameter of train must be an int in the range [1, inf); got 0"),
+    (["--resume"], "--resume needs --out"),
+])
+def test_bad_input_is_one_line_and_exit_2(args, message, capsys, tmp_path):
+    code, _, err = run_cli(["train", "--out", str(tmp_path / "r")] + args if "--resume" not in args
+                           else ["train"] + args, capsys)
+    assert code == 2
+    assert message in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_resume_pointing_at_nothing(capsys, tmp_path):
+    code, _, err = run_cli(["train", "--resume", "--out", str(tmp_path / "nothing")], capsys)
+    assert code == 2 and "is not a run directory" in err
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write to read-only directories")
+def test_unwritable_output_dir(capsys, tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    code, _, err = run_cli(["train", "--out", str(ro / "x")] + TINY, capsys)
+    assert code == 2 and "cannot write to output directory" in err
+
+
+def test_output_dir_under_a_file_is_reported(capsys, tmp_path):
+    (tmp_path / "file").write_text("")
+    code, _, err = run_cli(["train", "--out", str(tmp_path / "file" / "run")] + TINY, capsys)
+    assert code == 2 and "cannot write to output directory" in err
+
+
+def test_train_yaml_with_overrides_then_refuses_to_overwrite(capsys, tmp_path):
+    exp = tmp_path / "exp.yaml"
+    exp.write_text(f"method: erm\ndata: {{name: dominoes, size: 8}}\ntrain: {{epochs: 1, batch_size: 16}}\n"
+                   f"out: {tmp_path / 'run'}\n")
+    code, out, _ = run_cli(["train", "-c", str(exp), "data.n_train=64", "data.n_val=32", "data.n_test=32",
+                            "model.width=8"], capsys)
+    assert code == 0 and "test worst-group" in out and "dominoes" in out
+    saved = (tmp_path / "run" / "metrics.json").read_bytes()
+    code, _, err = run_cli(["train", "-c", str(exp)], capsys)
+    assert code == 2 and "already holds a run" in err
+    assert (tmp_path / "run" / "metrics.json").read_bytes() == saved
+
+
+def test_module_entry_point_and_list():
+    out = subprocess.run([sys.executable, "-m", "earlyreadout", "list", "-v"], check=True, capture_output=True,
+                         text=True, env={**os.environ, "CI": "true"}).stdout
+    assert "erm" in out and "colored-digits" in out and "small-cnn" in out and "correlation = 0.97" in out
