@@ -2,10 +2,9 @@ import pytest
 import torch
 
 from conftest import tiny_splits
-from earlyreadout.data import BatchLoader, load_splits
+from earlyreadout.data import DATASETS, BatchLoader, load_splits
 from earlyreadout.data.synthetic.spurious_text import NEGATION, VOCAB
 from earlyreadout.params import resolve
-from earlyreadout.data import DATASETS
 
 
 @pytest.mark.parametrize("name", ["colored-digits", "dominoes", "spurious-text"])

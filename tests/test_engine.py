@@ -10,8 +10,8 @@ import torch
 
 from conftest import tiny_config
 from earlyreadout.checkpoint import load_checkpoint
-from earlyreadout.engine import build_run, load_trained, train
 from earlyreadout.distributed import DistInfo
+from earlyreadout.engine import build_run, load_trained, train
 from earlyreadout.errors import UserError
 from earlyreadout.methods import METHODS
 
@@ -45,7 +45,7 @@ def test_run_directory_is_self_describing(tmp_path):
 def test_selected_checkpoint_is_restored_for_test(tmp_path):
     cfg = tiny_config(tmp_path, train={"epochs": 3})
     train(cfg, log=quiet)
-    _, model, splits = load_trained(tmp_path / "run")
+    _, model, _ = load_trained(tmp_path / "run")
     state = load_checkpoint(tmp_path / "run" / "checkpoints" / "best.pt")
     assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
 

@@ -27,7 +27,6 @@ def expected_calibration_error(probs: torch.Tensor, y: torch.Tensor, n_bins: int
     conf, pred = probs.max(1)
     correct = (pred == y).double()
     bins = torch.clamp((conf.double() * n_bins).ceil().long() - 1, 0, n_bins - 1)
-    n = torch.bincount(bins, minlength=n_bins).double()
     acc = torch.bincount(bins, weights=correct, minlength=n_bins)
     cs = torch.bincount(bins, weights=conf.double(), minlength=n_bins)
     return float(((acc - cs).abs()).sum() / max(len(y), 1))

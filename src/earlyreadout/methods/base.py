@@ -10,7 +10,7 @@ from torch import nn
 
 from earlyreadout.data.base import GroupedDataset
 from earlyreadout.data.loader import Batch, BatchLoader
-from earlyreadout.params import Choice, LogUniform, Param
+from earlyreadout.params import LogUniform, Param
 from earlyreadout.registry import Registry
 
 METHODS: Registry[type[Method]] = Registry("method")
