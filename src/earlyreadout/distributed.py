@@ -1,12 +1,21 @@
-"""Process-group setup for `torchrun` (gloo on CPU, nccl on GPU) and result gathering."""
+"""Process-group setup for `torchrun` (gloo on CPU, nccl on GPU) and the collectives methods need.
+
+Under DDP only the network is wrapped; a method that owns other state (readout heads, group weights)
+keeps every rank's copy identical with these helpers: `sync_gradients` before stepping a non-DDP
+module's optimizer, `all_reduce_sum` for statistics that drive state updates, and `broadcast_module`
+for buffers that may drift (BatchNorm running statistics). Every helper is a no-op in one process.
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as dist
+from torch import nn
 
 
 @dataclass(frozen=True)
@@ -30,9 +39,22 @@ def setup(device: torch.device) -> DistInfo:
     return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
 
 
+def local_device(device: torch.device, info: DistInfo) -> torch.device:
+    """This process's device: `cuda:<local rank>` for a multi-process GPU run, else `device` unchanged."""
+    if info.world_size > 1 and device.type == "cuda":
+        device = torch.device("cuda", info.local_rank)
+        torch.cuda.set_device(device)
+    return device
+
+
 def teardown() -> None:
     if dist.is_initialized():
         dist.destroy_process_group()
+
+
+def active() -> bool:
+    """True inside a process group of more than one process."""
+    return dist.is_initialized() and dist.get_world_size() > 1
 
 
 def all_gather_cat(t: torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor:
@@ -41,6 +63,78 @@ def all_gather_cat(t: torch.Tensor, device: torch.device | str = "cpu") -> torch
     parts = [torch.empty_like(t) for _ in range(dist.get_world_size())]
     dist.all_gather(parts, t)
     return torch.cat(parts).cpu()
+
+
+def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
+    """The sum of `t` over all ranks (a new tensor; `t` itself in one process)."""
+    if not active():
+        return t
+    out = t.detach().clone()
+    dist.all_reduce(out)
+    return out
+
+
+def sync_gradients(params: Iterable[nn.Parameter]) -> None:
+    """Average the gradients of parameters DDP does not manage (call after backward, before `step`).
+
+    A parameter without a gradient counts as a zero gradient, so every rank takes the same step.
+    """
+    if not active():
+        return
+    params = [p for p in params if p.requires_grad]
+    if not params:
+        return
+    for p in params:
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+    flat = torch.cat([p.grad.reshape(-1) for p in params])
+    dist.all_reduce(flat)
+    flat /= dist.get_world_size()
+    offset = 0
+    for p in params:
+        n = p.numel()
+        p.grad.copy_(flat[offset:offset + n].view_as(p.grad))
+        offset += n
+
+
+def broadcast_module(module: nn.Module, src: int = 0, buffers_only: bool = False) -> None:
+    """Copy rank `src`'s parameters and buffers (or buffers only) into every rank's `module`."""
+    if not active():
+        return
+    tensors = [] if buffers_only else [p.data for p in module.parameters()]
+    for t in tensors + list(module.buffers()):
+        dist.broadcast(t, src)
+
+
+def broadcast_object(obj: Any, src: int = 0) -> Any:
+    """Rank `src`'s picklable `obj` on every rank (e.g. a checkpoint only rank 0 can read)."""
+    if not active():
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src)
+    return box[0]
+
+
+def check_in_sync(module: nn.Module, rtol: float = 1e-5) -> None:
+    """Raise if any parameter or buffer of `module` differs between ranks (a method forgot to sync)."""
+    if not active():
+        return
+    names, sums = [], []
+    for name, t in list(module.named_parameters()) + list(module.named_buffers()):
+        if t.is_floating_point():
+            names.append(name)
+            sums.append(torch.stack([t.detach().double().sum(), t.detach().double().abs().sum()]))
+    if not sums:
+        return
+    local = torch.stack(sums)
+    gathered = [torch.empty_like(local) for _ in range(dist.get_world_size())]
+    dist.all_gather(gathered, local)
+    for other in gathered[1:]:
+        bad = ~torch.isclose(other, gathered[0], rtol=rtol, atol=1e-8).all(1)
+        if bad.any():
+            first = names[int(bad.nonzero()[0])]
+            raise RuntimeError(f"rank copies of {first!r} differ: the method updates state outside DDP "
+                               "without distributed.sync_gradients / all_reduce_sum")
 
 
 def barrier() -> None:

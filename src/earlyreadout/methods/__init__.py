@@ -1,6 +1,9 @@
 """Training methods, one per file, registered by name in `METHODS`."""
+# ruff: noqa: I001  (one import line per method, so additions never conflict)
 
 from earlyreadout.methods import erm  # noqa: F401
+from earlyreadout.methods import groupdro  # noqa: F401
+from earlyreadout.methods import jtt  # noqa: F401
 from earlyreadout.methods.base import METHODS, Context, Method, register
 
 __all__ = ["METHODS", "Context", "Method", "register"]

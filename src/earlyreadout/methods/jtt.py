@@ -1,0 +1,98 @@
+"""Just Train Twice: up-weight the training errors of a short ERM run, then retrain from the same start."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from earlyreadout.data.loader import Batch
+from earlyreadout.hooks import unwrap
+from earlyreadout.inference import collect_logits
+from earlyreadout.methods.base import OPTIMIZER_HPARAMS, Context, Method, register
+from earlyreadout.params import IntRange, LogUniform, Param
+
+
+def training_errors(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The error set: True where the argmax of `logits` is not the label."""
+    return logits.argmax(1) != y
+
+
+def upweights(errors: torch.Tensor, lambda_up: float) -> torch.Tensor:
+    """Per-instance weights: `lambda_up` on the error set, 1 elsewhere."""
+    return torch.where(errors, torch.tensor(float(lambda_up)), torch.tensor(1.0))
+
+
+@register("jtt")
+class JTT(Method):
+    """JTT (Liu et al., ICML 2021): ERM for `T` epochs, then retrain with its errors up-weighted.
+
+    Stage 1 runs inside the first epoch's `on_epoch_start` (so `train.epochs` counts the final model's
+    epochs and selection sees only stage-2 models). Stage 2 restarts from the network's initial weights
+    (those the config seed drew, or the pretrained ones), with a fresh optimizer. `upweight: sample` draws
+    examples in proportion to the weights; `upweight: loss` multiplies each example's loss by its weight,
+    divided by the mean weight over the training set so both modes have the same expected gradient.
+    No group labels are used.
+    """
+
+    hparams: ClassVar[dict[str, Param]] = {
+        **OPTIMIZER_HPARAMS,
+        "T": Param(1, "epochs of the stage-1 ERM model whose training errors are up-weighted", low=1,
+                   search=IntRange(1, 5)),
+        "lambda_up": Param(6.0, "weight of the error set in stage 2 (paper: 50 vision, 6 text)", low=1.0,
+                           search=LogUniform(2.0, 100.0)),
+        "upweight": Param("sample", "how errors are up-weighted: sample (oversampling) or loss (weighting)",
+                          choices=("sample", "loss")),
+    }
+
+    def __init__(self, network: nn.Module, hp: dict[str, Any], ctx: Context):
+        super().__init__(network, hp, ctx)
+        self.initial_state = {k: v.detach().cpu().clone() for k, v in unwrap(network).state_dict().items()}
+        self.optimizers["main"] = self.make_optimizer(network.parameters())
+        self.errors: torch.Tensor | None = None
+        self.loss_weights: torch.Tensor | None = None
+
+    def erm_step(self, batch: Batch, weights: torch.Tensor | None) -> float:
+        losses = F.cross_entropy(self.network(batch["x"]), batch["y"], reduction="none")
+        loss = losses.mean() if weights is None else (losses * weights).mean()
+        opt = self.optimizers["main"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return loss.item()
+
+    def run_stage1(self) -> None:
+        """Train ERM for `T` epochs, record its training errors, then restore the initial network."""
+        loader, device = self.ctx.train_loader, self.ctx.device
+        for epoch in range(self.hp["T"]):
+            loader.set_epoch(epoch)
+            for batch in loader:
+                self.erm_step({k: v.to(device) for k, v in batch.items()}, None)
+        logits = collect_logits(self.predict, self, self.ctx.train, self.ctx.eval_batch_size, device,
+                                self.ctx.rank, self.ctx.world_size, desc="jtt errors", progress=False)
+        self.errors = training_errors(logits, self.ctx.train.y)
+        unwrap(self.network).load_state_dict(self.initial_state)
+        self.optimizers["main"] = self.make_optimizer(self.network.parameters())
+
+    def on_epoch_start(self, epoch: int) -> None:
+        if self.errors is None:
+            self.run_stage1()
+        weights = upweights(self.errors, self.hp["lambda_up"])
+        if self.hp["upweight"] == "sample":
+            self.ctx.train_loader.set_sample_weights(weights)
+        else:
+            self.loss_weights = (weights / weights.mean()).to(self.ctx.device)
+
+    def update(self, batch: Batch, step: int) -> dict[str, float]:
+        weights = None if self.loss_weights is None else self.loss_weights[batch["idx"].to(self.ctx.device)]
+        loss = self.erm_step(batch, weights)
+        return {"loss": loss, "error_set_fraction": float(self.errors.float().mean())}
+
+    def extra_state(self) -> dict[str, Any]:
+        return {"errors": self.errors}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        errors = state.get("errors")
+        self.errors = None if errors is None else errors.cpu()
