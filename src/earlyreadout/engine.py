@@ -29,7 +29,7 @@ from earlyreadout.hooks import unwrap
 from earlyreadout.inference import collect_logits
 from earlyreadout.methods import METHODS, Context, Method
 from earlyreadout.metrics import summarize
-from earlyreadout.models import build_model
+from earlyreadout.models import MODELS, build_model
 from earlyreadout.progress import bar
 
 METRIC_OF = {
@@ -140,7 +140,8 @@ def build_run(cfg: RunConfig, device: torch.device, dist: distributed.DistInfo,
     example = train.tensors()[:2] if train.tensors() is not None else torch.stack([train.get_x(0), train.get_x(1)])
     ctx = Context(n_classes=train.n_classes, n_groups=train.n_groups, train=train, train_loader=loader,
                   example_input=example.to(device), device=device,
-                  eval_batch_size=cfg.train["eval_batch_size"], rank=dist.rank, world_size=dist.world_size)
+                  eval_batch_size=cfg.train["eval_batch_size"], rank=dist.rank, world_size=dist.world_size,
+                  extras={"model_stages": list(MODELS.get(cfg.model).stages)})
     method = method_cls(network, cfg.method_hp, ctx).to(device)
     return method, splits, loader
 

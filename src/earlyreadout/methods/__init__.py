@@ -4,6 +4,9 @@
 from earlyreadout.methods import erm  # noqa: F401
 from earlyreadout.methods import groupdro  # noqa: F401
 from earlyreadout.methods import jtt  # noqa: F401
+from earlyreadout.methods import kd  # noqa: F401
+from earlyreadout.methods import dedier  # noqa: F401
+from earlyreadout.methods import jtt_kd  # noqa: F401
 from earlyreadout.methods.base import METHODS, Context, Method, register
 
 __all__ = ["METHODS", "Context", "Method", "register"]

@@ -1,0 +1,119 @@
+"""DeDiER: distillation whose per-instance weights come from an early readout's confident errors."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from earlyreadout.data.loader import Batch, BatchLoader
+from earlyreadout.errors import UserError
+from earlyreadout.inference import collect_logits
+from earlyreadout.methods.base import Context, register
+from earlyreadout.methods.kd import KD, KD_HPARAMS, WEIGHTING_HPARAMS
+from earlyreadout.params import Choice, LogUniform, Param, Uniform
+from earlyreadout.readout import HEAD_FAMILIES
+from earlyreadout.readout_weights import ReadoutWeighter
+from earlyreadout.scores import error_weights
+
+
+def resolve_layer(spec: str, stages: list[str] | None) -> str:
+    """A module path from `spec`: `stage:N` is the model's N-th named stage (1-based), anything else a path."""
+    if not spec.startswith("stage:"):
+        return spec
+    if not stages:
+        raise UserError(f"readout_layer={spec!r} needs the model's named stages, which this model does not "
+                        "declare; give a module path instead (see `earlyreadout list -v`)")
+    try:
+        index = int(spec.removeprefix("stage:"))
+    except ValueError:
+        index = 0
+    if not 1 <= index <= len(stages):
+        raise UserError(f"readout_layer={spec!r}: use stage:1 .. stage:{len(stages)} ({', '.join(stages)})")
+    return stages[index - 1]
+
+
+@register("dedier")
+class DeDiER(KD):
+    """Early-readout debiased distillation (Tiwari et al., WACV 2024): up-weight what an early readout gets wrong.
+
+    The readout reads a detached early feature of the student, so the student's early layers keep learning
+    from the distillation loss alone. `refresh=epoch` (the reference) re-fits the readout over the train set
+    at each epoch start and recomputes every weight; `refresh=online` weighs each batch with the live
+    readout, which takes one step per batch. Epochs before `warmup_epochs` use uniform weights.
+    """
+
+    hparams: ClassVar[dict[str, Param]] = {
+        **KD_HPARAMS,
+        **WEIGHTING_HPARAMS,
+        "alpha": Param(0.05, "exponent on the readout margin in exp(beta * m^alpha)", low=0.0, open_low=True,
+                       search=LogUniform(0.02, 1.0)),
+        "beta": Param(4.0, "scale in exp(beta * m^alpha); 0 = plain KD", low=0.0, search=Uniform(0.5, 5.0)),
+        "readout_layer": Param("stage:1", "student layer the readout reads: a module path, or stage:N for "
+                               "the model's N-th named stage", search=Choice(("stage:1", "stage:2"))),
+        "readout_head": Param("linear", "readout head family", choices=HEAD_FAMILIES),
+        "readout_depth": Param(2, "conv blocks of a conv head", low=0),
+        "readout_width": Param(128, "channels / hidden units of a conv or mlp head", low=1),
+        "readout_lr": Param(1e-2, "Adam learning rate of the readout", low=0.0, open_low=True),
+        "readout_epochs": Param(1, "passes over the train set that re-fit the readout at each refresh "
+                                "(refresh=epoch)", low=1),
+        "refresh": Param("epoch", "epoch: re-fit the readout and recompute all weights at each epoch start; "
+                         "online: weigh each batch with the live readout", choices=("epoch", "online")),
+        "reinit_readout": Param(True, "re-initialise the readout before each epoch refresh"),
+        "warmup_epochs": Param(1, "epochs with uniform weights at the start", low=0),
+    }
+
+    def __init__(self, network: nn.Module, hp: dict[str, Any], ctx: Context):
+        super().__init__(network, hp, ctx)
+        self.readout_layer = resolve_layer(hp["readout_layer"], ctx.extras.get("model_stages"))
+        self.weighter = ReadoutWeighter(network, self.readout_layer, ctx.n_classes, ctx.example_input,
+                                        hp["alpha"], hp["beta"], hp["readout_head"], hp["readout_depth"],
+                                        hp["readout_width"], hp["readout_lr"])
+        self.optimizers["readout"] = self.weighter.optimizer
+        self.epoch = 0
+        self.refreshes = 0
+        self.weights: torch.Tensor | None = None
+
+    def on_epoch_start(self, epoch: int) -> None:
+        self.epoch = epoch
+        if self.hp["refresh"] == "epoch" and epoch >= self.hp["warmup_epochs"]:
+            self.refresh()
+
+    def refresh(self) -> None:
+        """Re-fit the readout over the train set on the student as it is now, then weigh every example."""
+        if self.hp["reinit_readout"]:
+            self.weighter.reset()
+        device = self.ctx.device
+        loader = BatchLoader(self.ctx.train, self.ctx.train_loader.batch_size, shuffle=True,
+                             seed=int(torch.randint(2**31 - 1, ())))
+        was_training = self.network.training
+        self.network.eval()  # features as at inference: no batch-norm statistics are updated
+        try:
+            for e in range(self.hp["readout_epochs"]):
+                loader.set_epoch(e)
+                self.weighter.fit(lambda x: self.network(x.to(device)), loader)
+        finally:
+            self.network.train(was_training)
+
+        def readout_logits(x: torch.Tensor) -> torch.Tensor:
+            self.network(x)
+            return self.weighter.logits()
+
+        logits = collect_logits(readout_logits, self, self.ctx.train, self.ctx.eval_batch_size, device)
+        self.weights = error_weights(logits.softmax(1), self.ctx.train.y, self.hp["alpha"],
+                                     self.hp["beta"]).to(device)
+        self.refreshes += 1
+
+    def instance_weights(self, batch: Batch) -> torch.Tensor | None:
+        if self.hp["refresh"] == "epoch":
+            return None if self.weights is None else self.weights[batch["idx"].to(self.weights.device)]
+        weights = self.weighter.weights(batch["y"]) if self.epoch >= self.hp["warmup_epochs"] else None
+        self.weighter.update(batch["y"])
+        return weights
+
+    def extra_state(self) -> dict[str, Any]:
+        return {"weights": self.weights, "refreshes": self.refreshes}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        self.weights, self.refreshes = state["weights"], state["refreshes"]

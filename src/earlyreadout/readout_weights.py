@@ -1,0 +1,81 @@
+"""DeDiER instance weights from a live early readout on a student layer, usable in any training loop."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from earlyreadout.readout import EarlyReadout
+from earlyreadout.scores import error_weights
+
+
+class ReadoutWeighter(nn.Module):
+    """A readout on `layer` of `model`, trained on detached features; weights `exp(beta * m^alpha)` on its errors.
+
+    It reads the feature the model's last forward pass recorded, so a training loop pays no extra forward:
+
+        weighter = ReadoutWeighter(student, "block1", n_classes=2, example_input=x[:2])
+        logits = student(x)
+        w = weighter.weights(y)      # from the readout before it sees this batch
+        weighter.update(y)           # one readout step; the student is never changed by it
+
+    The student's layers keep learning from the student's own loss: the readout only reads them.
+    """
+
+    def __init__(self, model: nn.Module, layer: str, n_classes: int, example_input: Any, alpha: float = 0.05,
+                 beta: float = 4.0, head: str = "linear", depth: int = 2, width: int = 128, lr: float = 1e-2,
+                 token_pool: str = "cls"):
+        super().__init__()
+        self.layer, self.alpha, self.beta, self.lr = layer, alpha, beta, lr
+        self.readout = EarlyReadout(model, layer, n_classes, example_input, head, depth, width, token_pool)
+        self.optimizer = self._new_optimizer()
+
+    def _new_optimizer(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.readout.heads.parameters(), lr=self.lr)
+
+    def reset(self) -> None:
+        """Re-initialise the readout head and its optimizer."""
+        for module in self.readout.heads.modules():
+            if hasattr(module, "reset_parameters"):
+                module.reset_parameters()
+        self.optimizer = self._new_optimizer()
+
+    def logits(self) -> torch.Tensor:
+        """Readout logits from the feature of the model's last forward (detached)."""
+        return self.readout.logits()[self.layer]
+
+    def weights(self, y: torch.Tensor) -> torch.Tensor:
+        """Per-instance weights of the last forward's batch: `exp(beta * m^alpha)` where the readout errs, else 1."""
+        with torch.no_grad():
+            z = self.logits()
+            return error_weights(z.float().softmax(1), y.to(z.device), self.alpha, self.beta)
+
+    def update(self, y: torch.Tensor) -> float:
+        """One optimizer step of the readout's cross-entropy on the last forward's (detached) feature."""
+        z = self.logits()
+        loss = F.cross_entropy(z, y.to(z.device))
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return loss.item()
+
+    def fit(self, forward: Callable[[Any], Any], batches: Iterable[dict[str, torch.Tensor]]) -> float:
+        """Train the readout over `batches`, running `forward(x)` (e.g. the model in eval mode) for features.
+
+        Returns the mean readout loss.
+        """
+        total, n = 0.0, 0
+        for batch in batches:
+            with torch.no_grad():
+                forward(batch["x"])
+            total += self.update(batch["y"])
+            n += 1
+        return total / max(n, 1)
+
+    def close(self) -> None:
+        """Remove the readout's hook from the model."""
+        self.readout.close()
