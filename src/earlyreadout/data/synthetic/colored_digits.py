@@ -59,9 +59,12 @@ class ColoredDigits:
             p = max(3, o["size"] // 6)
             x[:, :, :p, :p] = colors.expand(-1, -1, p, p)
         x = x + o["noise"] * torch.randn(x.shape, generator=gen)
+        info = {"modality": "image", "shape": tuple(x.shape[1:])}
+        if o["spurious"] == "patch":  # only a patch puts the colour in its own place, apart from the digit
+            info["spurious_region"] = (0, p, 0, p)
         names = ["<5", ">=5"] if binary else [str(d) for d in range(10)]
         color_names = ["red", "green"] if binary else [f"color{c}" for c in range(10)]
         return TensorGroupedDataset(
             x=x.float().contiguous(), name="colored-digits", split=split, y=y, a=a, class_names=names,
-            attribute_names=color_names, info={"modality": "image", "shape": tuple(x.shape[1:])},
+            attribute_names=color_names, info=info,
         )
