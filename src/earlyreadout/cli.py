@@ -112,6 +112,34 @@ command("compare", "train several methods (and seeds) on one dataset; print one 
 command("list", "list methods, datasets and models")(_list_args)(cmd_list)
 
 
+def _gradcam_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--run", dest="run_dir", required=True, help="a finished run directory")
+    p.add_argument("--vs", help="a second run on the same data, shown side by side (e.g. ERM vs sieve)")
+    p.add_argument("--layer", help="module path of the explained layer (default: the model's last stage; "
+                                   "the embedding for text)")
+    p.add_argument("--n", type=int, default=16, help="examples shown per group")
+    p.add_argument("--n-mass", type=int, default=256, help="examples per group in the core / spurious mass")
+    p.add_argument("--split", default="test", help="train, val or test")
+    p.add_argument("--group", action="append", help="a group name or index (repeatable; default: all)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    p.add_argument("--out", help="output folder (default: <run>/gradcam, or <run>/gradcam-vs with --vs)")
+
+
+def cmd_gradcam(args: argparse.Namespace) -> int:
+    from earlyreadout.gradcam import explain_runs, write_explanation
+
+    runs = [args.run_dir] + ([args.vs] if args.vs else [])
+    explanation = explain_runs(runs, args.layer, args.n, args.split, args.group, args.n_mass, args.device)
+    out = args.out or f"{args.run_dir.rstrip('/')}/{'gradcam-vs' if args.vs else 'gradcam'}"
+    for path in write_explanation(explanation, out):
+        print(path)
+    return 0
+
+
+command("gradcam", "show what trained models look at: Grad-CAM per group (token attributions for text)")(
+    _gradcam_args)(cmd_gradcam)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="earlyreadout", description="Find and remove shortcut learning with early readouts.")
     sub = p.add_subparsers(dest="command", required=True)

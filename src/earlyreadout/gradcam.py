@@ -1,0 +1,196 @@
+"""Explain trained runs on one split: Grad-CAM grids (images) or token attributions (text) per group,
+side by side for several runs, with the fraction of the explanation on the core / spurious region."""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from statistics import mean
+from typing import Any
+
+import torch
+from torch import nn
+
+from earlyreadout.checkpoint import write_json, write_text
+from earlyreadout.config import RunConfig
+from earlyreadout.data.base import GroupedDataset
+from earlyreadout.engine import load_trained
+from earlyreadout.errors import UserError, did_you_mean
+from earlyreadout.explain import gradcam, region_mass, token_attributions, token_mass
+from earlyreadout.explain_figures import overlay_grid, token_html
+from earlyreadout.models import MODELS
+
+
+@dataclass
+class Explanation:
+    """What `explain_runs` computed: a JSON-ready summary and one figure per group (PNG bytes or HTML)."""
+
+    kind: str  # "image" or "text"
+    summary: dict[str, Any]
+    figures: dict[str, bytes | str] = field(default_factory=dict)
+
+
+def default_layer(model_name: str, modality: str) -> str:
+    """The explained layer when none is given: the last stage for images, the embedding stage for text."""
+    stages = MODELS.get(model_name).stages
+    return stages[0] if modality == "text" else stages[-1]
+
+
+def select_groups(dataset: GroupedDataset, wanted: Sequence[str] | None) -> list[int]:
+    """Group indices from names or indices (all groups when `wanted` is empty)."""
+    if not wanted:
+        return list(range(dataset.n_groups))
+    names = dataset.group_names
+    chosen = []
+    for w in wanted:
+        if w.isdigit() and int(w) < len(names):
+            chosen.append(int(w))
+        elif w in names:
+            chosen.append(names.index(w))
+        else:
+            raise UserError(f"no group {w!r} in {dataset.name}{did_you_mean(w, names)}; give a group index "
+                            f"0..{len(names) - 1} or one of: {'; '.join(names)}")
+    return chosen
+
+
+def run_labels(configs: Sequence[RunConfig], paths: Sequence[Path]) -> list[str]:
+    """A short label per run: the method name, with the run folder's name when methods repeat."""
+    methods = [c.method for c in configs]
+    return [m if methods.count(m) == 1 else f"{m} ({p.name})" for m, p in zip(methods, paths)]
+
+
+def _batched(fn: Any, model: nn.Module, x: torch.Tensor, batch: int, **kw: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    outs, logits = [], []
+    for i in range(0, len(x), batch):
+        o, lg = fn(model, x[i : i + batch], **kw)
+        outs.append(o)
+        logits.append(lg)
+    return torch.cat(outs), torch.cat(logits)
+
+
+def _load_all(runs: Sequence[str | Path], device: str) -> list[tuple[RunConfig, nn.Module, dict[str, GroupedDataset]]]:
+    loaded = [load_trained(r, device) for r in runs]
+    first = loaded[0][0]
+    for (cfg, _, _), path in zip(loaded[1:], runs[1:]):
+        if (cfg.data, cfg.data_options) != (first.data, first.data_options):
+            raise UserError(f"{str(path)!r} was trained on different data ({cfg.data} {cfg.data_options}) than "
+                            f"{str(runs[0])!r} ({first.data}); compare runs on the same dataset and options")
+    return loaded
+
+
+def explain_runs(runs: Sequence[str | Path], layer: str | None = None, n: int = 16, split: str = "test",
+                 groups: Sequence[str] | None = None, n_mass: int = 256, device: str = "cpu",
+                 batch_size: int = 64) -> Explanation:
+    """Explain the selected models of `runs` on the first `n` examples of each group of `split`.
+
+    The mass fractions average over the first `n_mass` examples of each group. All runs must share data.
+    """
+    if n < 1 or n_mass < 1:
+        raise UserError("--n and --n-mass must be at least 1")
+    paths = [Path(r) for r in runs]
+    loaded = _load_all(runs, device)
+    splits = loaded[0][2]
+    if split not in splits:
+        raise UserError(f"no split {split!r}; choose one of: {', '.join(splits)}")
+    data = splits[split]
+    modality = data.info.get("modality", "image")
+    labels = run_labels([c for c, _, _ in loaded], paths)
+    layers = [layer or default_layer(c.model, modality) for c, _, _ in loaded]
+    chosen = select_groups(data, groups)
+    summary: dict[str, Any] = {"split": split, "dataset": data.name, "kind": modality, "runs": []}
+    per_run: list[dict[str, Any]] = [{"run": str(p), "label": lab, "method": c.method, "layer": lay, "groups": {}}
+                                     for p, lab, (c, _, _), lay in zip(paths, labels, loaded, layers)]
+    figures: dict[str, bytes | str] = {}
+    for gi in chosen:
+        name = data.group_names[gi]
+        idx = (data.g == gi).nonzero().squeeze(1)[: max(n, n_mass)]
+        if len(idx) == 0:
+            continue
+        x = torch.stack([data.get_x(int(i)) for i in idx]).to(device)
+        y = data.y[idx]
+        if modality == "text":
+            figures[name] = _explain_text(loaded, layers, labels, per_run, data, name, x, y, n, n_mass, batch_size)
+        else:
+            figures[name] = _explain_images(loaded, layers, labels, per_run, data, name, x, y, n, n_mass, batch_size)
+    for r in per_run:
+        for key in ("core_mass", "spurious_mass"):
+            values = [g[key] for g in r["groups"].values() if g.get(key) is not None]
+            if values:
+                r[f"{key}_group_mean"] = mean(values)
+    summary["runs"] = per_run
+    return Explanation(modality, summary, figures)
+
+
+def _explain_images(loaded: list, layers: list[str], labels: list[str], per_run: list[dict[str, Any]],
+                    data: GroupedDataset, name: str, x: torch.Tensor, y: torch.Tensor, n: int, n_mass: int,
+                    batch_size: int) -> bytes:
+    rows = []
+    for (_, model, _), lay, label, record in zip(loaded, layers, labels, per_run):
+        maps, logits = _batched(gradcam, model, x, batch_size, layer=lay)
+        preds = logits.argmax(1).cpu()
+        stats: dict[str, Any] = {"n": min(len(x), n_mass),
+                                 "accuracy": float((preds[:n_mass] == y[:n_mass]).float().mean())}
+        for key, region in (("core_mass", "core_region"), ("spurious_mass", "spurious_region")):
+            if region in data.info:
+                values = region_mass(maps[:n_mass], tuple(data.info[region]))
+                stats[key] = float(values.nanmean()) if not values.isnan().all() else None
+        record["groups"][name] = stats
+        rows.append((label, maps[:n].cpu(), preds[:n]))
+    return overlay_grid(x[:n].cpu(), y[:n].tolist(), data.class_names, rows, title=f"{data.name} / {name}")
+
+
+def _explain_text(loaded: list, layers: list[str], labels: list[str], per_run: list[dict[str, Any]],
+                  data: GroupedDataset, name: str, ids: torch.Tensor, y: torch.Tensor, n: int, n_mass: int,
+                  batch_size: int) -> str:
+    vocab = data.info.get("vocabulary")
+    if vocab is None:
+        raise UserError(f"{data.name} has no vocabulary in its info, so its tokens cannot be shown")
+    spurious = set(data.info.get("spurious_tokens", []))
+    pad = data.info.get("pad_id")
+    spurious_ids = torch.tensor([i for i, w in enumerate(vocab) if w in spurious], dtype=torch.long)
+    mask = torch.isin(ids.cpu(), spurious_ids)
+    tokens, attrs, captions = [], [], []
+    results = []
+    for (_, model, _), lay, record in zip(loaded, layers, per_run):
+        attr, logits = _batched(token_attributions, model, ids, batch_size, layer=lay, pad_id=pad)
+        attr, preds = attr.cpu(), logits.argmax(1).cpu()
+        values = token_mass(attr[:n_mass], mask[:n_mass])
+        record["groups"][name] = {
+            "n": min(len(ids), n_mass), "accuracy": float((preds[:n_mass] == y[:n_mass]).float().mean()),
+            "spurious_mass": float(values.nanmean()) if spurious and not values.isnan().all() else None}
+        results.append((attr, preds))
+    for i in range(min(n, len(ids))):
+        keep = [j for j, t in enumerate(ids[i].tolist()) if t != pad]
+        for label, (attr, preds) in zip(labels, results):
+            tokens.append([vocab[int(ids[i, j])] for j in keep])
+            attrs.append([float(attr[i, j]) for j in keep])
+            verdict = "right" if preds[i] == y[i] else "wrong"
+            captions.append(f"{label}: pred {data.class_names[int(preds[i])]} ({verdict})")
+    return token_html(tokens, attrs, captions, spurious)
+
+
+def slug(text: str) -> str:
+    """A file-name-safe form of a group name."""
+    return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower() or "group"
+
+
+def write_explanation(explanation: Explanation, out: str | Path) -> list[Path]:
+    """Write one PNG (images) or HTML page (text) per group and `gradcam.json` into `out`; return the paths."""
+    out = Path(out)
+    written = []
+    for i, (name, figure) in enumerate(explanation.figures.items()):
+        if isinstance(figure, bytes):
+            path = out / f"group{i}-{slug(name)}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(figure)
+        else:
+            path = out / f"group{i}-{slug(name)}.html"
+            title = html.escape(name)
+            write_text(f"<!doctype html><meta charset='utf-8'><title>{title}</title>"
+                       f"<body style='font-family:system-ui,sans-serif'><h2>{title}</h2>{figure}</body>\n", path)
+        written.append(path)
+    write_json(explanation.summary, out / "gradcam.json")
+    return written + [out / "gradcam.json"]

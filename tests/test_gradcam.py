@@ -1,0 +1,85 @@
+"""The `gradcam` command on tiny trained runs: files per group, the mass summary, and clear errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from PIL import Image
+from tests.conftest import tiny_config
+
+from earlyreadout.cli import main
+from earlyreadout.engine import train
+
+
+@pytest.fixture(scope="module")
+def image_run(tmp_path_factory):
+    cfg = tiny_config(tmp_path_factory.mktemp("dominoes"), data="dominoes", data_options={"size": 8})
+    train(cfg, log=lambda _: None)
+    return cfg.out
+
+
+@pytest.fixture(scope="module")
+def text_run(tmp_path_factory):
+    cfg = tiny_config(tmp_path_factory.mktemp("text"), data="spurious-text")
+    train(cfg, log=lambda _: None)
+    return cfg.out
+
+
+def test_gradcam_writes_one_grid_per_group_and_the_core_mass(image_run, tmp_path, capsys):
+    out = tmp_path / "cams"
+    assert main(["gradcam", "--run", image_run, "--vs", image_run, "--n", "3", "--out", str(out)]) == 0
+    pngs = sorted(out.glob("*.png"))
+    assert len(pngs) == 4
+    for png in pngs:
+        with Image.open(png) as im:
+            assert im.width > 100 and im.height > 100
+    summary = json.loads((out / "gradcam.json").read_text())
+    assert summary["dataset"] == "dominoes" and len(summary["runs"]) == 2
+    first, second = summary["runs"]
+    assert first["layer"] == "block4"
+    assert len(first["groups"]) == 4
+    for group, stats in first["groups"].items():
+        assert 0.0 <= stats["core_mass"] <= 1.0
+        assert stats["core_mass"] + stats["spurious_mass"] == pytest.approx(1.0, abs=1e-6)
+        assert stats == second["groups"][group]  # the same run twice gives the same answer
+    assert str(out / "gradcam.json") in capsys.readouterr().out
+
+
+def test_gradcam_one_group_by_index_and_another_layer(image_run, tmp_path):
+    out = tmp_path / "one"
+    assert main(["gradcam", "--run", image_run, "--group", "2", "--layer", "block2", "--n", "2",
+                 "--out", str(out)]) == 0
+    assert [p.name for p in out.glob("*.png")] == ["group0-y-5-a-red.png"]
+    summary = json.loads((out / "gradcam.json").read_text())
+    assert list(summary["runs"][0]["groups"]) == ["y=>=5, a=red"]
+    assert summary["runs"][0]["layer"] == "block2"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--group", "y=<5"], "no group 'y=<5'"),
+    (["--layer", "block9"], "no layer 'block9'"),
+    (["--layer", "fc"], "Grad-CAM needs a convolutional layer"),
+    (["--split", "dev"], "no split 'dev'"),
+])
+def test_gradcam_bad_input_is_one_line_and_exit_2(image_run, tmp_path, capsys, args, message):
+    assert main(["gradcam", "--run", image_run, "--n", "1", "--out", str(tmp_path / "x"), *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err
+
+
+def test_token_attributions_for_a_text_run_highlight_the_spurious_tokens(text_run, tmp_path):
+    out = tmp_path / "tokens"
+    assert main(["gradcam", "--run", text_run, "--n", "4", "--out", str(out)]) == 0
+    pages = sorted(out.glob("*.html"))
+    assert len(pages) == 4
+    negation_pages = [p for p in pages if "a-negation" in p.name]
+    assert negation_pages and all("outline:2px solid" in p.read_text() for p in negation_pages)
+    summary = json.loads((out / "gradcam.json").read_text())
+    run = summary["runs"][0]
+    assert run["layer"] == "embed"
+    for group, stats in run["groups"].items():
+        if group.endswith("a=no negation"):
+            assert stats["spurious_mass"] == 0.0
+        else:
+            assert 0.0 < stats["spurious_mass"] < 1.0
