@@ -28,7 +28,7 @@ from earlyreadout.errors import UserError
 from earlyreadout.hooks import unwrap
 from earlyreadout.inference import collect_logits
 from earlyreadout.methods import METHODS, Context, Method
-from earlyreadout.metrics import summarize
+from earlyreadout.metrics import overlapping_group_accuracy, summarize
 from earlyreadout.models import MODELS, build_model
 from earlyreadout.progress import bar
 
@@ -74,8 +74,13 @@ def selection_metric(select_by: str, val: GroupedDataset) -> tuple[str, str]:
 
 
 def evaluate_logits(logits: torch.Tensor, dataset: GroupedDataset) -> dict[str, Any]:
-    return summarize(logits, dataset.y, dataset.g, dataset.group_names,
-                     [dataset.group_of(i) for i in range(dataset.n_groups)], dataset.n_classes)
+    """Split metrics; datasets with overlapping evaluation groups add them under `eval_groups`."""
+    result = summarize(logits, dataset.y, dataset.g, dataset.group_names,
+                       [dataset.group_of(i) for i in range(dataset.n_groups)], dataset.n_classes)
+    if dataset.eval_groups is not None:
+        names, membership = dataset.eval_groups
+        result["eval_groups"] = overlapping_group_accuracy(logits, dataset.y, membership, names)
+    return result
 
 
 def versions() -> dict[str, str]:

@@ -18,15 +18,32 @@ def unwrap(model: nn.Module) -> nn.Module:
     return model
 
 
+def resolve_path(model: nn.Module, path: str) -> str:
+    """The `named_modules()` name `path` refers to: itself, or `prefix + path` for a prefix in the model's
+    `path_prefixes` (adapters declare them so wrapped layers keep their natural names, e.g. the HF
+    adapter resolves `encoder.layer.1` to `hf.bert.encoder.layer.1`)."""
+    model = unwrap(model)
+    path = path.removeprefix("module.")
+    modules = dict(model.named_modules())
+    if path in modules and path:
+        return path
+    for prefix in getattr(model, "path_prefixes", ()):
+        if prefix + path in modules:
+            return prefix + path
+    return path
+
+
 def find_module(model: nn.Module, path: str) -> nn.Module:
     """The submodule at `path` (a `named_modules()` name); an unknown path lists the closest valid ones."""
     model = unwrap(model)
     modules = dict(model.named_modules())
-    path = path.removeprefix("module.")
+    path = resolve_path(model, path)
     if path not in modules or path == "":
         names = [n for n in modules if n]
+        prefixes = getattr(model, "path_prefixes", ())
+        short = [n.removeprefix(p) for p in prefixes for n in names if n.startswith(p)]
         raise UserError(
-            f"no layer {path!r} in {type(model).__name__}{did_you_mean(path, names, n=5)}; "
+            f"no layer {path!r} in {type(model).__name__}{did_you_mean(path, short + names, n=5)}; "
             f"top-level layers: {', '.join(n for n in names if '.' not in n)}"
         )
     return modules[path]

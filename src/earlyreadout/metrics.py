@@ -59,3 +59,23 @@ def summarize(
         "ece": expected_calibration_error(probs, y),
         "groups": groups,
     }
+
+
+def overlapping_group_accuracy(logits: torch.Tensor, y: torch.Tensor, membership: torch.Tensor,
+                               names: Sequence[str]) -> dict[str, Any]:
+    """Accuracy on groups that may overlap (`membership[i, k]`: example i is in group k) and their minimum.
+
+    This is how WILDS scores CivilComments: an example counts in every identity group it belongs to.
+    Empty groups are listed with `accuracy: null` and left out of the worst-group minimum.
+    """
+    correct = (logits.argmax(1) == y).double()
+    member = membership.bool().double()
+    counts = member.sum(0)
+    acc = torch.where(counts > 0, (member * correct[:, None]).sum(0) / counts.clamp_min(1),
+                      torch.full_like(counts, float("nan")))
+    present = counts > 0
+    return {
+        "worst_group_accuracy": float(acc[present].min()) if present.any() else float("nan"),
+        "groups": [{"name": n, "n": int(c), "accuracy": None if c == 0 else float(a)}
+                   for n, c, a in zip(names, counts.tolist(), acc.tolist())],
+    }

@@ -1,0 +1,73 @@
+"""`bar`: Biased Action Recognition; the background of an action (rock, water, track) is the shortcut."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+
+from earlyreadout.data.base import GroupedDataset
+from earlyreadout.data.files import ROOT_OPTION, find_dataset_dir, split_off
+from earlyreadout.data.images import IMAGE_OPTIONS, IMAGE_SUFFIXES, image_split
+from earlyreadout.errors import UserError
+from earlyreadout.params import Param
+
+CLASSES = ("climbing", "diving", "fishing", "racing", "throwing", "pole vaulting")
+LAYOUTS = ("BAR", "bar")
+
+
+def class_of(path: Path, metadata: dict[str, Any]) -> str:
+    """The action class of an image: `cls` in metadata.json when listed, else the `{cls}_{n}` file name."""
+    entry = metadata.get(path.stem)
+    name = entry.get("cls") if isinstance(entry, dict) else path.stem.rsplit("_", 1)[0]
+    if name not in CLASSES:
+        raise UserError(f"bar: cannot tell the class of {str(path)!r} (got {name!r}); expected files named "
+                        f"{{class}}_{{n}}.jpg with class one of {', '.join(CLASSES)}")
+    return name
+
+
+class BAR:
+    """BAR (Nam et al. 2020): six actions; train images mostly show the usual background, test images
+    (654) are all bias-conflicting. There are no bias labels, so groups are the classes and worst-group
+    accuracy is worst-class accuracy. The release has no validation split: `val_from` takes a seeded
+    `val_fraction` of train (default) or of test, as the sieve paper did (say which you used)."""
+
+    default_model: ClassVar[str] = "resnet"
+    options: ClassVar[dict[str, Param]] = {
+        "root": ROOT_OPTION,
+        "val_from": Param("train", "split the validation set is carved from", choices=("train", "test")),
+        "val_fraction": Param(0.2, "fraction of that split used for validation", low=0.0, high=1.0,
+                              open_low=True, open_high=True),
+        "split_seed": Param(0, "seed of the validation carve-out", low=0),
+        **IMAGE_OPTIONS,
+    }
+
+    def __init__(self, **opts: Any):
+        self.o = opts
+
+    def splits(self) -> dict[str, GroupedDataset]:
+        folder = find_dataset_dir(self.o["root"], "bar", "train", LAYOUTS)
+        meta_path = folder / "metadata.json"
+        metadata = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+        files: dict[str, list[Path]] = {}
+        for split in ("train", "test"):
+            sub = folder / split
+            if not sub.is_dir():
+                raise UserError(f"bar: missing folder {str(sub)!r}; the release has train/ and test/")
+            files[split] = sorted(p for p in sub.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            if not files[split]:
+                raise UserError(f"bar: no images (.jpg/.png) in {str(sub)!r}")
+        source = self.o["val_from"]
+        kept, held = split_off(len(files[source]), self.o["val_fraction"], self.o["split_seed"])
+        chosen = {
+            "train": files["train"] if source == "test" else [files["train"][i] for i in kept],
+            "val": [files[source][i] for i in held],
+            "test": files["test"] if source == "train" else [files["test"][i] for i in kept],
+        }
+        out = {}
+        for name, paths in chosen.items():
+            y = torch.tensor([CLASSES.index(class_of(p, metadata)) for p in paths], dtype=torch.long)
+            out[name] = image_split("bar", name, paths, y, None, list(CLASSES), None, self.o)
+        return out
