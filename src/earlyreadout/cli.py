@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
 
@@ -49,8 +50,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         cfg = load_config(args.config, overrides_from(args))
     result = train(cfg, resume=args.resume)
-    print_table([result])
-    print(f"run written to {cfg.out}")
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, only the first process reports
+        print_table([result])
+        print(f"run written to {cfg.out}")
     return 0
 
 

@@ -139,6 +139,8 @@ def build_run(cfg: RunConfig, device: torch.device, dist: distributed.DistInfo,
         raise UserError(f"method {cfg.method!r} needs group labels on train, which {train.name} does not have")
     network = build_model(cfg.model, cfg.model_options, train.info, train.n_classes).to(device)
     if dist.world_size > 1:
+        if device.type == "cuda":  # one set of batch statistics over the global batch (gloo/CPU has none)
+            network = nn.SyncBatchNorm.convert_sync_batchnorm(network)
         network = nn.parallel.DistributedDataParallel(network)
     loader = BatchLoader(train, cfg.train["batch_size"], shuffle=True, seed=cfg.train["seed"],
                          rank=dist.rank, world_size=dist.world_size, num_workers=cfg.train["num_workers"])
@@ -157,11 +159,26 @@ def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str,
     return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
 
+def mean_over_ranks(sums: dict[str, float], n: int) -> dict[str, float]:
+    """Per-step averages of logged numbers over every rank's steps (one process: over its own)."""
+    keys = sorted(sums)
+    total = distributed.all_reduce_sum(torch.tensor([sums[k] for k in keys] + [float(n)], dtype=torch.float64))
+    return {k: float(v) / max(float(total[-1]), 1.0) for k, v in zip(keys, total[:-1])}
+
+
 def train(cfg: RunConfig, resume: bool = False, log: Callable[[str], None] = print,
-          splits: dict[str, GroupedDataset] | None = None) -> dict[str, Any]:
-    """Train `cfg`, select on validation, evaluate the selected checkpoint on test; return metrics.json."""
+          splits: dict[str, GroupedDataset] | None = None,
+          on_epoch_end: Callable[[int, dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Train `cfg`, select on validation, evaluate the selected checkpoint on test; return metrics.json.
+
+    `on_epoch_end(epoch, val_metrics)` is called after each epoch is logged and checkpointed; it may
+    raise to stop the run (hyperparameter search prunes trials this way).
+    """
     device = resolve_device(cfg.train["device"])
     dist = distributed.setup(device)
+    device = distributed.local_device(device, dist)
+    if not dist.is_main:
+        log = _silent
     run = RunDir(cfg.out)
     if dist.is_main:
         run.prepare(resume)
@@ -180,7 +197,7 @@ def train(cfg: RunConfig, resume: bool = False, log: Callable[[str], None] = pri
 
     start, step, best_score, best_epoch, elapsed = 0, 0, -float("inf"), -1, 0.0
     if resume:
-        state = load_checkpoint(run.last, map_location=device)
+        state = distributed.broadcast_object(load_checkpoint(run.last) if dist.is_main else None)
         method.load_checkpoint(state["method_state"])
         start, step = state["epoch"], state["step"]
         best_score, best_epoch, elapsed = state["best_score"], state["best_epoch"], state["elapsed"]
@@ -203,12 +220,14 @@ def train(cfg: RunConfig, resume: bool = False, log: Callable[[str], None] = pri
             n += 1
             for k, v in stats.items():
                 sums[k] = sums.get(k, 0.0) + v
+        distributed.broadcast_module(method, buffers_only=True)
+        distributed.check_in_sync(method)
         elapsed += time.perf_counter() - t0
         metrics = score(val)
         improved = metrics[key] > best_score
         if improved:
             best_score, best_epoch = metrics[key], epoch
-        row = {"epoch": epoch, "step": step, "train": {k: v / max(n, 1) for k, v in sums.items()},
+        row = {"epoch": epoch, "step": step, "train": mean_over_ranks(sums, n),
                "val": {k: v for k, v in metrics.items() if k != "groups"},
                "val_groups": {g["name"]: g["accuracy"] for g in metrics["groups"]}, "time_s": elapsed}
         if dist.is_main:
@@ -221,9 +240,12 @@ def train(cfg: RunConfig, resume: bool = False, log: Callable[[str], None] = pri
         log(f"epoch {epoch + 1:>3}/{cfg.train['epochs']}  loss {row['train'].get('loss', float('nan')):.4f}  "
             f"val avg {metrics['average_accuracy']:.3f}  val worst-group {metrics['worst_group_accuracy']:.3f}"
             + ("  *" if improved else ""))
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, metrics)
     distributed.barrier()
 
-    unwrap(method.network).load_state_dict(load_checkpoint(run.best, map_location=device))
+    best = distributed.broadcast_object(load_checkpoint(run.best) if dist.is_main else None)
+    unwrap(method.network).load_state_dict(best)
     result = {
         "method": cfg.method, "dataset": cfg.data, "model": cfg.model, "seed": cfg.train["seed"],
         "selected_by": f"val {select_by}", "best_epoch": best_epoch, "epochs": cfg.train["epochs"],
@@ -234,6 +256,10 @@ def train(cfg: RunConfig, resume: bool = False, log: Callable[[str], None] = pri
         write_text(time.strftime("%Y-%m-%dT%H:%M:%S\n"), run.done)
     distributed.teardown()
     return result
+
+
+def _silent(_message: str) -> None:
+    pass
 
 
 def load_trained(path: str | Path, device: str = "cpu") -> tuple[RunConfig, nn.Module, dict[str, GroupedDataset]]:
