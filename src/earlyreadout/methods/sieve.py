@@ -1,0 +1,90 @@
+"""Feature Sieve training: ERM plus an early readout whose decodable features the early layers forget."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from torch import nn
+
+from earlyreadout.data.loader import Batch
+from earlyreadout.errors import UserError
+from earlyreadout.methods.base import OPTIMIZER_HPARAMS, Context, Method, register
+from earlyreadout.params import Choice, LogUniform, Param
+from earlyreadout.readout import HEAD_FAMILIES
+from earlyreadout.sieve import MODES, FeatureSieve
+
+
+def stage_path(spec: str, stages: list[str] | None) -> str:
+    """A module path from `spec`: `stage:N` is the model's N-th named stage (1-based), anything else a path."""
+    if not spec.startswith("stage:"):
+        return spec
+    index = spec.removeprefix("stage:")
+    if not stages:
+        raise UserError(f"aux_layer={spec!r} needs the model's named stages, which this model does not declare; "
+                        "give a module path instead")
+    if not index.isdigit() or not 1 <= int(index) <= len(stages):
+        raise UserError(f"aux_layer={spec!r}: use stage:1 .. stage:{len(stages)} ({', '.join(stages)})")
+    return stages[int(index) - 1]
+
+
+@register("sieve")
+class Sieve(Method):
+    """Feature Sieve (Tiwari & Shenoy, ICML 2023): a readout on an early layer, and forgetting of what it reads.
+
+    The main network is trained by cross-entropy; a `FeatureSieve` trains the readout head on the detached
+    aux-layer feature and, every `forget_every` steps, pushes the readout towards uniform by changing the
+    layers up to the aux layer only. The network alone is evaluated and saved; the head, its optimizer and
+    the sieve's step counter are checkpointed for resume. Defaults: best on validation worst-group
+    accuracy over the search in docs/sieve.md.
+    """
+
+    hparams: ClassVar[dict[str, Param]] = {
+        **OPTIMIZER_HPARAMS,
+        "aux_layer": Param("stage:1", "layer the readout reads: a module path, or stage:N for the model's N-th "
+                           "named stage", search=Choice(("stage:1", "stage:2"))),
+        "aux_head": Param("conv", "readout head family", choices=HEAD_FAMILIES, search=Choice(HEAD_FAMILIES)),
+        "aux_depth": Param(2, "conv blocks of a conv head", low=0, search=Choice((1, 2))),
+        "aux_width": Param(64, "channels / hidden units of a conv or mlp head", low=1,
+                           search=Choice((32, 64, 128))),
+        "forget_every": Param(5, "a forget step every this many steps; 0 = no forgetting (plain ERM + a readout)",
+                              low=0, search=Choice((0, 1, 2, 5, 15))),
+        "forget_lr": Param(1e-2, "plain-SGD learning rate of the forget step (three-pass)", low=0.0,
+                           search=LogUniform(1e-3, 1e-1)),
+        "aux_lr": Param(1e-2, "SGD learning rate of the readout head", low=0.0, open_low=True,
+                        search=LogUniform(1e-3, 1e-1)),
+        "aux_weight_decay": Param(0.0, "weight decay of the readout head", low=0.0),
+        "mode": Param("single-pass", "single-pass: one forward/backward of the combined loss; three-pass: "
+                      "separate aux and forget passes as the reference code", choices=MODES,
+                      search=Choice(MODES)),
+        "main_weight": Param(1.0, "a1: weight of the main cross-entropy", low=0.0),
+        "aux_weight": Param(1.0, "a2: weight of the readout cross-entropy", low=0.0, open_low=True),
+        "forget_weight": Param(1.0, "a3: weight of the forgetting loss (single-pass: the step is lr * a3)",
+                               low=0.0, search=LogUniform(0.1, 10.0)),
+        "monitor": Param(True, "measure the readout's accuracy right after each forget step (one extra "
+                         "forward to the aux layer per forget step)"),
+    }
+
+    def __init__(self, network: nn.Module, hp: dict[str, Any], ctx: Context):
+        super().__init__(network, hp, ctx)
+        layer = stage_path(hp["aux_layer"], ctx.extras.get("model_stages"))
+        self.sieve = FeatureSieve(
+            network, layer, ctx.n_classes, ctx.example_input, mode=hp["mode"], head=hp["aux_head"],
+            depth=hp["aux_depth"], width=hp["aux_width"], aux_lr=hp["aux_lr"],
+            aux_weight_decay=hp["aux_weight_decay"], forget_lr=hp["forget_lr"], forget_every=hp["forget_every"],
+            main_weight=hp["main_weight"], aux_weight=hp["aux_weight"], forget_weight=hp["forget_weight"],
+            monitor=hp["monitor"])
+        self.optimizers["main"] = self.make_optimizer(network.parameters())
+        self.optimizers["aux"] = self.sieve.aux_optimizer
+        self.optimizers["forget"] = self.sieve.forget_optimizer
+
+    def update(self, batch: Batch, step: int) -> dict[str, float]:
+        x, y = batch["x"], batch["y"]
+        loss = self.sieve.loss(self.network(x), y)
+        opt = self.optimizers["main"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        stats = self.sieve.step(x, y)
+        # forget-step numbers are logged at every step as their latest value, so epoch means stay meaningful
+        return {"loss": loss.item(), "aux_loss": stats["aux_loss"], "readout_acc": stats["readout_acc"],
+                **self.sieve.last_forget}

@@ -1,0 +1,184 @@
+"""Feature Sieve: an early readout learns what an early layer decodes, then the early layers forget it.
+
+`FeatureSieve` works inside any training loop. Per batch, next to the user's main step:
+- aux step: cross-entropy of the readout head on the *detached* feature (updates the head only);
+- forget step, every `forget_every` steps: `forget_weight * L_f`, the readout's cross-entropy to the
+  uniform distribution, whose gradient reaches only the parameters that feed the aux layer (found by
+  autograd); the head and the upper layers never change because of it.
+
+Two modes. `three-pass` (the reference code): the aux and forget steps run their own forward/backward
+passes (stopped at the aux layer), the forget step with plain SGD at `forget_lr`. `single-pass` (the
+paper's Algorithm 1): `loss()` returns `main_weight * CE(main) + aux_weight * CE(aux) + [k % F == 0] *
+forget_weight * L_f` from the user's one forward, for one backward; the forget term's head runs with
+detached parameters, so its gradient flows only into the early layers, and the user's optimizer applies it.
+
+    sieve = FeatureSieve(model, "block1", n_classes=2, example_input=x[:2], mode="single-pass")
+    loss = sieve.loss(model(x), y); opt.zero_grad(); loss.backward(); opt.step(); sieve.step(x, y)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call
+
+from earlyreadout.errors import UserError
+from earlyreadout.hooks import find_module, parameters_feeding, unwrap
+from earlyreadout.readout import EarlyReadout
+
+MODES = ("three-pass", "single-pass")
+
+
+def forget_loss(logits: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy to the uniform distribution, `-(1/C) sum_c log softmax(logits)_c`, batch mean."""
+    return -F.log_softmax(logits, dim=1).mean(dim=1).mean()
+
+
+def accuracy(logits: torch.Tensor, y: torch.Tensor) -> float:
+    return float((logits.argmax(1) == y).float().mean())
+
+
+class _Reached(Exception):
+    """Raised by a forward hook to stop a forward pass once the aux layer has run."""
+
+
+def _stop(_module: nn.Module, _inputs: Any, _output: Any) -> None:
+    raise _Reached
+
+
+class FeatureSieve(nn.Module):
+    """Feature Sieve (Tiwari & Shenoy, ICML 2023): forget in early layers what an early readout decodes.
+
+    Owns the readout head, its optimizer (SGD momentum), and the forget optimizer (plain SGD over the
+    parameters feeding `aux_layer`). Call `loss(logits, y)` on the main output of each batch (it adds the
+    sieve terms in single-pass mode) and `step(x, y)` after the main optimizer step. The step counter is a
+    buffer, so it is saved with `state_dict()`.
+    """
+
+    def __init__(self, model: nn.Module, aux_layer: str, n_classes: int, example_input: Any, *,
+                 mode: str = "single-pass", head: str = "conv", depth: int = 2, width: int = 128,
+                 token_pool: str = "cls", aux_lr: float = 1e-2, aux_momentum: float = 0.9,
+                 aux_weight_decay: float = 0.0, forget_lr: float = 1e-2, forget_every: int = 5,
+                 main_weight: float = 1.0, aux_weight: float = 1.0, forget_weight: float = 1.0,
+                 monitor: bool = False):
+        super().__init__()
+        if mode not in MODES:
+            raise UserError(f"unknown sieve mode {mode!r}; choose one of {', '.join(MODES)}")
+        if forget_every < 0:
+            raise UserError(f"forget_every must be >= 0 (0 = no forgetting); got {forget_every}")
+        self._model = [model]  # a list, so the model is not registered (nor saved) as a submodule
+        self.aux_layer = aux_layer
+        self.mode, self.forget_every, self.monitor = mode, forget_every, monitor
+        self.main_weight, self.aux_weight, self.forget_weight = main_weight, aux_weight, forget_weight
+        self.readout = EarlyReadout(model, aux_layer, n_classes, example_input, head, depth, width, token_pool)
+        feeding = set(parameters_feeding(model, aux_layer, example_input))
+        self.early_names = [n for n, _ in unwrap(model).named_parameters() if n in feeding]
+        self.early = [p for n, p in unwrap(model).named_parameters() if n in feeding]
+        if not self.early:
+            raise UserError(f"no trainable parameter feeds layer {aux_layer!r}; attach the sieve to a later layer")
+        self.aux_optimizer = torch.optim.SGD(self.head.parameters(), lr=aux_lr, momentum=aux_momentum,
+                                             weight_decay=aux_weight_decay)
+        self.forget_optimizer = torch.optim.SGD(self.early, lr=forget_lr, momentum=0.0, weight_decay=0.0)
+        self.register_buffer("steps", torch.zeros((), dtype=torch.long))
+        self.last_forget: dict[str, float] = {}
+        self._pending: dict[str, float] = {}
+
+    @property
+    def head(self) -> nn.Module:
+        return self.readout.head(self.aux_layer)
+
+    @property
+    def forgets_now(self) -> bool:
+        """Whether the current step (the counter `k`) is a forget step: `F > 0 and k % F == 0`."""
+        return self.forget_every > 0 and int(self.steps) % self.forget_every == 0
+
+    def frozen_head(self, feature: torch.Tensor) -> torch.Tensor:
+        """Readout logits whose gradient reaches `feature` only: the head's parameters are detached and
+        its buffers (batch-norm statistics) are copies, so nothing of the head changes."""
+        state = {n: p.detach() for n, p in self.head.named_parameters()}
+        state.update({n: b.clone() for n, b in self.head.named_buffers()})
+        return functional_call(self.head, state, (feature,))
+
+    def _forward_to_aux(self, x: Any) -> torch.Tensor:
+        """The aux layer's feature of `x`, stopping the forward there (the upper layers are not run)."""
+        handle = find_module(self._model[0], self.aux_layer).register_forward_hook(_stop)
+        try:
+            unwrap(self._model[0])(x)
+        except _Reached:
+            pass
+        finally:
+            handle.remove()
+        return self.readout.features(detach=False)[self.aux_layer]
+
+    def loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The loss to back-propagate for this batch, from the main output of the model's forward.
+
+        three-pass: `main_weight * CE(logits, y)`. single-pass: plus `aux_weight * CE(readout on the
+        detached feature)` and, on forget steps, `forget_weight * L_f` restricted to the early layers.
+        """
+        total = self.main_weight * F.cross_entropy(logits, y)
+        if self.mode == "three-pass":
+            return total
+        feature = self.readout.features(detach=False)[self.aux_layer]
+        aux_logits = self.head(feature.detach())
+        aux = F.cross_entropy(aux_logits, y)
+        total = total + self.aux_weight * aux
+        self._pending = {"aux_loss": aux.item(), "readout_acc": accuracy(aux_logits, y)}
+        if self.forgets_now:
+            forget_logits = self.frozen_head(feature)
+            forget = forget_loss(forget_logits)
+            total = total + self.forget_weight * forget
+            self._pending.update({"forget_loss": forget.item(),
+                                  "readout_acc_before_forget": accuracy(forget_logits, y)})
+        return total
+
+    def step(self, x: Any, y: torch.Tensor) -> dict[str, float]:
+        """After the main optimizer step: the aux and forget updates (three-pass) or the head update from
+        the shared backward (single-pass); advances the step counter. Returns numbers to log."""
+        forgot = self.forgets_now
+        if self.mode == "three-pass":
+            stats = self.aux_step(x, y)
+            if forgot:
+                stats.update(self.forget_step(x, y))
+        else:
+            self.aux_optimizer.step()
+            self.aux_optimizer.zero_grad(set_to_none=True)
+            stats, self._pending = self._pending, {}
+        if forgot and self.monitor:
+            with torch.no_grad():
+                stats["readout_acc_after_forget"] = accuracy(self.head(self._forward_to_aux(x)), y)
+        if forgot:
+            self.last_forget = {k: v for k, v in stats.items() if "forget" in k}
+        self.steps += 1
+        return stats
+
+    def aux_step(self, x: Any, y: torch.Tensor) -> dict[str, float]:
+        """Three-pass aux update: the head's cross-entropy on the detached feature of `x` (head only)."""
+        with torch.no_grad():
+            feature = self._forward_to_aux(x)
+        logits = self.head(feature)
+        aux = F.cross_entropy(logits, y)
+        self.aux_optimizer.zero_grad(set_to_none=True)
+        (self.aux_weight * aux).backward()
+        self.aux_optimizer.step()
+        return {"aux_loss": aux.item(), "readout_acc": accuracy(logits, y)}
+
+    def forget_step(self, x: Any, y: torch.Tensor) -> dict[str, float]:
+        """Three-pass forget update: plain SGD on `forget_weight * L_f` over the early parameters only."""
+        logits = self.frozen_head(self._forward_to_aux(x))
+        forget = forget_loss(logits)
+        grads = torch.autograd.grad(self.forget_weight * forget, self.early, allow_unused=True)
+        saved = [p.grad for p in self.early]  # the user's gradients are left as they were
+        for p, g in zip(self.early, grads):
+            p.grad = g
+        self.forget_optimizer.step()
+        for p, g in zip(self.early, saved):
+            p.grad = g
+        return {"forget_loss": forget.item(), "readout_acc_before_forget": accuracy(logits, y)}
+
+    def close(self) -> None:
+        """Remove the hooks from the model."""
+        self.readout.close()
