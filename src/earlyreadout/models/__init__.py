@@ -7,8 +7,10 @@ from typing import Any
 from torch import nn
 
 from earlyreadout.models.cnn import SmallCNNSpec
+from earlyreadout.models.hf import HFSpec
 from earlyreadout.models.resnet import ResNetSpec
 from earlyreadout.models.text import BagOfEmbeddingsSpec, TextTransformerSpec
+from earlyreadout.models.timm_models import TimmSpec
 from earlyreadout.registry import Registry
 
 MODELS: Registry[Any] = Registry("model")
@@ -16,6 +18,8 @@ MODELS.register("small-cnn")(SmallCNNSpec)
 MODELS.register("resnet")(ResNetSpec)
 MODELS.register("text-transformer")(TextTransformerSpec)
 MODELS.register("bag-of-embeddings")(BagOfEmbeddingsSpec)
+MODELS.register("timm")(TimmSpec)
+MODELS.register("hf")(HFSpec)
 
 
 def build_model(name: str, options: dict[str, Any], info: dict[str, Any], n_classes: int) -> nn.Module:

@@ -1,4 +1,4 @@
-"""torchvision ResNets, optionally adapted to small images (3x3 stem, no max-pool)."""
+"""torchvision ResNets: ImageNet weights from a local file, or adapted to small images (3x3 stem, no max-pool)."""
 
 from __future__ import annotations
 
@@ -6,17 +6,28 @@ from typing import Any, ClassVar
 
 from torch import nn
 
+from earlyreadout.errors import ConfigError
+from earlyreadout.models.weights import load_backbone
 from earlyreadout.params import Param
 
 
-def resnet(arch: str, n_classes: int, small_input: bool) -> nn.Module:
-    """A randomly initialised torchvision ResNet with `n_classes` outputs; stages are `layer1`..`layer4`."""
+def resnet(arch: str, n_classes: int, small_input: bool, weights: str | None = None) -> nn.Module:
+    """A torchvision ResNet with `n_classes` outputs; stages are `layer1`..`layer4`.
+
+    With `weights` (a torchvision ImageNet state-dict file such as `resnet50-0676ba61.pth`) every layer
+    but the new `fc` head is loaded from it; otherwise the initialisation is random.
+    """
     import torchvision
 
+    if weights is not None and small_input:
+        raise ConfigError("model.weights holds ImageNet weights for the standard 7x7 stem; "
+                          "set model.small_input=false to use them")
     model = getattr(torchvision.models, arch)(weights=None, num_classes=n_classes)
     if small_input:
         model.conv1 = nn.Conv2d(3, 64, 3, stride=1, padding=1, bias=False)
         model.maxpool = nn.Identity()
+    if weights is not None:
+        load_backbone(model, weights, head=["fc"])
     return model
 
 
@@ -24,9 +35,12 @@ class ResNetSpec:
     options: ClassVar[dict[str, Param]] = {
         "arch": Param("resnet18", "torchvision architecture", choices=("resnet18", "resnet34", "resnet50")),
         "small_input": Param(True, "3x3 stride-1 stem without max-pool, for images under ~64 px"),
+        "weights": Param(None, "local file of ImageNet weights (torchvision state dict); null = random init",
+                         nullable=True, kind=str),
     }
     stages: ClassVar[list[str]] = ["layer1", "layer2", "layer3", "layer4"]
 
     @staticmethod
-    def build(info: dict[str, Any], n_classes: int, arch: str, small_input: bool) -> nn.Module:
-        return resnet(arch, n_classes, small_input)
+    def build(info: dict[str, Any], n_classes: int, arch: str, small_input: bool,
+              weights: str | None = None) -> nn.Module:
+        return resnet(arch, n_classes, small_input, weights)
