@@ -13,7 +13,7 @@ from earlyreadout.errors import UserError
 TRAIN_FLAGS = {
     "method": "method.name", "data": "data.name", "model": "model.name", "epochs": "train.epochs",
     "seed": "train.seed", "batch_size": "train.batch_size", "lr": "method.lr", "out": "out",
-    "device": "train.device",
+    "device": "train.device", "data_root": "data.root", "weights": "model.weights",
 }
 
 
@@ -28,6 +28,8 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float)
     p.add_argument("--device", help="cpu, cuda, cuda:N or auto")
+    p.add_argument("--data-root", help="folder holding the dataset release (real datasets: waterbirds, celeba, ...)")
+    p.add_argument("--weights", help="local file of pretrained weights for the model (resnet, timm)")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="any config key, e.g. method.forget_every=5")
 
 
