@@ -144,6 +144,29 @@ command("gradcam", "show what trained models look at: Grad-CAM per group (token 
     _gradcam_args)(cmd_gradcam)
 
 
+def _report_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("runs", nargs="+", help="run directories, or folders of runs (e.g. a compare --out)")
+    p.add_argument("--out", default="report.html", help="the HTML file to write")
+    p.add_argument("--title", default="earlyreadout report")
+    p.add_argument("--no-gradcam", action="store_true", help="do not compute Grad-CAM / token attributions "
+                                                              "(grids already made with `gradcam` are shown)")
+    p.add_argument("--n", type=int, default=8, help="examples per group in the Grad-CAM grids")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (for Grad-CAM)")
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from earlyreadout.report import write_report
+
+    path = write_report(args.runs, args.out, gradcam=not args.no_gradcam, n_gradcam=args.n, device=args.device,
+                        title=args.title)
+    print(f"report written to {path}")
+    return 0
+
+
+command("report", "one self-contained HTML page comparing runs: metrics, curves, diagnosis, Grad-CAM, configs")(
+    _report_args)(cmd_report)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="earlyreadout", description="Find and remove shortcut learning with early readouts.")
     sub = p.add_subparsers(dest="command", required=True)

@@ -10,6 +10,7 @@ from typing import Any
 from earlyreadout.checkpoint import write_json
 from earlyreadout.config import load_config
 from earlyreadout.engine import RunDir, train
+from earlyreadout.report import write_report
 from earlyreadout.report_table import table
 
 
@@ -41,4 +42,6 @@ def compare(args: argparse.Namespace) -> list[dict[str, Any]]:
     print(text)
     write_json(results, out / "summary.json")
     (out / "summary.txt").write_text(text + "\n")
+    report = write_report([cfg.out for cfg in configs.values()], out / "report.html")
+    print(f"report written to {report}")
     return results

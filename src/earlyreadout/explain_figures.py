@@ -48,8 +48,10 @@ def overlay_grid(images: torch.Tensor, labels: Sequence[int], class_names: Seque
     columns = max(1, min(columns, n))
     blocks = -(-n // columns)
     per_block = 1 + len(rows)
-    fig = Figure(figsize=(1.25 * columns + 0.9, 1.3 * blocks * per_block + 0.5))
+    height = 1.3 * blocks * per_block + 0.5
+    fig = Figure(figsize=(1.25 * columns + 0.9, height))
     axes = fig.subplots(blocks * per_block, columns, squeeze=False)
+    fig.subplots_adjust(top=1 - 0.55 / height, hspace=0.35)
     for ax in axes.flat:
         _plain(ax)
     for i in range(n):
@@ -70,7 +72,7 @@ def overlay_grid(images: torch.Tensor, labels: Sequence[int], class_names: Seque
         axes[block * per_block, 0].set_ylabel("input", fontsize=9)
         for r, (name, _, _) in enumerate(rows, start=1):
             axes[block * per_block + r, 0].set_ylabel(name, fontsize=9)
-    fig.suptitle(title, fontsize=10)
+    fig.suptitle(title, fontsize=10, y=1 - 0.12 / height)
     return png_bytes(fig)
 
 

@@ -83,10 +83,11 @@ def _load_all(runs: Sequence[str | Path], device: str) -> list[tuple[RunConfig, 
 
 def explain_runs(runs: Sequence[str | Path], layer: str | None = None, n: int = 16, split: str = "test",
                  groups: Sequence[str] | None = None, n_mass: int = 256, device: str = "cpu",
-                 batch_size: int = 64) -> Explanation:
+                 batch_size: int = 64, labels: Sequence[str] | None = None) -> Explanation:
     """Explain the selected models of `runs` on the first `n` examples of each group of `split`.
 
     The mass fractions average over the first `n_mass` examples of each group. All runs must share data.
+    `labels` name the runs in figures (default: their method, with the folder when methods repeat).
     """
     if n < 1 or n_mass < 1:
         raise UserError("--n and --n-mass must be at least 1")
@@ -97,7 +98,7 @@ def explain_runs(runs: Sequence[str | Path], layer: str | None = None, n: int = 
         raise UserError(f"no split {split!r}; choose one of: {', '.join(splits)}")
     data = splits[split]
     modality = data.info.get("modality", "image")
-    labels = run_labels([c for c, _, _ in loaded], paths)
+    labels = list(labels) if labels else run_labels([c for c, _, _ in loaded], paths)
     layers = [layer or default_layer(c.model, modality) for c, _, _ in loaded]
     chosen = select_groups(data, groups)
     summary: dict[str, Any] = {"split": split, "dataset": data.name, "kind": modality, "runs": []}

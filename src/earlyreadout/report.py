@@ -1,0 +1,327 @@
+"""One self-contained HTML page comparing runs: metrics (seeds as mean ± std), training curves, readout
+diagnosis, Grad-CAM grids and the resolved configs. Images are inlined PNGs and the CSS is inline, so the
+file works offline and can be mailed around as is.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from statistics import mean, stdev
+from typing import Any
+
+import yaml
+
+from earlyreadout.checkpoint import write_text
+from earlyreadout.errors import UserError
+from earlyreadout.report_plots import curves_png
+
+VOLATILE = {"out": None, "train": ("seed", "device", "progress", "num_workers", "eval_batch_size")}
+HEADLINE = (("worst_group_accuracy", "worst-group"), ("adjusted_accuracy", "adjusted"),
+            ("average_accuracy", "average"), ("ece", "ECE"))
+
+CSS = """
+:root{--ink:#1f2328;--muted:#59636e;--line:#d1d9e0;--soft:#f6f8fa;--accent:#0969da}
+*{box-sizing:border-box}
+body{margin:0;color:var(--ink);background:#fff;font:15px/1.55 system-ui,-apple-system,"Segoe UI",Roboto,
+"Helvetica Neue",Arial,sans-serif}
+main{max-width:1180px;margin:0 auto;padding:28px 28px 60px}
+h1{font-size:26px;margin:0 0 4px;letter-spacing:-.01em}
+h2{font-size:20px;margin:38px 0 10px;padding-bottom:6px;border-bottom:1px solid var(--line)}
+h3{font-size:16px;margin:22px 0 8px}
+h4{font-size:14px;margin:16px 0 6px}
+p.meta,.note{color:var(--muted);font-size:13px;margin:4px 0}
+table{border-collapse:collapse;margin:8px 0 14px;font-size:13.5px;font-variant-numeric:tabular-nums}
+th,td{padding:5px 11px;border-bottom:1px solid var(--line);text-align:right;white-space:nowrap}
+th{background:var(--soft);font-weight:600;vertical-align:bottom}
+td:first-child,th:first-child{text-align:left}
+tr:hover td{background:#fbfcfd}
+td.best{font-weight:700;color:var(--accent)}
+.scroll{overflow-x:auto}
+.figs{display:flex;flex-wrap:wrap;gap:14px;align-items:flex-start}
+figure{margin:0;padding:8px;border:1px solid var(--line);border-radius:6px;background:#fff;max-width:100%}
+figure img{display:block;max-width:100%;height:auto}
+figcaption{font-size:12.5px;color:var(--muted);margin-top:4px}
+details{margin:6px 0;border:1px solid var(--line);border-radius:6px;padding:6px 10px;background:var(--soft)}
+summary{cursor:pointer;font-weight:600;font-size:13.5px}
+pre{font:12px/1.45 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;overflow-x:auto;margin:8px 0}
+code{font:12.5px ui-monospace,SFMono-Regular,Menlo,Consolas,monospace}
+.tokens{font-size:13.5px}
+"""
+
+
+@dataclass
+class Run:
+    """What a run directory holds that the report shows."""
+
+    path: Path
+    config: dict[str, Any]
+    metrics: dict[str, Any] | None
+    log: list[dict[str, Any]]
+
+    @property
+    def method(self) -> str:
+        return self.config["method"]["name"]
+
+    @property
+    def dataset(self) -> str:
+        return self.config["data"]["name"]
+
+
+def read_run(path: Path) -> Run:
+    """A run directory's config, metrics (None while unfinished) and per-epoch log."""
+    config = yaml.safe_load((path / "config.yaml").read_text())
+    metrics_path, log_path = path / "metrics.json", path / "log.jsonl"
+    metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else None
+    log = [json.loads(line) for line in log_path.read_text().splitlines() if line] if log_path.is_file() else []
+    return Run(path, config, metrics, log)
+
+
+def find_runs(paths: Sequence[str | Path]) -> list[Run]:
+    """Runs named directly, or every run below a folder (e.g. a `compare` output), in a stable order."""
+    found: list[Path] = []
+    for p in map(Path, paths):
+        if (p / "config.yaml").is_file():
+            found.append(p)
+        elif p.is_dir():
+            below = sorted(c.parent for c in p.rglob("config.yaml"))
+            if not below:
+                raise UserError(f"{str(p)!r} holds no run directories (no config.yaml below it)")
+            found.extend(below)
+        else:
+            raise UserError(f"{str(p)!r} is not a run directory or a folder of runs")
+    return [read_run(p) for p in dict.fromkeys(found)]
+
+
+def setting_key(config: dict[str, Any]) -> str:
+    """The config without what varies between seeds of one setting (seed, output folder, device...)."""
+    stripped = {k: v for k, v in config.items() if k != "out"}
+    stripped["train"] = {k: v for k, v in config.get("train", {}).items() if k not in VOLATILE["train"]}
+    return json.dumps(stripped, sort_keys=True, default=str)
+
+
+def group_runs(runs: Sequence[Run]) -> dict[str, list[Run]]:
+    """Runs of one setting (same config up to the seed) under one label, in order of first appearance."""
+    settings: dict[str, list[Run]] = {}
+    for run in runs:
+        settings.setdefault(setting_key(run.config), []).append(run)
+    methods = [rs[0].method for rs in settings.values()]
+    labelled = {}
+    for rs in settings.values():
+        label = rs[0].method
+        if methods.count(label) > 1:
+            folder = rs[0].path.name if len(rs) == 1 else rs[0].path.parent.name
+            label = f"{label} ({folder})"
+        labelled[label] = rs
+    return labelled
+
+
+def mean_std(values: Sequence[float | None]) -> tuple[float | None, float | None]:
+    """(mean, sample std or None for a single value) of the non-missing values."""
+    vals = [v for v in values if v is not None]
+    if not vals:
+        return None, None
+    return mean(vals), (stdev(vals) if len(vals) > 1 else None)
+
+
+def _cell(values: Sequence[float | None], scale: float = 100.0, digits: int = 1) -> tuple[str, float | None]:
+    m, s = mean_std(values)
+    if m is None:
+        return "–", None
+    text = f"{m * scale:.{digits}f}" + ("" if s is None else f" ± {s * scale:.{digits}f}")
+    return text, m
+
+
+Cell = tuple[str, float | None]  # (text, the value that ranks it; None for labels and missing values)
+
+
+def best_cells(rows: Sequence[Sequence[Cell]], better: Sequence[str | None], across_rows: bool = False) -> set:
+    """(i, j) of the best value of each column whose `better` is "max" or "min" (of each row, across_rows)."""
+    lines = ([[(i, j) for j in range(len(row))] for i, row in enumerate(rows)] if across_rows
+             else [[(i, j) for i in range(len(rows))] for j in range(len(better))])
+    chosen = set()
+    for k, line in enumerate(lines):
+        rule = better[k] if not across_rows else "max"
+        valued = [(rows[i][j][1], (i, j)) for i, j in line if rows[i][j][1] is not None]
+        if rule is None or len(valued) < 2:
+            continue
+        top = (max if rule == "max" else min)(v for v, _ in valued)
+        chosen |= {at for v, at in valued if v == top}
+    return chosen
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[Cell]], better: Sequence[str | None],
+           across_rows: bool = False) -> str:
+    """An HTML table with the best value per column (or per row) highlighted."""
+    best = best_cells(rows, better, across_rows)
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join(
+        "<tr>" + "".join(f'<td{" class=best" if (i, j) in best else ""}>{html.escape(text)}</td>'
+                         for j, (text, _) in enumerate(row)) + "</tr>"
+        for i, row in enumerate(rows))
+    return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+
+
+def metrics_table(settings: dict[str, list[Run]]) -> str:
+    """Test metrics per setting (mean ± std over seeds), then accuracy per group with methods side by side."""
+    finished = {label: [r for r in rs if r.metrics] for label, rs in settings.items()}
+    finished = {label: rs for label, rs in finished.items() if rs}
+    if not finished:
+        return '<p class="note">No run has finished yet (no metrics.json).</p>'
+    first = next(iter(finished.values()))[0].metrics
+    header = ["method", "runs"] + [f"{t} (%)" for _, t in HEADLINE]
+    rows = [[(label, None), (str(len(rs)), None)] + [_cell([r.metrics["test"].get(k) for r in rs]) for k, _ in HEADLINE]
+            for label, rs in finished.items()]
+    better = [None, None] + ["min" if k == "ece" else "max" for k, _ in HEADLINE]
+    note = (f'<p class="note">Test split; checkpoint selected by {html.escape(str(first.get("selected_by")))}; '
+            "mean ± std over seeds; the best value is highlighted.</p>")
+    groups = first["test"]["groups"]
+    per_group = [[(g["name"], None), (str(g["n"]), None)]
+                 + [_cell([_group_accuracy(r.metrics["test"], g["name"]) for r in rs]) for rs in finished.values()]
+                 for g in groups]
+    return (note + _table(header, rows, better) + "<h4>Test accuracy per group (%)</h4>"
+            + _table(["group", "n"] + list(finished), per_group, [], across_rows=True))
+
+
+def _group_accuracy(split_metrics: dict[str, Any], name: str) -> float | None:
+    return next((g["accuracy"] for g in split_metrics["groups"] if g["name"] == name), None)
+
+
+def image_tag(png: bytes, alt: str) -> str:
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
+
+
+def figure(png: bytes, caption: str) -> str:
+    return f"<figure>{image_tag(png, caption)}<figcaption>{html.escape(caption)}</figcaption></figure>"
+
+
+def curves_section(settings: dict[str, list[Run]]) -> str:
+    figs = [figure(png, f"{label}: per-group val accuracy by epoch")
+            for label, rs in settings.items() if (png := curves_png(label, [r.log for r in rs])) is not None]
+    return f'<div class="figs">{"".join(figs)}</div>' if figs else '<p class="note">No training logs.</p>'
+
+
+def diagnosis_section(runs: Sequence[Run]) -> str:
+    """Per run with a diagnosis: flagging quality of each layer's readout, and the diagnosis plots."""
+    parts = []
+    for run in runs:
+        pngs = sorted(run.path.glob("diagnosis*.png")) + sorted((run.path / "diagnosis").glob("*.png"))
+        summary_path = next((p for p in (run.path / "diagnosis.json", run.path / "diagnosis" / "diagnosis.json")
+                             if p.is_file()), None)
+        if not pngs and summary_path is None:
+            continue
+        parts.append(f"<h3>{html.escape(run.method)} <code>{html.escape(str(run.path))}</code></h3>")
+        if summary_path is not None:
+            parts.append(_diagnosis_table(json.loads(summary_path.read_text())))
+        parts.append('<div class="figs">' + "".join(figure(p.read_bytes(), p.stem.replace("_", " "))
+                                                    for p in pngs) + "</div>")
+    return "".join(parts)
+
+
+def _diagnosis_table(summary: dict[str, Any]) -> str:
+    layers = summary.get("layers", {})
+    rows = []
+    for layer, entry in layers.items():
+        flag = entry.get("flagging") or {}
+        train = (entry.get("splits") or {}).get("train") or {}
+        rows.append([(layer, None), _cell([train.get("average_accuracy")]),
+                     _cell([flag.get("auc")], 1.0, 3), _cell([flag.get("average_precision")], 1.0, 3)])
+    if not rows:
+        return ""
+    minority = ", ".join(summary.get("minority_groups", [])) or "none"
+    note = (f'<p class="note">Readouts on frozen layers; confident errors flag the minority training groups '
+            f"({html.escape(minority)}).</p>")
+    return note + _table(["layer", "train readout accuracy (%)", "minority AUC", "minority AP"], rows,
+                         [None, None, "max", "max"])
+
+
+def gradcam_section(settings: dict[str, list[Run]], n: int, n_mass: int, device: str) -> str:
+    """Grad-CAM grids per group (token attributions for text) of each setting's first run, side by side,
+    and the share of the explanation on the core / spurious region."""
+    from earlyreadout.gradcam import explain_runs
+
+    labels = list(settings)
+    reps = [rs[0].path for rs in settings.values()]
+    try:
+        explanation = explain_runs(reps, n=n, n_mass=n_mass, device=device, labels=labels)
+    except UserError as e:
+        return f'<p class="note">No explanation: {html.escape(str(e))}</p>'
+    runs = explanation.summary["runs"]
+    groups = list(runs[0]["groups"]) if runs else []
+    parts = [(f'<p class="note">First run of each method, {html.escape(explanation.summary["split"])} split, '
+             f'layer {html.escape(", ".join(dict.fromkeys(r["layer"] for r in runs)))}.</p>')]
+    for key, title in (("core_mass", "on the core region"), ("spurious_mass", "on the spurious region")):
+        if any(g.get(key) is not None for r in runs for g in r["groups"].values()):
+            rows = [[(r["label"], None)] + [_cell([r["groups"][g].get(key)]) for g in groups]
+                    + [_cell([r.get(f"{key}_group_mean")])] for r in runs]
+            what = "Grad-CAM mass" if explanation.kind == "image" else "share of |gradient x input|"
+            parts.append(f"<h4>{what} {title} (%)</h4>")
+            rule = "max" if key == "core_mass" else "min"
+            parts.append(_table(["method"] + groups + ["mean over groups"], rows, [None] + [rule] * (len(groups) + 1)))
+    for name, fig in explanation.figures.items():
+        if isinstance(fig, bytes):
+            parts.append(f'<div class="figs">{figure(fig, f"Grad-CAM, group {name}")}</div>')
+        else:
+            parts.append(f'<h4>{html.escape(name)}</h4><div class="tokens">{fig}</div>')
+    return "".join(parts)
+
+
+def existing_gradcam(runs: Sequence[Run]) -> str:
+    """Grids a user already made with `earlyreadout gradcam` (shown when the report does not make its own)."""
+    pngs = [p for run in runs for p in sorted(run.path.glob("gradcam*/*.png"))]
+    return '<div class="figs">' + "".join(figure(p.read_bytes(), str(p)) for p in pngs) + "</div>" if pngs else ""
+
+
+def configs_section(runs: Sequence[Run]) -> str:
+    parts = []
+    for run in runs:
+        seed = run.config.get("train", {}).get("seed")
+        versions = run.path / "versions.json"
+        extra = f"\n# versions: {versions.read_text().strip()}" if versions.is_file() else ""
+        parts.append(f"<details><summary>{html.escape(run.method)}, seed {seed}: <code>{html.escape(str(run.path))}"
+                     f"</code></summary><pre>{html.escape(yaml.safe_dump(run.config, sort_keys=False))}"
+                     f"{html.escape(extra)}</pre></details>")
+    return "".join(parts)
+
+
+def build_report(paths: Sequence[str | Path], gradcam: bool = True, n_gradcam: int = 8, n_mass: int = 128,
+                 device: str = "cpu", title: str = "earlyreadout report") -> str:
+    """The HTML page for the runs at or below `paths` (see the module docstring)."""
+    runs = find_runs(paths)
+    by_dataset: dict[str, list[Run]] = {}
+    for run in runs:
+        by_dataset.setdefault(run.dataset, []).append(run)
+    body = [f"<h1>{html.escape(title)}</h1>",
+            (f'<p class="meta">{len(runs)} run(s) on {html.escape(", ".join(by_dataset))} · generated '
+            f"{time.strftime('%Y-%m-%d %H:%M')}</p>")]
+    for dataset, dataset_runs in by_dataset.items():
+        settings = group_runs(dataset_runs)
+        body += [f"<h2>{html.escape(dataset)}</h2>", metrics_table(settings),
+                 "<h3>Training curves</h3>", curves_section(settings)]
+        trained = {label: [r for r in rs if (r.path / "checkpoints" / "best.pt").is_file()]
+                   for label, rs in settings.items()}
+        trained = {label: rs for label, rs in trained.items() if rs}
+        looks = gradcam_section(trained, n_gradcam, n_mass, device) if gradcam and trained \
+            else existing_gradcam(dataset_runs)
+        if looks:
+            body += ["<h3>Where the models look</h3>", looks]
+        diagnosis = diagnosis_section(dataset_runs)
+        if diagnosis:
+            body += ["<h3>Readout diagnosis</h3>", diagnosis]
+    body += ["<h2>Resolved configs</h2>", configs_section(runs)]
+    return (f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f"<title>{html.escape(title)}</title><style>{CSS}</style></head>\n"
+            f"<body><main>\n{chr(10).join(body)}\n</main></body></html>\n")
+
+
+def write_report(paths: Sequence[str | Path], out: str | Path, **options: Any) -> Path:
+    """Write the report of `paths` to `out` (atomically) and return its path."""
+    out = Path(out)
+    write_text(build_report(paths, **options), out)
+    return out
