@@ -116,6 +116,55 @@ command("compare", "train several methods (and seeds) on one dataset; print one 
 command("list", "list methods, datasets and models")(_list_args)(cmd_list)
 
 
+def _distill_args(p: argparse.ArgumentParser) -> None:
+    add_run_options(p)
+    p.add_argument("--teacher", help="run directory of the trained teacher (frozen; any model)")
+    p.add_argument("--student", help="student model name (same as --model; options as model.KEY=VALUE)")
+    p.add_argument("--out", help="run directory (default runs/latest)")
+    p.add_argument("--resume", action="store_true", help="continue the interrupted run in --out")
+
+
+def cmd_distill(args: argparse.Namespace) -> int:
+    """`train` with a teacher: method (default dedier), data (default the teacher's) and student from flags."""
+    from earlyreadout.config import apply_overrides, build_config, read_yaml
+    from earlyreadout.engine import RunDir, saved_config, train
+    from earlyreadout.methods import METHODS
+    from earlyreadout.report_table import print_table
+
+    if args.resume:
+        return cmd_train(args)
+    raw = read_yaml(args.config) if args.config else {}
+    overrides = overrides_from(args)
+    if args.teacher:
+        if not RunDir(args.teacher).best.is_file():
+            raise UserError(f"--teacher {args.teacher!r} is not a finished run (no checkpoints/best.pt); "
+                            "train the teacher first with `earlyreadout train --out DIR`")
+        overrides.append(f"method.teacher={args.teacher}")
+        if "data" not in raw and args.data is None:
+            raw["data"] = saved_config(args.teacher)["data"]
+    if args.student:
+        overrides.append(f"model.name={args.student}")
+    if "method" not in raw and args.method is None:
+        overrides.insert(0, "method.name=dedier")
+    raw = apply_overrides(raw, overrides)
+    method = raw["method"] if isinstance(raw["method"], str) else raw["method"].get("name")
+    distillers = [m for m in METHODS if "teacher" in METHODS.get(m).hparams]
+    if method in METHODS and method not in distillers:
+        raise UserError(f"distill trains a student with a teacher: use --method {', '.join(distillers)} "
+                        f"(got {method!r}; `earlyreadout train` trains without one)")
+    cfg = build_config(raw)
+    if cfg.method_hp["teacher"] is None:
+        raise UserError("distill needs a teacher: pass --teacher RUN_DIR (or set method.teacher in the config)")
+    result = train(cfg)
+    print_table([result])
+    print(f"run written to {cfg.out}")
+    return 0
+
+
+command("distill", "train a student from a frozen teacher run: kd, dedier (early-readout weights) or jtt-kd")(
+    _distill_args)(cmd_distill)
+
+
 def _gradcam_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run", dest="run_dir", required=True, help="a finished run directory")
     p.add_argument("--vs", help="a second run on the same data, shown side by side (e.g. ERM vs sieve)")

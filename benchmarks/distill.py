@@ -1,0 +1,145 @@
+"""Debiased distillation: does a DeDiER student keep more of a robust teacher's worst-group accuracy than KD?
+
+For each dataset: train robust teachers (small-cnn width 32; every robust method that is registered, one
+seed) and keep the one with the best validation worst-group accuracy; then students (small-cnn width 8):
+`erm`, `kd`, `jtt-kd`, `dedier`. Each student method's hyperparameters are chosen on seed 0 by validation
+worst-group accuracy from a small grid (below); the chosen setting is then run with 3 seeds and reported on
+test (mean, std, fraction of the teacher's test worst-group accuracy). Also measured: the teacher-logit cache
+(KD epoch time without / with it) and online vs per-epoch readout refresh. Reduced sizes for a shared 2-core
+CPU (see SIZES / EPOCHS). Runs are kept under runs/benchmarks/distill, so an interrupted benchmark resumes.
+
+    OMP_NUM_THREADS=1 python benchmarks/distill.py [dataset ...]   # -> benchmarks/results/distill.json
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from earlyreadout.config import build_config
+from earlyreadout.engine import train
+from earlyreadout.methods import METHODS
+
+ROOT = Path("runs/benchmarks/distill")
+RESULT = Path(__file__).parent / "results" / "distill.json"
+SEEDS = (0, 1, 2)
+ROBUST = ("groupdro", "jtt", "sieve")
+DATA = {
+    "colored-digits": {"n_train": 2000, "n_val": 600, "n_test": 1200},
+    "dominoes": {"n_train": 2000, "n_val": 600, "n_test": 1200, "size": 16},
+}
+TEACHER_MODEL = {"name": "small-cnn", "width": 32}
+STUDENT_MODEL = {"name": "small-cnn", "width": 8}
+EPOCHS = {"teacher": 15, "student": 12}
+BATCH = 64
+GRIDS: dict[str, list[dict[str, Any]]] = {
+    "erm": [{}],
+    "kd": [{"temperature": t, "kd_weight": a} for t in (1.0, 3.0) for a in (1.0, 0.5)],
+    "jtt-kd": [{"lambda_up": lam, "erm_epochs": 1} for lam in (5.0, 20.0, 50.0)],
+    "dedier": [{"alpha": al, "beta": be, "readout_layer": layer}
+               for al, be in ((0.05, 4.0), (0.5, 2.0), (0.5, 4.0)) for layer in ("stage:1", "stage:2")],
+}
+
+
+def run(data: str, method: str, hp: dict[str, Any], model: dict[str, Any], epochs: int, seed: int) -> dict[str, Any]:
+    """Train one config (or read its finished run) and return its metrics."""
+    raw = {"method": {"name": method, **hp}, "data": {"name": data, **DATA[data]}, "model": model,
+           "train": {"epochs": epochs, "batch_size": BATCH, "seed": seed, "device": "cpu", "progress": False,
+                     "select_by": "worst_group"}}
+    key = hashlib.sha1(json.dumps(raw, sort_keys=True).encode()).hexdigest()[:10]
+    out = ROOT / data / f"{method}-{key}"
+    if (out / "done").exists():
+        return {**json.loads((out / "metrics.json").read_text()), "out": str(out)}
+    shutil.rmtree(out, ignore_errors=True)  # an interrupted run starts again
+    result = train(build_config({**raw, "out": str(out)}), log=lambda _m: None)
+    print(f"{data} {method} {hp} seed {seed}: val wga {result['val']['worst_group_accuracy']:.3f} "
+          f"test wga {result['test']['worst_group_accuracy']:.3f} avg {result['test']['average_accuracy']:.3f}",
+          flush=True)
+    return {**result, "out": str(out)}
+
+
+def stats(values: list[float]) -> dict[str, float]:
+    return {"mean": statistics.mean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0}
+
+
+def benchmark(data: str) -> dict[str, Any]:
+    teachers = {}
+    for method in ROBUST:
+        if method in METHODS:
+            r = run(data, method, {}, TEACHER_MODEL, EPOCHS["teacher"], 0)
+            teachers[method] = {"out": r["out"], "val_worst_group": r["val"]["worst_group_accuracy"],
+                                "test_worst_group": r["test"]["worst_group_accuracy"],
+                                "test_average": r["test"]["average_accuracy"]}
+    best = max(teachers, key=lambda m: teachers[m]["val_worst_group"])
+    teacher_dir = teachers[best]["out"]
+    teacher = {"method": best, "model": TEACHER_MODEL, **teachers[best]}
+
+    students: dict[str, Any] = {}
+    for method, grid in GRIDS.items():
+        extra = {} if method == "erm" else {"teacher": teacher_dir}
+        search = []
+        for hp in grid:
+            r = run(data, method, {**hp, **extra}, STUDENT_MODEL, EPOCHS["student"], 0)
+            search.append({"hp": hp, "val_worst_group": r["val"]["worst_group_accuracy"],
+                           "val_average": r["val"]["average_accuracy"]})
+        chosen = max(search, key=lambda s: (s["val_worst_group"], s["val_average"]))["hp"]
+        runs = [run(data, method, {**chosen, **extra}, STUDENT_MODEL, EPOCHS["student"], s) for s in SEEDS]
+        wga = [r["test"]["worst_group_accuracy"] for r in runs]
+        avg = [r["test"]["average_accuracy"] for r in runs]
+        students[method] = {
+            "chosen_hp": chosen, "search_seed0": search, "test_worst_group": wga, "test_average": avg,
+            "test_worst_group_stats": stats(wga), "test_average_stats": stats(avg),
+            "fraction_of_teacher_wga": statistics.mean(wga) / teacher["test_worst_group"],
+            "train_time_s": [r["train_time_s"] for r in runs],
+        }
+    return {"teacher": teacher, "teachers_tried": teachers, "students": students,
+            "extras": extras(data, teacher_dir, students)}
+
+
+def extras(data: str, teacher_dir: str, students: dict[str, Any]) -> dict[str, Any]:
+    """The teacher-logit cache's speed-up and online vs per-epoch refresh, each measured within this run."""
+    kd_hp = {**students["kd"]["chosen_hp"], "teacher": teacher_dir}
+    cached = run(data, "kd", {**kd_hp, "cache_teacher": True}, STUDENT_MODEL, 3, 10)
+    uncached = run(data, "kd", {**kd_hp, "cache_teacher": False}, STUDENT_MODEL, 3, 10)
+    dd_hp = {**students["dedier"]["chosen_hp"], "teacher": teacher_dir}
+    online = [run(data, "dedier", {**dd_hp, "refresh": "online"}, STUDENT_MODEL, EPOCHS["student"], s)
+              for s in SEEDS]
+    return {
+        "kd_train_time_ratio_uncached_over_cached": uncached["train_time_s"] / cached["train_time_s"],
+        "dedier_epoch_refresh_time_over_kd": statistics.mean(students["dedier"]["train_time_s"])
+        / statistics.mean(students["kd"]["train_time_s"]),
+        "dedier_online": {
+            "hp": {**students["dedier"]["chosen_hp"], "refresh": "online"},
+            "test_worst_group": [r["test"]["worst_group_accuracy"] for r in online],
+            "test_average": [r["test"]["average_accuracy"] for r in online],
+            "test_worst_group_stats": stats([r["test"]["worst_group_accuracy"] for r in online]),
+            "test_average_stats": stats([r["test"]["average_accuracy"] for r in online]),
+            "time_over_kd": statistics.mean(r["train_time_s"] for r in online)
+            / statistics.mean(students["kd"]["train_time_s"]),
+        },
+    }
+
+
+def main() -> None:
+    torch.set_num_threads(1)
+    datasets = sys.argv[1:] or list(DATA)
+    for data in datasets:
+        entry = {"sizes": DATA[data], "epochs": EPOCHS, "seeds": list(SEEDS),
+                 "selected_by": "val worst_group (checkpoint and hyperparameters)",
+                 "student_model": STUDENT_MODEL, **benchmark(data)}
+        results = json.loads(RESULT.read_text()) if RESULT.exists() else {}  # other datasets may run alongside
+        results[data] = entry
+        RESULT.parent.mkdir(parents=True, exist_ok=True)
+        RESULT.write_text(json.dumps(results, indent=2) + "\n")
+        print(json.dumps({m: s["test_worst_group_stats"] for m, s in entry["students"].items()}))
+
+
+if __name__ == "__main__":
+    main()
