@@ -216,6 +216,31 @@ command("report", "one self-contained HTML page comparing runs: metrics, curves,
     _report_args)(cmd_report)
 
 
+def _diagnose_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--run", dest="run_dir", required=True, help="a finished run directory")
+    p.add_argument("--layer", action="append", help="module path to read out (repeatable; default: the model's "
+                                                    "stages)")
+    p.add_argument("--epochs", type=int, default=5, help="epochs of readout training on frozen features")
+    p.add_argument("--head", default="linear", help="readout head family: linear, mlp or conv")
+    p.add_argument("--folds", type=int, default=2, help="cross-fitting folds: each training instance is scored "
+                                                        "by heads that never saw it (1: fit and score on all)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+    p.add_argument("--out", help="output folder (default: the run directory)")
+
+
+def cmd_diagnose(args: argparse.Namespace) -> int:
+    from earlyreadout.diagnose import diagnose
+
+    diagnose(args.run_dir, args.layer, args.epochs, args.head, args.out, args.folds, device=args.device,
+             seed=args.seed)
+    return 0
+
+
+command("diagnose", "train early readouts on a run's frozen layers; score how well they flag minority groups")(
+    _diagnose_args)(cmd_diagnose)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="earlyreadout", description="Find and remove shortcut learning with early readouts.")
     sub = p.add_subparsers(dest="command", required=True)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from earlyreadout.errors import UserError, did_you_mean
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -49,6 +52,13 @@ def find_module(model: nn.Module, path: str) -> nn.Module:
     return modules[path]
 
 
+def call_model(model: nn.Module, inputs: Any) -> Any:
+    """`model(**inputs)` for a mapping of keyword inputs (Hugging Face style), else `model(inputs)`."""
+    if isinstance(inputs, Mapping):
+        return model(**inputs)
+    return model(inputs)
+
+
 def as_tensor(output: Any) -> torch.Tensor:
     """The feature tensor of a module output (tensors, tuples as HF layers return, or model outputs)."""
     if isinstance(output, torch.Tensor):
@@ -65,16 +75,15 @@ def as_tensor(output: Any) -> torch.Tensor:
 class FeatureTap:
     """Forward hooks recording the outputs of named layers; `features[path]` after each forward.
 
-    Use as a context manager, or call `close()`: no hook is left on the model afterwards.
+    Use as a context manager, or call `close()`: no hook is left on the model afterwards. A module run
+    several times in one forward (shared weights) keeps its last output.
     """
 
     def __init__(self, model: nn.Module, paths: Iterable[str]):
         self.paths = list(dict.fromkeys(paths))
         self.features: dict[str, torch.Tensor] = {}
-        self._handles = []
-        for path in self.paths:
-            module = find_module(model, path)
-            self._handles.append(module.register_forward_hook(self._recorder(path)))
+        modules = [find_module(model, path) for path in self.paths]  # every path is checked before any hook
+        self._handles = [m.register_forward_hook(self._recorder(p)) for p, m in zip(self.paths, modules)]
 
     def _recorder(self, path: str) -> Any:
         def record(_module: nn.Module, _inputs: Any, output: Any) -> None:
@@ -88,7 +97,7 @@ class FeatureTap:
         self._handles.clear()
         self.features.clear()
 
-    def __enter__(self) -> FeatureTap:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -107,7 +116,7 @@ def parameters_feeding(model: nn.Module, path: str, example_input: Any) -> list[
     model.eval()
     try:
         with torch.enable_grad(), FeatureTap(model, [path]) as tap:
-            model(example_input)
+            call_model(model, example_input)
             feature = tap.features[path]
             grads = torch.autograd.grad(feature.float().sum(), [p for _, p in named], allow_unused=True)
     finally:

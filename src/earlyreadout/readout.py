@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from earlyreadout.errors import UserError
-from earlyreadout.hooks import FeatureTap, unwrap
+from earlyreadout.hooks import FeatureTap, call_model, unwrap
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 HEAD_FAMILIES = ("linear", "mlp", "conv")
+TOKEN_POOLS = ("cls", "mean")
 
 
 def pool(feature: torch.Tensor, token_pool: str = "cls") -> torch.Tensor:
-    """A vector per example: global-average-pool 4-D maps, CLS (position 0) or mean of 3-D token sequences."""
+    """A vector per example: global-average-pool 4-D maps (N, C, H, W); CLS (position 0) or mean of 3-D
+    token sequences (N, L, D); 2-D features (N, D) pass through."""
+    if token_pool not in TOKEN_POOLS:
+        raise UserError(f"unknown token pooling {token_pool!r}; choose one of {', '.join(TOKEN_POOLS)}")
     if feature.dim() == 4:
         return feature.mean((2, 3))
     if feature.dim() == 3:
@@ -48,6 +55,11 @@ class ReadoutHead(nn.Module):
         super().__init__()
         if family not in HEAD_FAMILIES:
             raise UserError(f"unknown readout head {family!r}; choose one of {', '.join(HEAD_FAMILIES)}")
+        if token_pool not in TOKEN_POOLS:
+            raise UserError(f"unknown token pooling {token_pool!r}; choose one of {', '.join(TOKEN_POOLS)}")
+        if not 1 <= len(feature_shape) <= 3:
+            raise UserError(f"cannot read out a feature of shape (N, {', '.join(map(str, feature_shape))}): "
+                            "expected (N, D), token sequences (N, L, D) or feature maps (N, C, H, W)")
         self.family, self.token_pool = family, token_pool
         channels = feature_shape[0] if len(feature_shape) == 3 else feature_shape[-1]
         if family == "conv":
@@ -66,8 +78,27 @@ class ReadoutHead(nn.Module):
             self.body = nn.Identity()
             self.out = nn.Linear(channels, n_classes)
 
+    def reduce(self, feature: torch.Tensor) -> torch.Tensor:
+        """The parameter-free part of the head: the pooled vector for linear/mlp, the map itself for conv.
+
+        Its output can be cached once and fed to `decode` for many epochs of head training.
+        """
+        return feature if self.family == "conv" else pool(feature, self.token_pool)
+
+    def decode(self, reduced: torch.Tensor) -> torch.Tensor:
+        """Logits from the output of `reduce`."""
+        if self.family == "conv":
+            return self.out(pool(self.body(reduced)))
+        return self.out(reduced)
+
     def forward(self, feature: torch.Tensor) -> torch.Tensor:
-        return self.out(pool(self.body(feature), self.token_pool))
+        return self.decode(self.reduce(feature))
+
+    def reset_parameters(self) -> None:
+        """Re-initialise every layer of the head (a fresh readout, same shapes)."""
+        for module in self.modules():
+            if module is not self and hasattr(module, "reset_parameters"):
+                module.reset_parameters()
 
 
 def _key(path: str) -> str:
@@ -88,10 +119,16 @@ class EarlyReadout(nn.Module):
     def __init__(self, model: nn.Module, layers: str | list[str], n_classes: int, example_input: Any,
                  head: str = "linear", depth: int = 2, width: int = 128, token_pool: str = "cls"):
         super().__init__()
-        self.layers = [layers] if isinstance(layers, str) else list(layers)
+        self.layers = list(dict.fromkeys([layers] if isinstance(layers, str) else layers))
+        if not self.layers:
+            raise UserError("an early readout needs at least one layer path")
         self._model = [model]  # a list, so the model is not registered as a submodule
         self.tap = FeatureTap(model, self.layers)
-        shapes = self._dry_shapes(example_input)
+        try:
+            shapes = self._dry_shapes(example_input)
+        except BaseException:
+            self.tap.close()
+            raise
         self.heads = nn.ModuleDict({
             _key(p): ReadoutHead(head, shapes[p], n_classes, depth, width, token_pool) for p in self.layers
         })
@@ -107,17 +144,28 @@ class EarlyReadout(nn.Module):
         model.eval()
         try:
             with torch.no_grad():
-                model(example_input)
+                call_model(model, example_input)
         finally:
             model.train(was_training)
+        silent = [p for p in self.layers if p not in self.tap.features]
+        if silent:
+            raise UserError(f"layer(s) {', '.join(silent)} of {type(model).__name__} did not run in a forward "
+                            "pass of the example input; read out a layer the forward pass uses")
         shapes = {p: tuple(f.shape[1:]) for p, f in self.tap.features.items()}
         self.tap.features.clear()
         return shapes
 
     def head(self, layer: str) -> ReadoutHead:
+        """The head reading `layer`."""
         return self.heads[_key(layer)]
 
+    def reset(self) -> None:
+        """Re-initialise every head (the hooks stay in place)."""
+        for head in self.heads.values():
+            head.reset_parameters()
+
     def features(self, detach: bool = True) -> dict[str, torch.Tensor]:
+        """The hooked feature of each layer from the model's last forward pass (detached by default)."""
         missing = [p for p in self.layers if p not in self.tap.features]
         if missing:
             raise RuntimeError(f"no feature recorded for {missing}: run the model forward first")
@@ -132,15 +180,15 @@ class EarlyReadout(nn.Module):
         return sum(F.cross_entropy(z, y) for z in self.logits().values())  # type: ignore[return-value]
 
     def forward(self, x: Any) -> dict[str, torch.Tensor]:
-        """Run the model on `x` and return each head's logits (detached features)."""
-        self._model[0](x)
+        """Run the model on `x` (a tensor, or a mapping of keyword inputs) and return each head's logits."""
+        call_model(self._model[0], x)
         return self.logits()
 
     def close(self) -> None:
         """Remove the hooks from the model."""
         self.tap.close()
 
-    def __enter__(self) -> EarlyReadout:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

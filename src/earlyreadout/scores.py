@@ -30,7 +30,11 @@ def error_weights(probs: torch.Tensor, y: torch.Tensor, alpha: float, beta: floa
 
 def readout_outputs(logits: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
     """Everything the diagnosis reports per instance from readout logits and labels."""
-    probs = logits.float().softmax(1)
+    return probability_outputs(logits.float().softmax(1), y)
+
+
+def probability_outputs(probs: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+    """`readout_outputs` from class probabilities (e.g. averaged over several readouts)."""
     pred = probs.argmax(1)
     return {
         "pred": pred,

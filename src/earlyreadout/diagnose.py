@@ -1,0 +1,155 @@
+"""Shortcut diagnosis: early readouts on a trained model's layers, and how well their confident errors
+flag the training instances whose label the spurious attribute contradicts (the minority groups).
+
+Writes into the run directory (or `out`): `diagnosis.json` (per layer: readout accuracy overall and per
+group on every split; ROC-AUC and average precision of the confident-error score for flagging minority
+training instances), `diagnosis.csv` (one row per instance and layer) and two PNG plots.
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from earlyreadout.checkpoint import write_json
+from earlyreadout.data.base import GroupedDataset
+from earlyreadout.errors import UserError
+from earlyreadout.readout_fit import FoldedReadouts
+from earlyreadout.scores import probability_outputs
+
+CSV_COLUMNS = ("split", "idx", "y", "a", "g", "layer", "pred", "margin", "correct", "score")
+MODEL_OUTPUT = "model output"  # the model's own final prediction, reported next to the readouts
+
+
+def minority_groups(train: GroupedDataset, ratio: float = 0.5) -> list[int]:
+    """The groups whose training count is below `ratio` times that of the largest group with the same label.
+
+    Within a label, the attribute value most examples share is the one the shortcut predicts; groups much
+    rarer than it (Waterbirds: waterbirds on land, landbirds on water; CelebA: blond men; colored-digits:
+    digits in the other class's colour) are the instances the spurious feature contradicts. Groups of
+    comparable size (CelebA's non-blond women and men) are not. Empty without attribute labels.
+    """
+    if not train.has_attributes:
+        return []
+    counts = train.group_counts()
+    minority = []
+    for g in range(train.n_groups):
+        label, _ = train.group_of(g)
+        same_label = [h for h in range(train.n_groups) if train.group_of(h)[0] == label]
+        largest = max(int(counts[h]) for h in same_label)
+        if 0 < counts[g] < ratio * largest:
+            minority.append(g)
+    return minority
+
+
+def flagging_quality(score: torch.Tensor, positive: torch.Tensor) -> dict[str, float | None]:
+    """ROC-AUC and average precision of `score` for finding the `positive` instances (None if one class)."""
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    positive = positive.bool()
+    if positive.all() or not positive.any():
+        return {"auc": None, "average_precision": None}
+    y, s = positive.numpy(), score.double().numpy()
+    return {"auc": float(roc_auc_score(y, s)), "average_precision": float(average_precision_score(y, s)),
+            "positive_rate": float(positive.double().mean())}
+
+
+def split_summary(probs: torch.Tensor, split: GroupedDataset) -> dict[str, Any]:
+    """Readout accuracy overall and per group (the engine's split metrics) plus mean score per group."""
+    from earlyreadout.engine import evaluate_logits  # the engine imports the methods, which import readouts
+
+    metrics = evaluate_logits(probs.clamp_min(1e-12).log(), split)
+    score = probability_outputs(probs, split.y)["confident_error"]
+    g = split.g
+    for entry, k in zip(metrics["groups"], range(split.n_groups)):
+        entry["mean_score"] = float(score[g == k].mean()) if entry["n"] else None
+    return {k: metrics[k] for k in ("n", "average_accuracy", "worst_group_accuracy", "adjusted_accuracy", "groups")}
+
+
+def diagnose_model(model: nn.Module, splits: dict[str, GroupedDataset], layers: list[str], epochs: int = 5,
+                   head: str = "linear", folds: int = 2, lr: float = 1e-2, batch_size: int = 256,
+                   seed: int = 0, minority_ratio: float = 0.5, log: Callable[[str], None] = print
+                   ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """(summary, per-instance rows): fit readouts on `splits["train"]` of a frozen model, score every split."""
+    train = splits["train"]
+    example = torch.stack([train[0]["x"], train[1]["x"]]).to(next(model.parameters()).device)
+    t0 = time.perf_counter()
+    with FoldedReadouts(model, layers, train.n_classes, example, folds, head, seed=seed) as readouts:
+        losses = readouts.fit(train, epochs, lr, batch_size)
+        fit_s = time.perf_counter() - t0
+        log(f"fitted {len(layers)} readout(s) x {folds} fold(s) in {fit_s:.1f}s; last loss {losses[-1]:.4f}")
+        scored = {name: readouts.score(split, own_fold=name == "train") for name, split in splits.items()}
+    minority = minority_groups(train, minority_ratio)
+    positive = torch.isin(train.g, torch.tensor(minority, dtype=torch.long))
+    summary: dict[str, Any] = {
+        "layers": {}, "head": head, "epochs": epochs, "folds": folds, "lr": lr, "seed": seed,
+        "group_names": train.group_names, "minority_ratio": minority_ratio,
+        "minority_groups": [train.group_names[g] for g in minority],
+        "train_loss_by_epoch": losses, "fit_time_s": fit_s,
+    }
+    rows: list[dict[str, Any]] = []
+    for layer in [*layers, MODEL_OUTPUT]:
+        entry: dict[str, Any] = {"splits": {}}
+        for name, split in splits.items():
+            probs = scored[name][0][layer] if layer != MODEL_OUTPUT else scored[name][1].softmax(1)
+            entry["splits"][name] = split_summary(probs, split)
+            outputs = probability_outputs(probs, split.y)
+            if name == "train" and minority:
+                entry["flagging"] = flagging_quality(outputs["confident_error"], positive)
+            rows.extend(_rows(name, layer, split, outputs))
+        summary["layers"][layer] = entry
+        flag = entry.get("flagging", {})
+        log(f"{layer:>16}: train acc {entry['splits']['train']['average_accuracy']:.3f}"
+            + (f"  minority AUC {flag['auc']:.3f}  AP {flag['average_precision']:.3f}" if flag.get("auc") else ""))
+    return summary, rows
+
+
+def _rows(split_name: str, layer: str, split: GroupedDataset, outputs: dict[str, torch.Tensor]) -> list[dict[str, Any]]:
+    a = split.a if split.a is not None else torch.full_like(split.y, -1)
+    return [
+        {"split": split_name, "idx": i, "y": y, "a": at, "g": g, "layer": layer, "pred": p, "margin": round(m, 6),
+         "correct": int(c), "score": round(s, 6)}
+        for i, (y, at, g, p, m, c, s) in enumerate(zip(
+            split.y.tolist(), a.tolist(), split.g.tolist(), outputs["pred"].tolist(), outputs["margin"].tolist(),
+            outputs["correct"].tolist(), outputs["confident_error"].tolist()))
+    ]
+
+
+def write_rows(rows: list[dict[str, Any]], path: Path) -> None:
+    """The per-instance CSV."""
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def diagnose(run: str | Path, layers: list[str] | None = None, epochs: int = 5, head: str = "linear",
+             out: str | Path | None = None, folds: int = 2, lr: float = 1e-2, batch_size: int = 256,
+             device: str = "cpu", seed: int = 0, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Diagnose the selected model of a finished run; write diagnosis.json, diagnosis.csv and plots."""
+    from earlyreadout.diagnose_plots import plot_diagnosis
+    from earlyreadout.engine import load_trained, resolve_device
+    from earlyreadout.models import MODELS
+
+    if epochs < 1:
+        raise UserError(f"--epochs must be >= 1, got {epochs}")
+    cfg, model, splits = load_trained(run, str(resolve_device(device)))
+    if not layers:
+        layers = list(getattr(MODELS.get(cfg.model), "stages", []))
+        if not layers:
+            raise UserError(f"model {cfg.model!r} declares no stages; name the layers to read with --layer")
+    out_dir = Path(out) if out is not None else Path(run)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    summary, rows = diagnose_model(model, splits, layers, epochs, head, folds, lr, batch_size, seed, log=log)
+    summary = {"run": str(run), "data": cfg.data, "model": cfg.model, "method": cfg.method, **summary}
+    write_json(summary, out_dir / "diagnosis.json")
+    write_rows(rows, out_dir / "diagnosis.csv")
+    plot_diagnosis(summary, rows, out_dir)
+    log(f"diagnosis written to {out_dir}")
+    return summary
