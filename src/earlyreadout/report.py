@@ -141,14 +141,15 @@ Cell = tuple[str, float | None]  # (text, the value that ranks it; None for labe
 
 
 def best_cells(rows: Sequence[Sequence[Cell]], better: Sequence[str | None], across_rows: bool = False) -> set:
-    """(i, j) of the best value of each column whose `better` is "max" or "min" (of each row, across_rows)."""
+    """(i, j) of the best value of each column whose `better` is "max" or "min" (of each row, across_rows);
+    a line whose values are all equal has no best."""
     lines = ([[(i, j) for j in range(len(row))] for i, row in enumerate(rows)] if across_rows
              else [[(i, j) for i in range(len(rows))] for j in range(len(better))])
     chosen = set()
     for k, line in enumerate(lines):
         rule = better[k] if not across_rows else "max"
         valued = [(rows[i][j][1], (i, j)) for i, j in line if rows[i][j][1] is not None]
-        if rule is None or len(valued) < 2:
+        if rule is None or len({v for v, _ in valued}) < 2:  # nothing to choose between
             continue
         top = (max if rule == "max" else min)(v for v, _ in valued)
         chosen |= {at for v, at in valued if v == top}

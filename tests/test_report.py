@@ -1,0 +1,106 @@
+"""The HTML report: its pieces against hand values, `compare` writing it, and a real headless browser."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from matplotlib.figure import Figure
+from PIL import Image
+from tests import chromium
+from tests.conftest import tiny_config
+
+from earlyreadout.cli import main
+from earlyreadout.engine import train
+from earlyreadout.errors import UserError
+from earlyreadout.explain_figures import png_bytes
+from earlyreadout.report import best_cells, find_runs, group_runs, mean_std, setting_key, write_report
+
+TINY_COMPARE = ["--data", "dominoes", "--epochs", "2", "--batch-size", "16", "data.n_train=96", "data.n_val=48",
+                "data.n_test=48", "data.size=8", "model.width=8", "train.progress=false"]
+
+
+@pytest.fixture(scope="module")
+def compared(tmp_path_factory):
+    """`compare` of two methods x two seeds; one run also holds a readout diagnosis (json + plot)."""
+    out = tmp_path_factory.mktemp("compare")
+    assert main(["compare", "--methods", "erm,groupdro", "--seeds", "2", "--out", str(out), *TINY_COMPARE]) == 0
+    diagnosed = out / "erm" / "seed0"
+    (diagnosed / "diagnosis.json").write_text(json.dumps({
+        "minority_groups": ["y=<5, a=green"],
+        "layers": {"block1": {"splits": {"train": {"average_accuracy": 0.9}},
+                              "flagging": {"auc": 0.8125, "average_precision": 0.5}}}}))
+    fig = Figure(figsize=(3, 2))
+    fig.subplots().plot([0, 1], [1, 0])
+    (diagnosed / "diagnosis_scores.png").write_bytes(png_bytes(fig))
+    return out
+
+
+def test_mean_std_and_best_cells_hand_values():
+    assert mean_std([0.5, None, 0.7]) == (pytest.approx(0.6), pytest.approx(0.1414213, rel=1e-5))
+    assert mean_std([0.25]) == (0.25, None)
+    assert mean_std([None]) == (None, None)
+    rows = [[("a", None), ("1", 0.9), ("x", 0.2)], [("b", None), ("2", 0.7), ("y", 0.1)]]
+    assert best_cells(rows, [None, "max", "min"]) == {(0, 1), (1, 2)}
+    assert best_cells(rows, [], across_rows=True) == {(0, 1), (1, 1)}
+    tied = [[("a", None), ("1", 0.5)], [("b", None), ("1", 0.5)]]
+    assert best_cells(tied, [None, "max"]) == set()
+
+
+def test_seeds_of_one_setting_are_grouped_and_other_settings_are_not(compared):
+    runs = find_runs([compared])
+    assert len(runs) == 4
+    settings = group_runs(runs)
+    assert list(settings) == ["erm", "groupdro"]
+    assert [len(rs) for rs in settings.values()] == [2, 2]
+    other_lr = dict(runs[0].config, method={**runs[0].config["method"], "lr": 0.5})
+    assert setting_key(runs[0].config) == setting_key(runs[1].config) != setting_key(other_lr)
+
+
+def test_compare_ends_by_writing_the_report(compared):
+    page = (compared / "report.html").read_text()
+    assert "<table" in page and "groupdro" in page
+    assert re.search(r"\d+\.\d ± \d+\.\d", page)  # two seeds per method -> mean ± std cells
+    assert page.count("data:image/png;base64,") >= 6  # 2 curves + 4 Grad-CAM groups
+    assert "Grad-CAM mass on the core region" in page
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", page)
+
+
+def test_report_bad_paths_are_user_errors(tmp_path, capsys):
+    with pytest.raises(UserError, match="not a run directory"):
+        find_runs([tmp_path / "missing"])
+    with pytest.raises(UserError, match="no run directories"):
+        find_runs([tmp_path])
+    assert main(["report", str(tmp_path / "missing"), "--out", str(tmp_path / "r.html")]) == 2
+    assert "not a run directory" in capsys.readouterr().err
+
+
+def test_text_runs_show_token_attributions_with_the_spurious_tokens_marked(tmp_path):
+    cfg = tiny_config(tmp_path, data="spurious-text")
+    train(cfg, log=lambda _: None)
+    page = write_report([cfg.out], tmp_path / "text.html").read_text()
+    assert "share of |gradient x input| on the spurious region" in page
+    assert "outline:2px solid" in page
+
+
+@pytest.mark.skipif(chromium.executable() is None, reason="chromium is not installed (apt-get install chromium)")
+def test_the_report_renders_in_a_headless_browser(compared, tmp_path):
+    page = tmp_path / "report.html"
+    assert main(["report", str(compared), "--out", str(page), "--n", "4", "--title", "tiny comparison"]) == 0
+    shot = tmp_path / "report.png"
+    seen = chromium.inspect_page(page.resolve().as_uri(), shot)
+    assert seen["errors"] == []
+    assert seen["title"] == "tiny comparison"
+    assert all(url.startswith(("file:", "data:")) for url in seen["requests"])
+    assert all(link.startswith("data:") for link in seen["links"])
+    alts = [im["alt"] for im in seen["images"]]
+    assert len(alts) == 2 + 4 + 1, alts  # curves per method, Grad-CAM per group, the diagnosis plot
+    assert any("diagnosis" in a for a in alts)
+    for im in seen["images"]:
+        assert min(im["natural"]) > 0 and min(im["box"]) > 0, im
+    assert len(seen["tables"]) >= 4  # headline, per group, core / spurious mass, diagnosis
+    for table in seen["tables"]:
+        assert table["rows"] >= 2 and min(table["box"]) > 0, table
+    with Image.open(shot) as im:
+        assert im.width >= 1000 and im.height > 1500
