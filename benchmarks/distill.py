@@ -31,13 +31,16 @@ ROOT = Path("runs/benchmarks/distill")
 RESULT = Path(__file__).parent / "results" / "distill.json"
 SEEDS = (0, 1, 2)
 ROBUST = ("groupdro", "jtt", "sieve")
+# Fewer examples and a weaker correlation than the datasets' defaults: on 2,000 examples at the default
+# correlations (0.97 / 0.99) no robust teacher beat 0.13 validation worst-group accuracy, and a teacher
+# with nothing to pass on tests nothing.
 DATA = {
-    "colored-digits": {"n_train": 2000, "n_val": 600, "n_test": 1200},
-    "dominoes": {"n_train": 2000, "n_val": 600, "n_test": 1200, "size": 16},
+    "colored-digits": {"n_train": 4000, "n_val": 800, "n_test": 1600, "size": 20, "correlation": 0.9},
+    "dominoes": {"n_train": 4000, "n_val": 800, "n_test": 1600, "size": 16, "correlation": 0.95},
 }
 TEACHER_MODEL = {"name": "small-cnn", "width": 32}
 STUDENT_MODEL = {"name": "small-cnn", "width": 8}
-EPOCHS = {"teacher": 15, "student": 12}
+EPOCHS = {"teacher": 20, "student": 15}
 BATCH = 64
 GRIDS: dict[str, list[dict[str, Any]]] = {
     "erm": [{}],

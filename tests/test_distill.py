@@ -129,6 +129,21 @@ def test_dedier_online_weights_each_batch_from_the_live_readout(tmp_path, teache
     assert method.refreshes == 0
 
 
+@pytest.mark.parametrize("data, hp", [
+    ("colored-digits", {"readout_layer": "block2", "readout_head": "conv", "readout_width": 8}),
+    ("spurious-text", {"readout_layer": "encoder.layers.0", "readout_head": "mlp", "readout_token_pool": "mean"}),
+])
+def test_dedier_reads_any_layer_with_any_head(tmp_path, data, hp):
+    train(tiny_config(tmp_path / "t", data=data, train={"epochs": 1}), log=quiet)
+    cfg = tiny_config(tmp_path / "s", "dedier", data=data,
+                      hp={"teacher": str(tmp_path / "t" / "run"), "warmup_epochs": 0, **hp})
+    method, _, loader = build_run(cfg, torch.device("cpu"), DistInfo())
+    method.train()
+    method.on_epoch_start(0)
+    stats = method.update(next(iter(loader)), 0)
+    assert method.refreshes == 1 and "mean_weight" in stats and math.isfinite(stats["loss"])
+
+
 def test_class_count_mismatch_is_a_clear_error(tmp_path, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("ten")
     train(tiny_config(tmp, train={"epochs": 1}, data_options={"labels": "multiclass"}), log=quiet)

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from earlyreadout import distributed
 from earlyreadout.readout import EarlyReadout
 from earlyreadout.scores import error_weights
 
@@ -31,7 +32,8 @@ class ReadoutWeighter(nn.Module):
                  token_pool: str = "cls"):
         super().__init__()
         self.layer, self.alpha, self.beta, self.lr = layer, alpha, beta, lr
-        self.readout = EarlyReadout(model, layer, n_classes, example_input, head, depth, width, token_pool)
+        self.readout = EarlyReadout(model, layer, n_classes, example_input, head=head, depth=depth, width=width,
+                                    token_pool=token_pool)
         self.optimizer = self._new_optimizer()
 
     def _new_optimizer(self) -> torch.optim.Optimizer:
@@ -55,11 +57,15 @@ class ReadoutWeighter(nn.Module):
             return error_weights(z.float().softmax(1), y.to(z.device), self.alpha, self.beta)
 
     def update(self, y: torch.Tensor) -> float:
-        """One optimizer step of the readout's cross-entropy on the last forward's (detached) feature."""
+        """One optimizer step of the readout's cross-entropy on the last forward's (detached) feature.
+
+        Under several processes the readout's gradients are averaged, so its weights stay in sync.
+        """
         z = self.logits()
         loss = F.cross_entropy(z, y.to(z.device))
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        distributed.sync_gradients(self.readout.heads.parameters())  # identical readouts on every rank
         self.optimizer.step()
         return loss.item()
 

@@ -55,6 +55,8 @@ class DeDiER(KD):
         "readout_head": Param("linear", "readout head family", choices=HEAD_FAMILIES),
         "readout_depth": Param(2, "conv blocks of a conv head", low=0),
         "readout_width": Param(128, "channels / hidden units of a conv or mlp head", low=1),
+        "readout_token_pool": Param("cls", "how a readout on token sequences pools them: cls (position 0) or "
+                                    "mean", choices=("cls", "mean")),
         "readout_lr": Param(1e-2, "Adam learning rate of the readout", low=0.0, open_low=True),
         "readout_epochs": Param(1, "passes over the train set that re-fit the readout at each refresh "
                                 "(refresh=epoch)", low=1),
@@ -68,8 +70,9 @@ class DeDiER(KD):
         super().__init__(network, hp, ctx)
         self.readout_layer = resolve_layer(hp["readout_layer"], ctx.extras.get("model_stages"))
         self.weighter = ReadoutWeighter(network, self.readout_layer, ctx.n_classes, ctx.example_input,
-                                        hp["alpha"], hp["beta"], hp["readout_head"], hp["readout_depth"],
-                                        hp["readout_width"], hp["readout_lr"])
+                                        alpha=hp["alpha"], beta=hp["beta"], head=hp["readout_head"],
+                                        depth=hp["readout_depth"], width=hp["readout_width"],
+                                        lr=hp["readout_lr"], token_pool=hp["readout_token_pool"])
         self.optimizers["readout"] = self.weighter.optimizer
         self.epoch = 0
         self.refreshes = 0
