@@ -14,7 +14,7 @@ from earlyreadout.data.images import IMAGE_OPTIONS, image_split
 from earlyreadout.errors import UserError
 from earlyreadout.params import Param
 
-LAYOUTS = ("celebA_v1.0", "celeba", "celebA", "CelebA", "celeba/celeba", "Anno")
+LAYOUTS = ("celebA_v1.0", "celeba", "celebA", "CelebA")
 SPLITS = {0: "train", 1: "val", 2: "test"}
 
 
