@@ -118,11 +118,10 @@ class FoldedReadouts:
                         continue
                     for p, r in reduced.items():
                         loss = loss + F.cross_entropy(ro.head(p).decode(r[keep]), y[keep])
-                if not loss.requires_grad:
-                    continue
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
+                if loss.requires_grad:
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
                 total, n = total + loss.item() / (len(self.layers) * self.folds), n + 1
                 if n == steps_per_epoch:
                     losses.append(total / n)
