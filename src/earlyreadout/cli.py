@@ -241,6 +241,38 @@ command("diagnose", "train early readouts on a run's frozen layers; score how we
     _diagnose_args)(cmd_diagnose)
 
 
+def _search_args(p: argparse.ArgumentParser) -> None:
+    add_run_options(p)
+    p.add_argument("--out", help="search directory: the study database, trials/<n>/, best/, summary.json")
+    p.add_argument("--trials", type=int, help="finished trials the study aims for, over all workers (default 20)")
+    p.add_argument("--storage", help="Optuna storage URL shared by workers, e.g. postgresql://user:pw@host/db "
+                                     "(default: sqlite in --out)")
+    p.add_argument("--study", help="study name (default: the name of the --out folder)")
+    p.add_argument("--seeds", type=int, help="afterwards, re-run the best config with this many new seeds")
+    p.add_argument("--pruner", choices=("none", "median"), help="stop hopeless trials early (default median)")
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from earlyreadout.search import search
+
+    options = {k: getattr(args, k) for k in ("trials", "seeds", "pruner") if getattr(args, k) is not None}
+    try:
+        summary = search(args.config, overrides_from(args), args.storage, args.study, options)
+    except KeyboardInterrupt:
+        print("interrupted; finished trials are stored, run the same command again to continue", file=sys.stderr)
+        return 130
+    if summary is not None:
+        for split in ("val", "test"):
+            m = summary[split]["worst_group_accuracy"]
+            print(f"best trial {summary['best_trial']} {summary['params']}: {split} worst-group "
+                  f"{m['mean']:.3f} +- {m['std']:.3f} over seeds {summary['seeds']}")
+    return 0
+
+
+command("search", "tune a method's hyperparameters on validation with Optuna (many workers may share a study)")(
+    _search_args)(cmd_search)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="earlyreadout", description="Find and remove shortcut learning with early readouts.")
     sub = p.add_subparsers(dest="command", required=True)

@@ -34,7 +34,7 @@ TRAIN_OPTIONS: dict[str, Param] = {
                       nullable=True, kind=bool),
 }
 
-SECTIONS = ("method", "data", "model", "train", "out")
+SECTIONS = ("method", "data", "model", "train", "out", "search")  # `search` is read by search.py only
 DEFAULTS = {"method": "erm", "data": "colored-digits"}
 
 

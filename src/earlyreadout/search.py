@@ -1,0 +1,289 @@
+"""Hyperparameter search: an Optuna study around the training engine, shared by any number of workers.
+
+Each trial trains one config in `<out>/trials/<number>` and is scored by the validation selection
+metric (never test). The study lives in a database (default: `<out>/study.db`, SQLite); every worker
+started with the same storage URL and study name joins it, and the search stops once `trials` trials
+have finished. A trial interrupted by Ctrl-C, SIGTERM or a dead machine is requeued with its parameters
+and resumes from its last checkpoint, so re-running the command continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import statistics
+import threading
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import optuna
+import sqlalchemy.exc
+
+from earlyreadout.checkpoint import write_json
+from earlyreadout.config import RunConfig, apply_overrides, build_config, read_yaml
+from earlyreadout.data import load_splits
+from earlyreadout.engine import RunDir, selection_metric, train
+from earlyreadout.errors import ConfigError, UserError
+from earlyreadout.methods import METHODS
+from earlyreadout.params import Choice, IntRange, LogUniform, Param, Space, Uniform, resolve
+
+SEARCH_OPTIONS: dict[str, Param] = {
+    "space": Param({}, "per-hyperparameter ranges overriding the method's: [low, high], [low, high, log], "
+                   "{choices: [...]}, or null to keep the configured value", kind=dict),
+    "trials": Param(20, "finished trials the study aims for (over all workers)", low=0),
+    "pruner": Param("median", "stop hopeless trials early by validation metric", choices=("none", "median")),
+    "seeds": Param(0, "re-run the best trial's config with this many new seeds", low=0),
+}
+SUMMARY_METRICS = ("worst_group_accuracy", "adjusted_accuracy", "average_accuracy", "worst_class_accuracy")
+HEARTBEAT_S = 60
+
+
+def parse_range(name: str, spec: Param, value: Any) -> tuple[Space | None, str | None]:
+    """A search space from its config form; (None, problem) when the form or the ends are not allowed."""
+    where = f"search.space.{name}"
+    if value is None:
+        return None, None
+    if isinstance(value, dict) and set(value) == {"choices"} and isinstance(value["choices"], list):
+        try:
+            return Choice(tuple(spec.coerce(v) for v in value["choices"])), None
+        except (ValueError, TypeError):
+            return None, f"{where}: every choice must be {spec.describe()}; got {value['choices']!r}"
+    log = isinstance(value, list) and len(value) == 3 and value[2] == "log"
+    if not (isinstance(value, list) and (len(value) == 2 or log)
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value[:2])):
+        return None, (f"{where} must be [low, high], [low, high, log], {{choices: [...]}} or null; "
+                      f"got {value!r}")
+    try:
+        low, high = spec.coerce(value[0]), spec.coerce(value[1])
+    except (ValueError, TypeError):
+        return None, f"{where}: both ends must be {spec.describe()}; got {value[:2]!r}"
+    if low >= high or (log and low <= 0):
+        return None, f"{where}: need low < high{' and low > 0 for a log range' if log else ''}; got {value!r}"
+    if log:
+        return LogUniform(float(low), float(high)), None
+    return (IntRange(low, high) if spec.type is int else Uniform(float(low), float(high))), None
+
+
+def build_space(method: str, overrides: dict[str, Any]) -> dict[str, Space]:
+    """The method's declared search spaces, with the config's `search.space` entries replacing them."""
+    hparams = METHODS.get(method).hparams
+    space: dict[str, Space] = {k: p.search for k, p in hparams.items() if p.search is not None}
+    problems: list[str] = []
+    for name, value in overrides.items():
+        if name not in hparams:
+            _, unknown = resolve(hparams, {name: None}, f"method {method!r} (in search.space)")
+            problems += unknown
+            continue
+        parsed, problem = parse_range(name, hparams[name], value)
+        if problem:
+            problems.append(problem)
+        elif parsed is None:
+            space.pop(name, None)
+        else:
+            space[name] = parsed
+    if problems:
+        raise ConfigError(problems)
+    if not space:
+        raise UserError(f"method {method!r} has nothing to search; add ranges under search.space in the config")
+    return space
+
+
+class Search:
+    """One worker of a study: the base config, its space, the study and the data splits (loaded once)."""
+
+    def __init__(self, raw: dict[str, Any], storage: str | None, study_name: str | None,
+                 options: dict[str, Any], heartbeat_s: int = HEARTBEAT_S):
+        raw = dict(raw)
+        given = raw.pop("search", {}) or {}
+        if not isinstance(given, dict):
+            raise ConfigError(f"section 'search' must be a mapping, got {given!r}")
+        self.options, problems = resolve(SEARCH_OPTIONS, {**given, **options}, "search")
+        if problems:
+            raise ConfigError(problems)
+        self.raw = raw
+        self.base: RunConfig = build_config(raw)
+        self.space = build_space(self.base.method, self.options["space"])
+        self.out = Path(self.base.out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.study = self.open_study(storage or f"sqlite:///{(self.out / 'study.db').resolve()}",
+                                     study_name or self.out.resolve().name, heartbeat_s)
+        self.splits = load_splits(self.base.data, self.base.data_options)
+        self.select_by, self.key = selection_metric(self.base.train["select_by"], self.splits["val"])
+
+    def fingerprint(self) -> str:
+        """What must match for workers to share a study: the config (less `out`) and the space."""
+        cfg = {k: v for k, v in self.base.to_dict().items() if k != "out"}
+        return json.dumps({"config": cfg, "space": {k: repr(v) for k, v in sorted(self.space.items())}},
+                          sort_keys=True, default=str)
+
+    def open_study(self, url: str, name: str, heartbeat_s: int) -> optuna.Study:
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        engine_kwargs = {"connect_args": {"timeout": 120}} if url.startswith("sqlite") else {"pool_pre_ping": True}
+        storage = open_storage(url, engine_kwargs, heartbeat_s)
+        pruner = optuna.pruners.MedianPruner(n_warmup_steps=1) if self.options["pruner"] == "median" \
+            else optuna.pruners.NopPruner()
+        study = optuna.create_study(storage=storage, study_name=name, direction="maximize", pruner=pruner,
+                                    load_if_exists=True)
+        mine = self.fingerprint()
+        theirs = study.user_attrs.get("fingerprint")
+        if theirs is None:
+            study.set_user_attr("fingerprint", mine)
+        elif theirs != mine:
+            raise UserError(f"study {name!r} in {url} was started with another config or search space; "
+                            "use the same config, or another --study name")
+        return study
+
+    def trial_config(self, params: dict[str, Any], out: Path, seed: int | None = None) -> RunConfig:
+        raw = apply_overrides(self.raw, [])
+        method = raw.get("method", {})
+        raw["method"] = {**({"name": method} if isinstance(method, str) else method), **params}
+        raw["out"] = str(out)
+        if seed is not None:
+            raw["train"] = {**(raw.get("train") or {}), "seed": seed}
+        return build_config(raw)
+
+    def run_dir_of(self, trial: optuna.Trial) -> tuple[Path, bool]:
+        """(run directory, resume?) of a trial: a requeued trial continues its predecessor's checkpoint."""
+        origin = trial.user_attrs.get("resume_of")
+        if origin is not None:
+            before = [t for t in self.study.get_trials(deepcopy=False) if t.number == origin]
+            previous = before[0].user_attrs.get("run_dir") if before else None
+            if previous and RunDir(previous).last.is_file():
+                return Path(previous), True
+        return self.out / "trials" / str(trial.number), False
+
+    def objective(self, trial: optuna.Trial) -> float:
+        params = {name: space.suggest(trial, name) for name, space in self.space.items()}
+        run_dir, resume = self.run_dir_of(trial)
+        trial.set_user_attr("run_dir", str(run_dir))
+        cfg = self.trial_config(params, run_dir)
+
+        def report(epoch: int, val: dict[str, Any]) -> None:
+            trial.report(val[self.key], epoch)
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"val {self.select_by} {val[self.key]:.4f} after epoch {epoch + 1}")
+
+        try:
+            if RunDir(run_dir).done.exists():
+                result = json.loads(RunDir(run_dir).metrics.read_text())
+            else:
+                result = train(cfg, resume=resume, log=_silent, splits=self.splits, on_epoch_end=report)
+        except KeyboardInterrupt:
+            trial.set_user_attr("interrupted", True)
+            raise
+        except optuna.TrialPruned:
+            raise
+        except Exception as e:
+            trial.set_user_attr("error", repr(e))
+            raise
+        trial.set_user_attr("metrics", result)
+        return result["val"][self.key]
+
+    def requeue_interrupted(self) -> None:
+        """Queue a retry (same parameters, resuming its checkpoint) of every trial cut short by a signal or
+        a lost worker; trials that raised an error are not retried, and none is retried twice."""
+        optuna.storages.fail_stale_trials(self.study)
+        trials = self.study.get_trials(deepcopy=False)
+        retried = {t.user_attrs.get("resume_of") for t in trials}
+        for t in trials:
+            if (t.state == optuna.trial.TrialState.FAIL and "error" not in t.user_attrs
+                    and t.number not in retried and "resume_of" not in t.user_attrs):
+                self.study.enqueue_trial(t.params, user_attrs={"resume_of": t.number})
+
+    def finished(self) -> int:
+        states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+        return len(self.study.get_trials(deepcopy=False, states=states))
+
+    def run(self) -> None:
+        """Run trials until the study holds `trials` finished ones (other workers' included)."""
+        while self.finished() < self.options["trials"]:
+            self.requeue_interrupted()
+            self.study.optimize(self.objective, n_trials=1,
+                                callbacks=[lambda _study, t: print(describe(t, self.select_by), flush=True)])
+
+    def rerun_best(self) -> dict[str, Any]:
+        """Train the best trial's config with `seeds` new seeds; write and return summary.json."""
+        completed = self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+        if not completed:
+            raise UserError(f"study {self.study.study_name!r} has no completed trial to re-run yet")
+        best = self.study.best_trial
+        base_seed = self.base.train["seed"]
+        runs = []
+        for seed in range(base_seed + 1, base_seed + 1 + self.options["seeds"]):
+            cfg = self.trial_config(best.params, self.out / "best" / f"seed{seed}", seed)
+            run = RunDir(cfg.out)
+            if run.done.exists():
+                runs.append(json.loads(run.metrics.read_text()))
+                continue
+            print(f"best trial {best.number}, seed {seed} -> {cfg.out}", flush=True)
+            runs.append(train(cfg, resume=run.last.exists(), log=_silent, splits=self.splits))
+        summary = {
+            "study": self.study.study_name, "best_trial": best.number, "params": best.params,
+            "search_val": best.value, "selected_by": f"val {self.select_by}",
+            "seeds": [r["seed"] for r in runs],
+            "val": spread([r["val"] for r in runs]), "test": spread([r["test"] for r in runs]),
+        }
+        write_json(summary, self.out / "summary.json")
+        return summary
+
+
+def open_storage(url: str, engine_kwargs: dict[str, Any], heartbeat_s: int,
+                 attempts: int = 5) -> optuna.storages.RDBStorage:
+    """The study database; workers starting together on a new database may race to create its tables
+    (the loser retries and then finds them), and a server may be briefly unreachable."""
+    for attempt in range(attempts):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_s,
+                                              grace_period=2 * heartbeat_s)
+        except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.IntegrityError) as e:
+            if attempt == attempts - 1:
+                raise UserError(f"cannot open study storage {url!r}: {e}".splitlines()[0]) from None
+            time.sleep(0.5 + random.random())
+        except (ImportError, ValueError, sqlalchemy.exc.SQLAlchemyError) as e:  # URL, driver, server
+            raise UserError(f"cannot open study storage {url!r}: {e}".splitlines()[0]) from None
+    raise AssertionError("unreachable")
+
+
+def spread(metrics: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Mean, (sample) standard deviation and values of each summary metric over runs."""
+    out = {}
+    for key in SUMMARY_METRICS:
+        values = [m[key] for m in metrics]
+        out[key] = {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+                    "values": values}
+    return out
+
+
+def describe(trial: optuna.trial.FrozenTrial, select_by: str) -> str:
+    params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in trial.params.items())
+    value = "" if trial.value is None else f" val {select_by} {trial.value:.4f}"
+    return f"trial {trial.number} {trial.state.name.lower()}{value}  ({params})"
+
+
+def _silent(_message: str) -> None:
+    pass
+
+
+def _stop_on_sigterm(_signum: int, _frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def search(config: str | None, overrides: list[str], storage: str | None = None, study: str | None = None,
+           options: dict[str, Any] | None = None, heartbeat_s: int = HEARTBEAT_S) -> dict[str, Any] | None:
+    """Join (or create) the study of a config, run trials until it holds enough, then optionally re-run
+    the best config with new seeds; returns the seed summary (None without `seeds`)."""
+    raw = apply_overrides(read_yaml(config) if config else {}, overrides)
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _stop_on_sigterm) if main_thread else None
+    try:
+        with warnings.catch_warnings():  # heartbeats are an "experimental" Optuna feature
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            worker = Search(raw, storage, study, options or {}, heartbeat_s)
+            worker.run()
+            return worker.rerun_best() if worker.options["seeds"] else None
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
