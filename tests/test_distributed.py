@@ -46,9 +46,27 @@ def final_state(run) -> dict[str, torch.Tensor]:
     return {k.replace("network.module.", "network."): v for k, v in state.items()}
 
 
-@pytest.mark.parametrize("method, hp", [("groupdro", ["method.eta=0.5"]),
-                                        ("jtt", ["method.T=1", "method.lambda_up=4"])])
-def test_two_processes_match_one(method, hp, tmp_path):
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory):
+    out = tmp_path_factory.mktemp("teacher") / "run"
+    train_cli(TEXT + ["--epochs", "1"], out)
+    return out
+
+
+SIEVE = ["method.aux_head=linear", "method.forget_every=1", "method.forget_lr=0.1"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method, hp", [
+    ("groupdro", ["method.eta=0.5"]),
+    ("jtt", ["method.T=1", "method.lambda_up=4"]),
+    ("sieve", SIEVE + ["method.mode=three-pass"]),  # aux and forget steps outside DDP's backward
+    ("sieve", SIEVE + ["method.mode=single-pass"]),
+    ("dedier", ["method.readout_head=linear", "method.refresh=online", "method.warmup_epochs=0"]),
+])
+def test_two_processes_match_one(method, hp, tmp_path, request):
+    if method == "dedier":
+        hp = hp + [f"method.teacher={request.getfixturevalue('teacher')}"]
     args = TEXT + ["--method", method] + hp
     train_cli(args, tmp_path / "one")
     train_cli(args, tmp_path / "two", processes=2)
@@ -67,6 +85,7 @@ def test_two_processes_match_one(method, hp, tmp_path):
         json.loads((tmp_path / "one" / "log.jsonl").read_text().splitlines()[-1])["train"]["loss"], rel=1e-4)
 
 
+@pytest.mark.slow
 def test_batchnorm_model_trains_under_two_processes(tmp_path):
     train_cli(["--data", "colored-digits", "data.n_train=64", "data.n_val=32", "data.n_test=32", "data.size=16",
                "model.width=8", "--epochs", "1", "--batch-size", "16", "--device", "cpu", "--method", "groupdro"],

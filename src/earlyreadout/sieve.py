@@ -11,6 +11,8 @@ passes (stopped at the aux layer), the forget step with plain SGD at `forget_lr`
 paper's Algorithm 1): `loss()` returns `main_weight * CE(main) + aux_weight * CE(aux) + [k % F == 0] *
 forget_weight * L_f` from the user's one forward, for one backward; the forget term's head runs with
 detached parameters, so its gradient flows only into the early layers, and the user's optimizer applies it.
+Under DDP the head's and the forget step's gradients are averaged over processes (the main backward is
+DDP's), so every rank keeps identical weights.
 
     sieve = FeatureSieve(model, "block1", n_classes=2, example_input=x[:2], mode="single-pass")
     loss = sieve.loss(model(x), y); opt.zero_grad(); loss.backward(); opt.step(); sieve.step(x, y)
@@ -25,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
+from earlyreadout import distributed
 from earlyreadout.errors import UserError
 from earlyreadout.hooks import find_module, parameters_feeding, unwrap
 from earlyreadout.readout import EarlyReadout
@@ -144,6 +147,7 @@ class FeatureSieve(nn.Module):
             if forgot:
                 stats.update(self.forget_step(x, y))
         else:
+            distributed.sync_gradients(self.head.parameters())
             self.aux_optimizer.step()
             self.aux_optimizer.zero_grad(set_to_none=True)
             stats, self._pending = self._pending, {}
@@ -163,6 +167,7 @@ class FeatureSieve(nn.Module):
         aux = F.cross_entropy(logits, y)
         self.aux_optimizer.zero_grad(set_to_none=True)
         (self.aux_weight * aux).backward()
+        distributed.sync_gradients(self.head.parameters())
         self.aux_optimizer.step()
         return {"aux_loss": aux.item(), "readout_acc": accuracy(logits, y)}
 
@@ -174,6 +179,7 @@ class FeatureSieve(nn.Module):
         saved = [p.grad for p in self.early]  # the user's gradients are left as they were
         for p, g in zip(self.early, grads):
             p.grad = g
+        distributed.sync_gradients(self.early)  # outside DDP's backward: every rank takes the mean step
         self.forget_optimizer.step()
         for p, g in zip(self.early, saved):
             p.grad = g
