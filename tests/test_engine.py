@@ -126,3 +126,15 @@ def test_every_method_conforms(name, tmp_path, teacher_run):
     unchanged = [k for k, v in method.network.named_parameters()
                  if v.requires_grad and k not in frozen and torch.equal(v, before[k])]
     assert not unchanged, f"no update reached {unchanged}"
+
+
+def test_a_run_that_cannot_start_leaves_nothing_blocking_its_retry(tmp_path):
+    from earlyreadout.config import build_config
+
+    bad = build_config({"data": {"name": "waterbirds", "root": str(tmp_path / "missing")},
+                        "out": str(tmp_path / "run")})
+    with pytest.raises(UserError, match="missing"):
+        train(bad, log=quiet)
+    assert not (tmp_path / "run" / "config.yaml").exists()
+    train(tiny_config(tmp_path), log=quiet)
+    assert (tmp_path / "run" / "done").exists()

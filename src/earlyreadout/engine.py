@@ -138,6 +138,7 @@ def build_run(cfg: RunConfig, device: torch.device, dist: distributed.DistInfo,
     if method_cls.needs_groups and not train.has_attributes:
         raise UserError(f"method {cfg.method!r} needs group labels on train, which {train.name} does not have")
     network = build_model(cfg.model, cfg.model_options, train.info, train.n_classes).to(device)
+    stages = list(getattr(network, "stages", None) or MODELS.get(cfg.model).stages)
     if dist.world_size > 1:
         if device.type == "cuda":  # one set of batch statistics over the global batch (gloo/CPU has none)
             network = nn.SyncBatchNorm.convert_sync_batchnorm(network)
@@ -148,7 +149,7 @@ def build_run(cfg: RunConfig, device: torch.device, dist: distributed.DistInfo,
     ctx = Context(n_classes=train.n_classes, n_groups=train.n_groups, train=train, train_loader=loader,
                   example_input=example.to(device), device=device,
                   eval_batch_size=cfg.train["eval_batch_size"], rank=dist.rank, world_size=dist.world_size,
-                  extras={"model_stages": list(MODELS.get(cfg.model).stages)})
+                  extras={"model_stages": stages})
     method = method_cls(network, cfg.method_hp, ctx).to(device)
     return method, splits, loader
 
@@ -182,12 +183,15 @@ def train(cfg: RunConfig, resume: bool = False, log: Callable[[str], None] = pri
     run = RunDir(cfg.out)
     if dist.is_main:
         run.prepare(resume)
-        write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), run.config)
-        write_json(versions(), run.path / "versions.json")
-    distributed.barrier()
+    # build everything before writing into the run directory, so a run that cannot start leaves no files
+    # behind that would block its corrected retry
     method, splits, loader = build_run(cfg, device, dist, splits)
     val, test = splits["val"], splits["test"]
     select_by, key = selection_metric(cfg.train["select_by"], val)
+    if dist.is_main:
+        write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), run.config)
+        write_json(versions(), run.path / "versions.json")
+    distributed.barrier()
     progress = cfg.train["progress"] if dist.is_main else False
 
     def score(split: GroupedDataset) -> dict[str, Any]:
