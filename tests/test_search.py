@@ -122,3 +122,36 @@ def test_killed_search_resumes_and_finishes_the_killed_trial(tmp_path):
     epochs = [json.loads(r)["epoch"] for r in log.read_text().splitlines()]
     assert epochs == [0, 1, 2]
     assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in trials) == 3
+
+
+def test_a_pruned_trial_stops_after_its_epoch_and_counts_as_finished(tmp_path, monkeypatch):
+    monkeypatch.setattr(optuna.trial.Trial, "should_prune", lambda self: True)
+    config = write_config(tmp_path, train={**TINY["train"], "epochs": 3})
+    search(str(config), [], options={"trials": 1})
+    (trial,) = load_study(tmp_path / "search").trials
+    assert trial.state == optuna.trial.TrialState.PRUNED
+    assert list(trial.intermediate_values) == [0]
+    run = tmp_path / "search" / "trials" / "0"
+    assert len((run / "log.jsonl").read_text().splitlines()) == 1 and not (run / "done").exists()
+
+
+def test_sigterm_marks_the_trial_interrupted_and_a_rerun_continues_it(tmp_path):
+    config = write_config(tmp_path, data={**TINY["data"], "n_train": 512},
+                          train={**TINY["train"], "epochs": 3})
+    out = tmp_path / "search"
+    proc = worker(config, 1)
+    checkpoint = out / "trials" / "0" / "checkpoints" / "last.pt"
+    deadline = time.time() + 300
+    while time.time() < deadline and not checkpoint.exists() and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "run the same command again" in err
+    (cut,) = load_study(out).trials
+    assert cut.state == optuna.trial.TrialState.FAIL and cut.user_attrs["interrupted"]
+    search(str(config), [], options={"trials": 1, "pruner": "none"})
+    cut, retry = load_study(out).trials
+    assert retry.user_attrs["resume_of"] == 0 and retry.params == cut.params
+    assert retry.state == optuna.trial.TrialState.COMPLETE
+    epochs = [json.loads(r)["epoch"] for r in (out / "trials" / "0" / "log.jsonl").read_text().splitlines()]
+    assert epochs == [0, 1, 2]
