@@ -39,6 +39,8 @@ SEARCH_OPTIONS: dict[str, Param] = {
 }
 SUMMARY_METRICS = ("worst_group_accuracy", "adjusted_accuracy", "average_accuracy", "worst_class_accuracy")
 HEARTBEAT_S = 60
+MACHINE_LOCAL = (("train", "device"), ("train", "num_workers"), ("train", "progress"), ("data", "root"),
+                 ("model", "weights"))
 
 
 def parse_range(name: str, spec: Param, value: Any) -> tuple[Space | None, str | None]:
@@ -114,8 +116,12 @@ class Search:
         self.select_by, self.key = selection_metric(self.base.train["select_by"], self.splits["val"])
 
     def fingerprint(self) -> str:
-        """What must match for workers to share a study: the config (less `out`) and the space."""
-        cfg = {k: v for k, v in self.base.to_dict().items() if k != "out"}
+        """What must match for workers to share a study: the config and the space, less what may differ
+        between machines (output folder, device, data loading, local paths of data and weights)."""
+        cfg = self.base.to_dict()
+        del cfg["out"]
+        for section, key in MACHINE_LOCAL:
+            cfg[section].pop(key, None)
         return json.dumps({"config": cfg, "space": {k: repr(v) for k, v in sorted(self.space.items())}},
                           sort_keys=True, default=str)
 
