@@ -10,6 +10,7 @@ from tests.conftest import tiny_config
 
 from earlyreadout.cli import main
 from earlyreadout.engine import train
+from earlyreadout.gradcam import region_area
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +37,7 @@ def test_gradcam_writes_one_grid_per_group_and_the_core_mass(image_run, tmp_path
             assert im.width > 100 and im.height > 100
     summary = json.loads((out / "gradcam.json").read_text())
     assert summary["dataset"] == "dominoes" and len(summary["runs"]) == 2
+    assert summary["region_area"] == {"core_mass": 0.5, "spurious_mass": 0.5}
     first, second = summary["runs"]
     assert first["layer"] == "block4"
     assert len(first["groups"]) == 4
@@ -83,3 +85,10 @@ def test_token_attributions_for_a_text_run_highlight_the_spurious_tokens(text_ru
             assert stats["spurious_mass"] == 0.0
         else:
             assert 0.0 < stats["spurious_mass"] < 1.0
+
+
+def test_region_area_is_the_uniform_baseline():
+    assert region_area({"spurious_region": (0, 4, 0, 4)}, (28, 28)) == pytest.approx(16 / 784)
+    assert region_area({"core_region": (16, 32, 0, 16), "spurious_region": (0, 16, 0, 16)}, (32, 16)) == {
+        "core_mass": 0.5, "spurious_mass": 0.5}
+    assert region_area({}, (8, 8)) == {}

@@ -56,6 +56,16 @@ def select_groups(dataset: GroupedDataset, wanted: Sequence[str] | None) -> list
     return chosen
 
 
+def region_area(info: dict[str, Any], size: tuple[int, int]) -> dict[str, float]:
+    """The mass a uniform map puts on the core / spurious region: the baseline to read the fractions against."""
+    areas = {}
+    for key in ("core", "spurious"):
+        if f"{key}_region" in info:
+            r0, r1, c0, c1 = info[f"{key}_region"]
+            areas[f"{key}_mass"] = (min(r1, size[0]) - r0) * (min(c1, size[1]) - c0) / (size[0] * size[1])
+    return areas
+
+
 def run_labels(configs: Sequence[RunConfig], paths: Sequence[Path]) -> list[str]:
     """A short label per run: the method name, with the run folder's name when methods repeat."""
     methods = [c.method for c in configs]
@@ -102,6 +112,8 @@ def explain_runs(runs: Sequence[str | Path], layer: str | None = None, n: int = 
     layers = [layer or default_layer(c.model, modality) for c, _, _ in loaded]
     chosen = select_groups(data, groups)
     summary: dict[str, Any] = {"split": split, "dataset": data.name, "kind": modality, "runs": []}
+    if modality != "text":
+        summary["region_area"] = region_area(data.info, tuple(data.get_x(0).shape[-2:]))
     per_run: list[dict[str, Any]] = [{"run": str(p), "label": lab, "method": c.method, "layer": lay, "groups": {}}
                                      for p, lab, (c, _, _), lay in zip(paths, labels, loaded, layers)]
     figures: dict[str, bytes | str] = {}

@@ -262,6 +262,9 @@ def gradcam_section(settings: dict[str, list[Run]], n: int, n_mass: int, device:
                     + [_cell([r.get(f"{key}_group_mean")])] for r in runs]
             what = "Grad-CAM mass" if explanation.kind == "image" else "share of |gradient x input|"
             parts.append(f"<h4>{what} {title} (%)</h4>")
+            area = explanation.summary.get("region_area", {}).get(key)
+            if area is not None:
+                parts.append(f'<p class="note">A uniform map would give {100 * area:.1f}%.</p>')
             rule = "max" if key == "core_mass" else "min"
             parts.append(_table(["method"] + groups + ["mean over groups"], rows, [None] + [rule] * (len(groups) + 1)))
     for name, fig in explanation.figures.items():
