@@ -88,7 +88,7 @@ def test_token_attributions_for_a_text_run_highlight_the_spurious_tokens(text_ru
 
 
 def test_region_area_is_the_uniform_baseline():
-    assert region_area({"spurious_region": (0, 4, 0, 4)}, (28, 28)) == pytest.approx(16 / 784)
+    assert region_area({"spurious_region": (0, 4, 0, 4)}, (28, 28)) == {"spurious_mass": pytest.approx(16 / 784)}
     assert region_area({"core_region": (16, 32, 0, 16), "spurious_region": (0, 16, 0, 16)}, (32, 16)) == {
         "core_mass": 0.5, "spurious_mass": 0.5}
     assert region_area({}, (8, 8)) == {}
