@@ -138,3 +138,14 @@ def test_a_run_that_cannot_start_leaves_nothing_blocking_its_retry(tmp_path):
     assert not (tmp_path / "run" / "config.yaml").exists()
     train(tiny_config(tmp_path), log=quiet)
     assert (tmp_path / "run" / "done").exists()
+
+
+def test_atomic_writes_leave_no_temp_files_and_usual_permissions(tmp_path):
+    from earlyreadout.checkpoint import save_checkpoint, write_json
+
+    write_json({"a": float("nan")}, tmp_path / "m.json")
+    save_checkpoint({"w": torch.ones(2)}, tmp_path / "c.pt")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.pt", "m.json"]
+    assert json.loads((tmp_path / "m.json").read_text()) == {"a": None}
+    assert (tmp_path / "m.json").stat().st_mode & 0o044 == 0o044 & ~os.umask(os.umask(0))
+    assert torch.equal(load_checkpoint(tmp_path / "c.pt")["w"], torch.ones(2))
