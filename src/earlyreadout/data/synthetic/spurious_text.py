@@ -17,6 +17,7 @@ FILLER = (
     "the", "a", "movie", "film", "plot", "actor", "was", "is", "and", "it", "story", "this", "really",
     "quite", "scene", "music", "ending", "cast", "of", "with", "director", "script", "very", "at", "time",
 )
+CONTRAST = ("but",)
 SPECIALS = ("[PAD]", "[CLS]", "[UNK]")
 
 
@@ -37,13 +38,16 @@ class Vocabulary:
         return [self.words[i] for i in ids if i != self.pad_id]
 
 
-VOCAB = Vocabulary(POSITIVE + NEGATIVE + NEGATION + FILLER)
+VOCAB = Vocabulary(POSITIVE + NEGATIVE + NEGATION + FILLER + CONTRAST)
 
 
 class SpuriousText:
-    """Sentences of filler words with three sentiment words (the majority sets the label).
+    """Short sentences whose sentiment sets the label, and a negation word that is a shortcut.
 
-    Label 1 = positive. The attribute is "contains a negation word" (`no`, `never`, `nothing`,
+    `core="majority"`: filler words with `sentiment_words` sentiment words in random order; the majority
+    sets the label. `core="contrast"`: two clauses joined by "but", each with one sentiment word; the
+    label is the sentiment of the clause after "but" (the first clause's is random), so the core feature
+    needs word order, not word counts. Label 1 = positive. The attribute is "contains a negation word" (`no`, `never`, `nothing`,
     `nobody`), which in train accompanies negative sentences with probability `correlation`, as
     negation accompanies contradiction in MultiNLI. The negation words never change the label.
     """
@@ -53,6 +57,8 @@ class SpuriousText:
         **common.COMMON_OPTIONS,
         "length": Param(12, "words per sentence", low=5),
         "sentiment_words": Param(3, "sentiment words per sentence (odd, the majority sets the label)", low=1),
+        "core": Param("contrast", "how the label is written: majority of sentiment words, or the clause "
+                      "after 'but' (order-dependent, harder)", choices=("majority", "contrast")),
     }
 
     def __init__(self, **opts: Any):
@@ -73,9 +79,10 @@ class SpuriousText:
         y, aligned = common.split_groups(split, n, 2, 2, o["correlation"], o["eval_correlation"], gen)
         a = 1 - aligned
         texts = []
+        if o["core"] == "contrast":
+            return [self.contrast_sentence(yi, ai, gen) for yi, ai in zip(y.tolist(), a.tolist())], y, a
         for yi, ai in zip(y.tolist(), a.tolist()):
             n_major = k // 2 + 1 + int(torch.randint(k - k // 2, (1,), generator=gen))
-            n_major = min(n_major, k)
             major, minor = (POSITIVE, NEGATIVE) if yi == 1 else (NEGATIVE, POSITIVE)
             words = [major[int(torch.randint(len(major), (1,), generator=gen))] for _ in range(n_major)]
             words += [minor[int(torch.randint(len(minor), (1,), generator=gen))] for _ in range(k - n_major)]
@@ -86,6 +93,23 @@ class SpuriousText:
             order = torch.randperm(len(words), generator=gen).tolist()
             texts.append(" ".join(words[i] for i in order))
         return texts, y, a
+
+    def contrast_sentence(self, y: int, a: int, gen: torch.Generator) -> str:
+        """'<clause with a random sentiment> but <clause with the label's sentiment>' (+ a negation if a)."""
+
+        def pick(words: tuple[str, ...]) -> str:
+            return words[int(torch.randint(len(words), (1,), generator=gen))]
+
+        n_fill = self.o["length"] - 3 - a
+        first = [pick(POSITIVE if int(torch.randint(2, (1,), generator=gen)) else NEGATIVE)]
+        second = [pick(POSITIVE if y == 1 else NEGATIVE)]
+        first += [pick(FILLER) for _ in range(n_fill // 2)]
+        second += [pick(FILLER) for _ in range(n_fill - n_fill // 2)]
+        if a == 1:
+            (first if int(torch.randint(2, (1,), generator=gen)) else second).append(pick(NEGATION))
+        first = [first[i] for i in torch.randperm(len(first), generator=gen).tolist()]
+        second = [second[i] for i in torch.randperm(len(second), generator=gen).tolist()]
+        return " ".join(first + ["but"] + second)
 
     def make(self, split: str) -> GroupedDataset:
         texts, y, a = self.sentences(split)
