@@ -209,6 +209,11 @@ class Search:
             self.requeue_interrupted()
             self.study.optimize(self.objective, n_trials=1,
                                 callbacks=[lambda _study, t: print(describe(t, self.select_by), flush=True)])
+        completed = self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+        print(f"study {self.study.study_name!r}: {self.finished()} finished trials", flush=True)
+        if completed:
+            best = self.study.best_trial
+            print(f"best: {describe(best, self.select_by)} in {best.user_attrs.get('run_dir')}", flush=True)
 
     def rerun_best(self) -> dict[str, Any]:
         """Train the best trial's config with `seeds` new seeds; write and return summary.json."""
