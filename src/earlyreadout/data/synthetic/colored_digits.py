@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import torch
 
@@ -11,7 +11,7 @@ from earlyreadout.data.synthetic import common
 from earlyreadout.params import Param
 
 
-class ColoredDigits:
+class ColoredDigits(common.GeneratedBenchmark):
     """scikit-learn digits upscaled with random shift/scale/noise and coloured by the attribute.
 
     Labels are `digit >= 5` (binary) or the digit (multiclass); the attribute is a colour applied as a
@@ -30,12 +30,6 @@ class ColoredDigits:
         "color_jitter": Param(0.1, "std of per-image colour noise", low=0.0),
         "max_shift": Param(3.0, "largest random translation in pixels", low=0.0),
     }
-
-    def __init__(self, **opts: Any):
-        self.o = opts
-
-    def splits(self) -> dict[str, GroupedDataset]:
-        return {s: self.make(s) for s in common.SPLITS}
 
     def make(self, split: str) -> GroupedDataset:
         o = self.o

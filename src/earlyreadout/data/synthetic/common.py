@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
+from earlyreadout.data.base import GroupedDataset
 from earlyreadout.params import Param
 
 SPLITS = ("train", "val", "test")
@@ -24,6 +26,20 @@ COMMON_OPTIONS: dict[str, Param] = {
     "n_val": Param(1200, "validation examples", low=1),
     "n_test": Param(2400, "test examples", low=1),
 }
+
+
+class GeneratedBenchmark:
+    """Base of the built-in benchmarks: validated options in, three generated splits out."""
+
+    def __init__(self, **opts: Any):
+        self.o = opts
+
+    def splits(self) -> dict[str, GroupedDataset]:
+        return {s: self.make(s) for s in SPLITS}
+
+    def make(self, split: str) -> GroupedDataset:
+        """Generate one split from the options (deterministic in the data seed)."""
+        raise NotImplementedError
 
 
 def split_generator(seed: int, split: str) -> torch.Generator:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import torch
 
@@ -11,7 +11,7 @@ from earlyreadout.data.synthetic import common
 from earlyreadout.params import Param
 
 
-class Dominoes:
+class Dominoes(common.GeneratedBenchmark):
     """The simplicity-bias probe (MNIST-CIFAR style): top half simple, bottom half a real digit.
 
     The label is `digit >= 5`; the attribute is the class the simple part indicates (a red vs green
@@ -30,12 +30,6 @@ class Dominoes:
         "noise": Param(0.1, "std of Gaussian pixel noise", low=0.0),
         "max_shift": Param(2.0, "largest random translation of the digit in pixels", low=0.0),
     }
-
-    def __init__(self, **opts: Any):
-        self.o = opts
-
-    def splits(self) -> dict[str, GroupedDataset]:
-        return {s: self.make(s) for s in common.SPLITS}
 
     def make(self, split: str) -> GroupedDataset:
         o = self.o

@@ -41,7 +41,7 @@ class Vocabulary:
 VOCAB = Vocabulary(POSITIVE + NEGATIVE + NEGATION + FILLER + CONTRAST)
 
 
-class SpuriousText:
+class SpuriousText(common.GeneratedBenchmark):
     """Short sentences whose sentiment sets the label, and a negation word that is a shortcut.
 
     `core="majority"`: filler words with `sentiment_words` sentiment words in random order; the majority
@@ -62,14 +62,11 @@ class SpuriousText:
     }
 
     def __init__(self, **opts: Any):
-        self.o = opts
+        super().__init__(**opts)
         if opts["sentiment_words"] % 2 == 0:
             from earlyreadout.errors import ConfigError
 
             raise ConfigError("spurious-text: 'sentiment_words' must be odd so a majority exists")
-
-    def splits(self) -> dict[str, GroupedDataset]:
-        return {s: self.make(s) for s in common.SPLITS}
 
     def sentences(self, split: str) -> tuple[list[str], torch.Tensor, torch.Tensor]:
         o = self.o
