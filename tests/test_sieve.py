@@ -12,7 +12,7 @@ from conftest import tiny_config
 from earlyreadout.config import build_config
 from earlyreadout.engine import train
 from earlyreadout.errors import UserError
-from earlyreadout.methods.sieve import stage_path
+from earlyreadout.hooks import stage_layer
 from earlyreadout.models.cnn import SmallCNN
 from earlyreadout.sieve import FeatureSieve, forget_loss
 
@@ -160,9 +160,9 @@ def test_bad_settings_are_user_errors():
         FeatureSieve(model, "block1", 2, x[:2], mode="two-pass")
     with pytest.raises(UserError, match="did you mean"):
         FeatureSieve(model, "blok1", 2, x[:2])
-    assert stage_path("stage:2", ["block1", "block2"]) == "block2"
+    assert stage_layer("stage:2", ["block1", "block2"]) == "block2"
     with pytest.raises(UserError, match="stage:1 .. stage:2"):
-        stage_path("stage:3", ["block1", "block2"])
+        stage_layer("stage:3", ["block1", "block2"])
 
 
 @pytest.mark.parametrize("mode", ["three-pass", "single-pass"])

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from earlyreadout.data.loader import Batch, BatchLoader
-from earlyreadout.errors import UserError
+from earlyreadout.hooks import stage_layer
 from earlyreadout.inference import collect_logits
 from earlyreadout.methods.base import Context, register
 from earlyreadout.methods.kd import KD, KD_HPARAMS, WEIGHTING_HPARAMS
@@ -16,22 +16,6 @@ from earlyreadout.params import Choice, LogUniform, Param, Uniform
 from earlyreadout.readout import HEAD_FAMILIES
 from earlyreadout.readout_weights import ReadoutWeighter
 from earlyreadout.scores import error_weights
-
-
-def resolve_layer(spec: str, stages: list[str] | None) -> str:
-    """A module path from `spec`: `stage:N` is the model's N-th named stage (1-based), anything else a path."""
-    if not spec.startswith("stage:"):
-        return spec
-    if not stages:
-        raise UserError(f"readout_layer={spec!r} needs the model's named stages, which this model does not "
-                        "declare; give a module path instead (see `earlyreadout list -v`)")
-    try:
-        index = int(spec.removeprefix("stage:"))
-    except ValueError:
-        index = 0
-    if not 1 <= index <= len(stages):
-        raise UserError(f"readout_layer={spec!r}: use stage:1 .. stage:{len(stages)} ({', '.join(stages)})")
-    return stages[index - 1]
 
 
 @register("dedier")
@@ -68,7 +52,7 @@ class DeDiER(KD):
 
     def __init__(self, network: nn.Module, hp: dict[str, Any], ctx: Context):
         super().__init__(network, hp, ctx)
-        self.readout_layer = resolve_layer(hp["readout_layer"], ctx.extras.get("model_stages"))
+        self.readout_layer = stage_layer(hp["readout_layer"], ctx.extras.get("model_stages"), "readout_layer")
         self.weighter = ReadoutWeighter(network, self.readout_layer, ctx.n_classes, ctx.example_input,
                                         alpha=hp["alpha"], beta=hp["beta"], head=hp["readout_head"],
                                         depth=hp["readout_depth"], width=hp["readout_width"],

@@ -7,24 +7,11 @@ from typing import Any, ClassVar
 from torch import nn
 
 from earlyreadout.data.loader import Batch
-from earlyreadout.errors import UserError
+from earlyreadout.hooks import stage_layer
 from earlyreadout.methods.base import OPTIMIZER_HPARAMS, Context, Method, register
 from earlyreadout.params import Choice, LogUniform, Param
 from earlyreadout.readout import HEAD_FAMILIES
 from earlyreadout.sieve import MODES, FeatureSieve
-
-
-def stage_path(spec: str, stages: list[str] | None) -> str:
-    """A module path from `spec`: `stage:N` is the model's N-th named stage (1-based), anything else a path."""
-    if not spec.startswith("stage:"):
-        return spec
-    index = spec.removeprefix("stage:")
-    if not stages:
-        raise UserError(f"aux_layer={spec!r} needs the model's named stages, which this model does not declare; "
-                        "give a module path instead")
-    if not index.isdigit() or not 1 <= int(index) <= len(stages):
-        raise UserError(f"aux_layer={spec!r}: use stage:1 .. stage:{len(stages)} ({', '.join(stages)})")
-    return stages[int(index) - 1]
 
 
 @register("sieve")
@@ -66,7 +53,7 @@ class Sieve(Method):
 
     def __init__(self, network: nn.Module, hp: dict[str, Any], ctx: Context):
         super().__init__(network, hp, ctx)
-        layer = stage_path(hp["aux_layer"], ctx.extras.get("model_stages"))
+        layer = stage_layer(hp["aux_layer"], ctx.extras.get("model_stages"), "aux_layer")
         self.sieve = FeatureSieve(
             network, layer, ctx.n_classes, ctx.example_input, mode=hp["mode"], head=hp["aux_head"],
             depth=hp["aux_depth"], width=hp["aux_width"], aux_lr=hp["aux_lr"],
