@@ -21,15 +21,15 @@ class Sieve(Method):
     The main network is trained by cross-entropy; a `FeatureSieve` trains the readout head on the detached
     aux-layer feature and, every `forget_every` steps, pushes the readout towards uniform by changing the
     layers up to the aux layer only. The network alone is evaluated and saved; the head, its optimizer and
-    the sieve's step counter are checkpointed for resume. Defaults: the search of docs/sieve.md (tied on
-    validation worst-group accuracy; the tie broken by how hard forget steps bite on the readout).
+    the sieve's step counter are checkpointed for resume. Defaults: the setting chosen on validation worst-group
+    accuracy by the full-size search of docs/sieve.md (benchmarks/sieve_full_size.py).
     """
 
     hparams: ClassVar[dict[str, Param]] = {
         **OPTIMIZER_HPARAMS,
-        "aux_layer": Param("stage:2", "layer the readout reads: a module path, or stage:N for the model's N-th "
+        "aux_layer": Param("stage:1", "layer the readout reads: a module path, or stage:N for the model's N-th "
                            "named stage", search=Choice(("stage:1", "stage:2"))),
-        "aux_head": Param("conv", "readout head family", choices=HEAD_FAMILIES, search=Choice(HEAD_FAMILIES)),
+        "aux_head": Param("mlp", "readout head family", choices=HEAD_FAMILIES, search=Choice(HEAD_FAMILIES)),
         "aux_depth": Param(2, "conv blocks of a conv head", low=0, search=Choice((1, 2))),
         "aux_width": Param(64, "channels / hidden units of a conv or mlp head", low=1,
                            search=Choice((32, 64, 128))),
