@@ -48,7 +48,9 @@ def local_device(device: torch.device, info: DistInfo) -> torch.device:
 
 
 def teardown() -> None:
+    """Leave the process group once every rank is done with it (no rank tears down mid-collective)."""
     if dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
 
 
