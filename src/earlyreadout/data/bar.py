@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 import torch
 
 from earlyreadout.data.base import GroupedDataset
-from earlyreadout.data.files import ROOT_OPTION, find_dataset_dir, split_off
+from earlyreadout.data.files import ROOT_OPTION, VAL_CARVE_OPTIONS, find_dataset_dir, split_off
 from earlyreadout.data.images import IMAGE_OPTIONS, IMAGE_SUFFIXES, image_split
 from earlyreadout.errors import UserError
 from earlyreadout.params import Param
@@ -37,9 +37,7 @@ class BAR:
     default_model: ClassVar[str] = "resnet"
     options: ClassVar[dict[str, Param]] = {
         "root": ROOT_OPTION,
-        "val_from": Param("train", "split the validation set is carved from", choices=("train", "test")),
-        "val_fraction": Param(0.2, "fraction of that split used for validation", low=0.0, high=1.0,
-                              open_low=True, open_high=True),
+        **VAL_CARVE_OPTIONS,
         "split_seed": Param(0, "seed of the validation carve-out", low=0),
         **IMAGE_OPTIONS,
     }

@@ -16,6 +16,12 @@ from earlyreadout.errors import UserError, did_you_mean
 from earlyreadout.params import Param
 
 ROOT_OPTION = Param(None, "folder holding the dataset (the --data-root flag)", nullable=True, kind=str)
+# For releases without a validation split: which split it is carved from, and how much (see `split_off`).
+VAL_CARVE_OPTIONS: dict[str, Param] = {
+    "val_from": Param("train", "split the validation set is carved from", choices=("train", "test")),
+    "val_fraction": Param(0.2, "fraction of that split used for validation", low=0.0, high=1.0,
+                          open_low=True, open_high=True),
+}
 
 
 def _listing(path: Path, n: int = 12) -> str:

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 import torch
 
 from earlyreadout.data.base import GroupedDataset
-from earlyreadout.data.files import ROOT_OPTION, split_off
+from earlyreadout.data.files import ROOT_OPTION, VAL_CARVE_OPTIONS, split_off
 from earlyreadout.data.images import IMAGE_OPTIONS, IMAGE_SUFFIXES, image_split
 from earlyreadout.errors import UserError
 from earlyreadout.params import Param
@@ -53,9 +53,7 @@ class NICO:
         "test_contexts_per_class": Param(2, "contexts per class held out for test when test_contexts is null", low=1),
         "imbalance": Param(1.0, "long-tail ratio of the training contexts (1.0 = keep all images)", low=0.0,
                            high=1.0, open_low=True),
-        "val_from": Param("train", "split the validation set is carved from", choices=("train", "test")),
-        "val_fraction": Param(0.2, "fraction of that split used for validation", low=0.0, high=1.0,
-                              open_low=True, open_high=True),
+        **VAL_CARVE_OPTIONS,
         "split_seed": Param(0, "seed of the subsampling and validation carve-out", low=0),
         **IMAGE_OPTIONS,
     }
