@@ -43,7 +43,6 @@ def overrides_from(args: argparse.Namespace) -> list[str]:
 def cmd_train(args: argparse.Namespace) -> int:
     from earlyreadout.config import apply_overrides, build_config, load_config
     from earlyreadout.engine import saved_config, train
-    from earlyreadout.report_table import print_table
 
     if args.resume:
         if not args.out:
@@ -51,11 +50,17 @@ def cmd_train(args: argparse.Namespace) -> int:
         cfg = build_config(apply_overrides(saved_config(args.out), overrides_from(args)))
     else:
         cfg = load_config(args.config, overrides_from(args))
-    result = train(cfg, resume=args.resume)
-    if os.environ.get("RANK", "0") == "0":  # under torchrun, only the first process reports
-        print_table([result])
-        print(f"run written to {cfg.out}")
+    report_run(train(cfg, resume=args.resume), cfg.out)
     return 0
+
+
+def report_run(result: dict, out: str) -> None:
+    """Print a finished run's results table; under torchrun only the first process prints."""
+    from earlyreadout.report_table import print_table
+
+    if os.environ.get("RANK", "0") == "0":
+        print_table([result])
+        print(f"run written to {out}")
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -129,7 +134,6 @@ def cmd_distill(args: argparse.Namespace) -> int:
     from earlyreadout.config import apply_overrides, build_config, read_yaml
     from earlyreadout.engine import RunDir, saved_config, train
     from earlyreadout.methods import METHODS
-    from earlyreadout.report_table import print_table
 
     if args.resume:
         return cmd_train(args)
@@ -155,9 +159,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
     cfg = build_config(raw)
     if cfg.method_hp["teacher"] is None:
         raise UserError("distill needs a teacher: pass --teacher RUN_DIR (or set method.teacher in the config)")
-    result = train(cfg)
-    print_table([result])
-    print(f"run written to {cfg.out}")
+    report_run(train(cfg), cfg.out)
     return 0
 
 
