@@ -43,3 +43,18 @@ def probability_outputs(probs: torch.Tensor, y: torch.Tensor) -> dict[str, torch
         "correct": pred == y,
         "confident_error": confident_error(probs, y),
     }
+
+
+WEIGHTINGS = ("exp", "lambda")
+
+
+def flag_weights(probs: torch.Tensor, y: torch.Tensor, weighting: str, alpha: float, beta: float,
+                 lambda_up: float) -> torch.Tensor:
+    """Instance weights from a readout's errors: `exp` is DeDiER's `exp(beta * m**alpha)` on errors,
+    `lambda` is JTT's `lambda_up` on every error; instances the readout gets right keep weight 1."""
+    if weighting == "exp":
+        return error_weights(probs, y, alpha, beta)
+    if weighting == "lambda":
+        wrong = probs.argmax(1) != y
+        return torch.where(wrong, torch.full_like(probs[:, 0], float(lambda_up)), torch.ones_like(probs[:, 0]))
+    raise ValueError(f"unknown weighting {weighting!r}; choose one of {', '.join(WEIGHTINGS)}")

@@ -8,6 +8,7 @@ from earlyreadout.methods import kd  # noqa: F401
 from earlyreadout.methods import dedier  # noqa: F401
 from earlyreadout.methods import jtt_kd  # noqa: F401
 from earlyreadout.methods import sieve  # noqa: F401
+from earlyreadout.methods import readout_reweight  # noqa: F401
 from earlyreadout.methods.base import METHODS, Context, Method, register
 
 __all__ = ["METHODS", "Context", "Method", "register"]

@@ -1,0 +1,82 @@
+"""Readout reweighting: ERM whose loss up-weights what a cross-fitted early readout gets confidently wrong."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from earlyreadout.data.loader import Batch
+from earlyreadout.hooks import stage_layer
+from earlyreadout.methods.base import OPTIMIZER_HPARAMS, Context, Method, register
+from earlyreadout.params import Choice, IntRange, Param
+from earlyreadout.readout_reweight import READOUT_REWEIGHT_PARAMS, ReadoutReweighter
+
+
+@register("readout-reweight")
+class ReadoutReweight(Method):
+    """Teacher-free early-readout debiasing: DeDiER's readout weights applied to the labels' cross-entropy.
+
+    After `warmup_epochs` of plain ERM, fresh readout heads on the detached `readout_layer` are fitted with
+    cross-fitting and score every training instance; the ones they get wrong are up-weighted (DeDiER's
+    `exp(beta * m^alpha)` or JTT's `lambda_up`), by loss weight (divided by the mean weight over the
+    training set, so the expected step size is ERM's) or by sampling in proportion to the weights.
+    `refresh=once` keeps the first weights for the rest of the run; `refresh=epoch` recomputes them at every
+    epoch start. No group labels are used.
+    """
+
+    hparams: ClassVar[dict[str, Param]] = {
+        **OPTIMIZER_HPARAMS,
+        "readout_layer": Param("stage:1", "layer the readout reads: a module path, or stage:N for the model's "
+                               "N-th named stage", search=Choice(("stage:1", "stage:2"))),
+        **READOUT_REWEIGHT_PARAMS,
+        "upweight": Param("loss", "loss: multiply each instance's loss by its weight; sample: draw instances in "
+                          "proportion to their weights", choices=("loss", "sample"),
+                          search=Choice(("loss", "sample"))),
+        "refresh": Param("epoch", "once: score the train set once, after the warm-up; epoch: re-score it at "
+                         "every epoch start", choices=("once", "epoch"), search=Choice(("once", "epoch"))),
+        "warmup_epochs": Param(1, "epochs of plain ERM before the first scoring", low=0, search=IntRange(0, 3)),
+    }
+
+    def __init__(self, network: nn.Module, hp: dict[str, Any], ctx: Context):
+        super().__init__(network, hp, ctx)
+        layer = stage_layer(hp["readout_layer"], ctx.extras.get("model_stages"), "readout_layer")
+        self.reweighter = ReadoutReweighter(network, layer, ctx.n_classes, ctx.example_input,
+                                            **{k: hp[k] for k in READOUT_REWEIGHT_PARAMS})
+        self.optimizers["main"] = self.make_optimizer(network.parameters())
+        self.weights: torch.Tensor | None = None
+        self.loss_weights: torch.Tensor | None = None
+        self.stats: dict[str, float] = {}
+
+    def on_epoch_start(self, epoch: int) -> None:
+        if epoch < self.hp["warmup_epochs"]:
+            return
+        if self.weights is None or self.hp["refresh"] == "epoch":
+            seed = int(torch.randint(2**31 - 1, ()))  # drawn from the epoch's seeded RNG: same on every rank
+            self.weights = self.reweighter.weights(self.ctx.train, seed, self.ctx.train_loader.batch_size)
+            self.stats = dict(self.reweighter.last)
+        if self.hp["upweight"] == "sample":
+            self.ctx.train_loader.set_sample_weights(self.weights)
+        else:
+            self.loss_weights = (self.weights / self.weights.mean()).to(self.ctx.device)
+
+    def update(self, batch: Batch, step: int) -> dict[str, float]:
+        losses = F.cross_entropy(self.network(batch["x"]), batch["y"], reduction="none")
+        if self.loss_weights is not None:
+            losses = losses * self.loss_weights[batch["idx"].to(self.ctx.device)]
+        loss = losses.mean()
+        opt = self.optimizers["main"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return {"loss": loss.item(), **self.stats}
+
+    def extra_state(self) -> dict[str, Any]:
+        return {"weights": self.weights, "stats": self.stats}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        weights = state.get("weights")
+        self.weights = None if weights is None else weights.cpu()
+        self.stats = dict(state.get("stats", {}))
