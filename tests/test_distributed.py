@@ -63,6 +63,7 @@ SIEVE = ["method.aux_head=linear", "method.forget_every=1", "method.forget_lr=0.
     ("sieve", SIEVE + ["method.mode=three-pass"]),  # aux and forget steps outside DDP's backward
     ("sieve", SIEVE + ["method.mode=single-pass"]),
     ("dedier", ["method.readout_head=linear", "method.refresh=online", "method.warmup_epochs=0"]),
+    ("readout-reweight", ["method.warmup_epochs=0", "method.readout_epochs=2"]),
 ])
 def test_two_processes_match_one(method, hp, tmp_path, request):
     if method == "dedier":

@@ -11,7 +11,7 @@ from earlyreadout.distributed import DistInfo
 from earlyreadout.engine import build_run
 from earlyreadout.errors import UserError
 from earlyreadout.methods.base import Context
-from earlyreadout.methods.groupdro import GroupDRO, group_sums, update_group_weights
+from earlyreadout.methods.groupdro import GroupDRO, group_balanced_weights, group_sums, update_group_weights
 from earlyreadout.params import resolve
 
 
@@ -38,6 +38,35 @@ def test_group_adjustment_adds_c_over_sqrt_n():
     new = update_group_weights(q, torch.zeros(2, dtype=torch.float64), torch.tensor([True, True]), 1.0,
                                adjustment)
     assert new.tolist() == pytest.approx([math.e / (math.e + math.e**2), math.e**2 / (math.e + math.e**2)])
+
+
+def test_group_balanced_weights_hand_made():
+    # groups 0 (3 examples), 1 (1), 2 (absent), 3 (1): each present group's weights sum to 1
+    weights = group_balanced_weights(torch.tensor([0, 0, 0, 1, 3]), 4)
+    assert weights.tolist() == pytest.approx([1 / 3, 1 / 3, 1 / 3, 1.0, 1.0])
+
+
+@pytest.mark.parametrize("balanced", [True, False])
+def test_balanced_sampling_draws_every_group_equally_often(digits_splits, balanced):
+    train_split = digits_splits["train"]
+    hp, problems = resolve(GroupDRO.hparams, {"balanced_sampling": balanced}, "groupdro")
+    assert not problems
+    loader = BatchLoader(train_split, 8, shuffle=True)
+    ctx = Context(n_classes=2, n_groups=train_split.n_groups, train=train_split, train_loader=loader,
+                  example_input=None, device=torch.device("cpu"))
+    GroupDRO(ZeroLogits(), hp, ctx)
+    drawn = []
+    for epoch in range(20):
+        loader.set_epoch(epoch)
+        drawn.append(train_split.g[loader.order()])
+    drawn = torch.cat(drawn)
+    share = torch.bincount(drawn, minlength=train_split.n_groups).double() / len(drawn)
+    natural = torch.bincount(train_split.g, minlength=train_split.n_groups).double() / len(train_split)
+    if balanced:
+        assert share.tolist() == pytest.approx([0.25] * 4, abs=0.03)
+    else:
+        assert share.tolist() == pytest.approx(natural.tolist(), abs=1e-9)
+        assert natural.min() < 0.15  # the plain order keeps the training set's imbalance
 
 
 class ZeroLogits(nn.Module):

@@ -11,7 +11,7 @@ from torch import nn
 from earlyreadout import distributed
 from earlyreadout.data.loader import Batch
 from earlyreadout.methods.base import OPTIMIZER_HPARAMS, Context, Method, register
-from earlyreadout.params import LogUniform, Param
+from earlyreadout.params import Choice, LogUniform, Param
 
 
 def group_sums(losses: torch.Tensor, g: torch.Tensor, n_groups: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -31,12 +31,20 @@ def update_group_weights(q: torch.Tensor, group_loss: torch.Tensor, present: tor
     return new / new.sum()
 
 
+def group_balanced_weights(g: torch.Tensor, n_groups: int) -> torch.Tensor:
+    """Per-instance sampling weights `1 / n_g` that make every non-empty group equally likely."""
+    counts = torch.bincount(g, minlength=n_groups).double()
+    return (1.0 / counts.clamp_min(1))[g]
+
+
 @register("groupdro")
 class GroupDRO(Method):
     """Group DRO (Sagawa et al., ICLR 2020): the loss is `sum_g q_g * loss_g` with adversarial weights q.
 
-    The optional group adjustment adds `C / sqrt(n_g)` (n_g: the group's training count) to a group's
-    loss in the weight update, favouring small groups. Under DDP the per-group statistics are summed
+    By default batches are drawn group-balanced, as the reference code runs it (without it, small groups are
+    missing from most batches and their loss estimates are noise). The optional group adjustment adds
+    `C / sqrt(n_g)` (n_g: the group's training count) to a group's loss in the weight update, favouring
+    small groups. Under DDP the per-group statistics are summed
     over ranks, so q and the gradient are those of the global batch and q stays identical on every rank.
     """
 
@@ -46,6 +54,8 @@ class GroupDRO(Method):
                      search=LogUniform(1e-3, 1.0)),
         "adjustment": Param(0.0, "group adjustment C (adds C / sqrt(n_g) to a group's loss in the update)",
                             low=0.0),
+        "balanced_sampling": Param(True, "draw every group equally often in expectation (the reference's "
+                                   "--reweight_groups); false: the plain shuffled order", search=Choice((True, False))),
     }
     needs_groups: ClassVar[bool] = True
 
@@ -56,6 +66,8 @@ class GroupDRO(Method):
         adjustment = hp["adjustment"] / counts.clamp_min(1).sqrt()
         self.register_buffer("q", torch.full((ctx.n_groups,), 1.0 / ctx.n_groups, dtype=torch.float64))
         self.register_buffer("adjustment", adjustment, persistent=False)
+        if hp["balanced_sampling"]:
+            ctx.train_loader.set_sample_weights(group_balanced_weights(ctx.train.g, ctx.n_groups))
 
     def update(self, batch: Batch, step: int) -> dict[str, float]:
         losses = F.cross_entropy(self.network(batch["x"]), batch["y"], reduction="none")
