@@ -19,8 +19,8 @@ def run_cli(args, capsys):
     (["--method", "ermm"], "unknown method 'ermm' (did you mean 'erm'?)"),
     (["--data", "colored-digit"], "unknown dataset 'colored-digit' (did you mean 'colored-digits'?)"),
     (["method.lrate=0.1"], "unknown parameter 'lrate' for method 'erm'"),
-    (["data.correlation=1.5"], "the 'correlation' parameter of dataset 'colored-digits' must be a float in the "
-                              "range [0, 1]; got 1.5 instead"),
+    (["data.correlation=1.5"], ("the 'correlation' parameter of dataset 'colored-digits' must be a float in the "
+                              "range [0, 1]; got 1.5 instead")),
     (["--batch-size", "0"], "the 'batch_size' parameter of train must be an int in the range [1, inf); got 0"),
     (["--resume"], "--resume needs --out"),
 ])
