@@ -23,9 +23,9 @@ TINY_COMPARE = ["--data", "dominoes", "--epochs", "2", "--batch-size", "16", "da
 
 @pytest.fixture(scope="module")
 def compared(tmp_path_factory):
-    """`compare` of two methods x two seeds; one run also holds a readout diagnosis (json + plot)."""
+    """`compare` of two methods and the ceiling x two seeds; one run also holds a readout diagnosis."""
     out = tmp_path_factory.mktemp("compare")
-    assert main(["compare", "--methods", "erm,groupdro", "--seeds", "2", "--out", str(out), *TINY_COMPARE]) == 0
+    assert main(["compare", "--methods", "erm,groupdro,ceiling", "--seeds", "2", "--out", str(out), *TINY_COMPARE]) == 0
     diagnosed = out / "erm" / "seed0"
     (diagnosed / "diagnosis.json").write_text(json.dumps({
         "minority_groups": ["y=<5, a=green"],
@@ -50,12 +50,27 @@ def test_mean_std_and_best_cells_hand_values():
 
 def test_seeds_of_one_setting_are_grouped_and_other_settings_are_not(compared):
     runs = find_runs([compared])
-    assert len(runs) == 4
+    assert len(runs) == 6
     settings = group_runs(runs)
-    assert list(settings) == ["erm", "groupdro"]
-    assert [len(rs) for rs in settings.values()] == [2, 2]
+    assert list(settings) == ["ceiling", "erm", "groupdro"]  # find_runs lists folders in name order
+    assert [len(rs) for rs in settings.values()] == [2, 2, 2]
     other_lr = dict(runs[0].config, method={**runs[0].config["method"], "lr": 0.5})
     assert setting_key(runs[0].config) == setting_key(runs[1].config) != setting_key(other_lr)
+
+
+def test_the_ceiling_is_erm_on_group_balanced_train_in_table_and_report(compared):
+    config = find_runs([compared / "ceiling"])[0].config
+    assert config["method"]["name"] == "erm" and config["data"]["correlation"] == 0.5
+    rows = [line.split()[0] for line in (compared / "summary.txt").read_text().splitlines()[3:]]
+    assert rows == ["erm", "groupdro", "ceiling"]
+    assert ">ceiling<" in (compared / "report.html").read_text()
+
+
+def test_the_ceiling_needs_a_generated_benchmark(tmp_path, capsys):
+    assert main(["compare", "--methods", "erm,ceiling", "--data", "waterbirds", "data.root=" + str(tmp_path),
+                 "--out", str(tmp_path / "c")]) == 2
+    assert "needs a generated benchmark" in capsys.readouterr().err
+    assert not (tmp_path / "c").exists()
 
 
 def test_compare_ends_by_writing_the_report(compared):

@@ -106,7 +106,8 @@ def _train_args(p: argparse.ArgumentParser) -> None:
 
 def _compare_args(p: argparse.ArgumentParser) -> None:
     add_run_options(p)
-    p.add_argument("--methods", default="erm", help="comma-separated methods to compare")
+    p.add_argument("--methods", default="erm", help="comma-separated methods to compare; `ceiling` adds ERM "
+                   "on group-balanced train (generated benchmarks), the best a method can hope for")
     p.add_argument("--seeds", type=int, default=1, help="seeds per method")
     p.add_argument("--out", default="runs/compare", help="folder for the runs and the summary")
 

@@ -9,13 +9,22 @@ from typing import Any
 
 from earlyreadout.checkpoint import write_json
 from earlyreadout.config import load_config
+from earlyreadout.data import DATASETS
 from earlyreadout.engine import RunDir, train
+from earlyreadout.errors import UserError
 from earlyreadout.report import write_report
 from earlyreadout.report_table import table
 
+CEILING = "ceiling"
+CEILING_CORRELATION = 0.5
+
 
 def compare(args: argparse.Namespace) -> list[dict[str, Any]]:
-    """Run each method x seed into `<out>/<method>/seed<k>`; finished runs are reused, not retrained."""
+    """Run each method x seed into `<out>/<method>/seed<k>`; finished runs are reused, not retrained.
+
+    The pseudo-method `ceiling` is ERM on group-balanced train (`data.correlation=0.5`, generated
+    benchmarks only): the best a method can hope for on that benchmark, shown beside the others.
+    """
     from earlyreadout.cli import overrides_from
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
@@ -26,17 +35,26 @@ def compare(args: argparse.Namespace) -> list[dict[str, Any]]:
     for m in methods:
         for s in range(args.seeds):
             seed = (args.seed or 0) + s
-            extra = [f"method.name={m}", f"train.seed={seed}", f"out={out / m / f'seed{seed}'}"]
-            configs[m, seed] = load_config(args.config, [o for o in base if not o.startswith("method.name=")] + extra)
+            extra = [f"train.seed={seed}", f"out={out / m / f'seed{seed}'}",
+                     f"method.name={'erm' if m == CEILING else m}"]
+            overrides = [o for o in base if not o.startswith("method.name=")] + extra
+            if m == CEILING:
+                overrides += [f"data.correlation={CEILING_CORRELATION}"]
+                data = load_config(args.config, overrides[:-1]).data
+                if "correlation" not in DATASETS.get(data).options:
+                    raise UserError(f"the {CEILING} (ERM on group-balanced train) needs a generated benchmark with a "
+                                    f"correlation option; {data!r} has none: drop it from --methods")
+            configs[m, seed] = load_config(args.config, overrides)
     results = []
     for (m, seed), cfg in configs.items():
         run = RunDir(cfg.out)
         if run.done.exists():
             print(f"== {m} seed {seed}: already done, reading {run.metrics}")
-            results.append(json.loads(run.metrics.read_text()))
-            continue
-        print(f"== {m} seed {seed} -> {cfg.out}")
-        results.append(train(cfg, resume=run.last.exists()))
+            result = json.loads(run.metrics.read_text())
+        else:
+            print(f"== {m} seed {seed} -> {cfg.out}")
+            result = train(cfg, resume=run.last.exists())
+        results.append({**result, "method": m})
     text = table(results)
     print()
     print(text)

@@ -16,6 +16,7 @@ from torch import nn
 
 from earlyreadout.checkpoint import write_json, write_text
 from earlyreadout.config import RunConfig
+from earlyreadout.data import DATASETS
 from earlyreadout.data.base import GroupedDataset
 from earlyreadout.engine import load_trained
 from earlyreadout.errors import UserError, did_you_mean
@@ -81,11 +82,17 @@ def _batched(fn: Any, model: nn.Module, x: torch.Tensor, batch: int, **kw: Any) 
     return torch.cat(outs), torch.cat(logits)
 
 
+def evaluation_data(cfg: RunConfig) -> tuple[str, dict[str, Any]]:
+    """The dataset and the options that shape its val and test splits (train-only options left out)."""
+    train_only = getattr(DATASETS.get(cfg.data), "train_only_options", ())
+    return cfg.data, {k: v for k, v in cfg.data_options.items() if k not in train_only}
+
+
 def _load_all(runs: Sequence[str | Path], device: str) -> list[tuple[RunConfig, nn.Module, dict[str, GroupedDataset]]]:
     loaded = [load_trained(r, device) for r in runs]
     first = loaded[0][0]
     for (cfg, _, _), path in zip(loaded[1:], runs[1:]):
-        if (cfg.data, cfg.data_options) != (first.data, first.data_options):
+        if evaluation_data(cfg) != evaluation_data(first):
             raise UserError(f"{str(path)!r} was trained on different data ({cfg.data} {cfg.data_options}) than "
                             f"{str(runs[0])!r} ({first.data}); compare runs on the same dataset and options")
     return loaded

@@ -115,8 +115,11 @@ def group_runs(runs: Sequence[Run]) -> dict[str, list[Run]]:
     for rs in settings.values():
         label = rs[0].method
         if methods.count(label) > 1:
-            folder = rs[0].path.name if len(rs) == 1 else rs[0].path.parent.name
-            label = f"{label} ({folder})"
+            path = rs[0].path
+            if path.name.startswith("seed"):  # compare's layout <out>/<label>/seed<k> names the setting
+                label = path.parent.name
+            else:
+                label = f"{label} ({path.parent.name if len(rs) > 1 else path.name})"
         labelled[label] = rs
     return labelled
 

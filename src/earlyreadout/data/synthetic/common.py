@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -29,7 +29,13 @@ COMMON_OPTIONS: dict[str, Param] = {
 
 
 class GeneratedBenchmark:
-    """Base of the built-in benchmarks: validated options in, three generated splits out."""
+    """Base of the built-in benchmarks: validated options in, three generated splits out.
+
+    Each split draws from its own generator, so `train_only_options` change the training split alone:
+    runs that differ only in them are evaluated on identical val and test data.
+    """
+
+    train_only_options: ClassVar[tuple[str, ...]] = ("correlation", "n_train")
 
     def __init__(self, **opts: Any):
         self.o = opts
