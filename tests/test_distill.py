@@ -12,6 +12,7 @@ from earlyreadout.distill_losses import distillation_loss, kd_divergence, per_in
 from earlyreadout.distributed import DistInfo
 from earlyreadout.engine import build_run, train
 from earlyreadout.errors import UserError
+from earlyreadout.readout_reweight import ReadoutReweighter
 from earlyreadout.readout_weights import ReadoutWeighter
 
 LN3 = math.log(3.0)
@@ -113,6 +114,19 @@ def test_dedier_refreshes_each_epoch_after_warmup_and_early_layers_learn(tmp_pat
     assert "mean_weight" in stats
     assert method.weights.shape == (96,) and (method.weights >= 1).all()
     assert not torch.equal(method.network.block1[0].weight, block1)  # not frozen by the readout
+
+
+def test_dedier_cross_fitted_refresh_uses_the_readout_reweighter(tmp_path, teacher):
+    method, splits, _ = built(tmp_path, "dedier", teacher, folds=2, warmup_epochs=0, readout_epochs=2)
+    torch.manual_seed(5)
+    method.on_epoch_start(0)
+    torch.manual_seed(5)
+    seed = int(torch.randint(2**31 - 1, ()))
+    settings = {k: method.hp[k] for k in ("alpha", "beta", "readout_head", "readout_depth", "readout_width",
+                                          "readout_token_pool", "readout_lr", "readout_epochs", "folds")}
+    expected = ReadoutReweighter(method.network, "block1", 2, splits["train"].tensors()[:2], **settings
+                                 ).weights(splits["train"], seed, 16)
+    assert method.refreshes == 1 and torch.equal(method.weights, expected)
 
 
 def test_dedier_online_weights_each_batch_from_the_live_readout(tmp_path, teacher):

@@ -14,6 +14,7 @@ from earlyreadout.methods.base import Context, register
 from earlyreadout.methods.kd import KD, KD_HPARAMS, WEIGHTING_HPARAMS
 from earlyreadout.params import Choice, LogUniform, Param, Uniform
 from earlyreadout.readout import HEAD_FAMILIES
+from earlyreadout.readout_reweight import ReadoutReweighter
 from earlyreadout.readout_weights import ReadoutWeighter
 from earlyreadout.scores import error_weights
 
@@ -25,7 +26,8 @@ class DeDiER(KD):
     The readout reads a detached early feature of the student, so the student's early layers keep learning
     from the distillation loss alone. `refresh=epoch` (the reference) re-fits the readout over the train set
     at each epoch start and recomputes every weight; `refresh=online` weighs each batch with the live
-    readout, which takes one step per batch. Epochs before `warmup_epochs` use uniform weights.
+    readout, which takes one step per batch. Epochs before `warmup_epochs` use uniform weights. With
+    `folds >= 2` an epoch refresh uses cross-fitted readouts (`ReadoutReweighter`) instead of one readout.
     """
 
     hparams: ClassVar[dict[str, Param]] = {
@@ -48,6 +50,9 @@ class DeDiER(KD):
                          "online: weigh each batch with the live readout", choices=("epoch", "online")),
         "reinit_readout": Param(True, "re-initialise the readout before each epoch refresh"),
         "warmup_epochs": Param(1, "epochs with uniform weights at the start", low=0),
+        "folds": Param(1, "cross-fitting folds of the epoch refresh: with 2 or more, each instance is weighed by "
+                       "readout heads that never trained on it (as readout-reweight does)", low=1,
+                       search=Choice((1, 2))),
     }
 
     def __init__(self, network: nn.Module, hp: dict[str, Any], ctx: Context):
@@ -58,6 +63,14 @@ class DeDiER(KD):
                                         depth=hp["readout_depth"], width=hp["readout_width"],
                                         lr=hp["readout_lr"], token_pool=hp["readout_token_pool"])
         self.optimizers["readout"] = self.weighter.optimizer
+        self.crossfit = None
+        if hp["folds"] > 1:
+            self.crossfit = ReadoutReweighter(
+                network, self.readout_layer, ctx.n_classes, ctx.example_input, folds=hp["folds"], weighting="exp",
+                alpha=hp["alpha"], beta=hp["beta"], readout_head=hp["readout_head"],
+                readout_depth=hp["readout_depth"], readout_width=hp["readout_width"],
+                readout_token_pool=hp["readout_token_pool"], readout_lr=hp["readout_lr"],
+                readout_epochs=hp["readout_epochs"])
         self.epoch = 0
         self.refreshes = 0
         self.weights: torch.Tensor | None = None
@@ -69,6 +82,12 @@ class DeDiER(KD):
 
     def refresh(self) -> None:
         """Re-fit the readout over the train set on the student as it is now, then weigh every example."""
+        if self.crossfit is not None:
+            seed = int(torch.randint(2**31 - 1, ()))
+            self.weights = self.crossfit.weights(self.ctx.train, seed, self.ctx.train_loader.batch_size)
+            self.weights = self.weights.to(self.ctx.device)
+            self.refreshes += 1
+            return
         if self.hp["reinit_readout"]:
             self.weighter.reset()
         device = self.ctx.device
