@@ -192,3 +192,24 @@ def test_docs_example_runs():
     exec(compile(blocks[0], str(DOCS), "exec"), namespace)  # noqa: S102  (the documented example itself)
     stats = namespace["stats"]
     assert math.isfinite(stats["aux_loss"]) and 0.0 <= stats["readout_acc"] <= 1.0
+
+
+def test_repeated_aux_and_forget_steps_in_three_pass_mode():
+    model, x, y = cnn_and_batch()
+    calls = {"aux": 0, "forget": 0}
+    sieve = FeatureSieve(model, "block1", 2, x[:2], mode="three-pass", forget_every=2, head="linear",
+                         aux_steps=3, forget_steps=2)
+    for name in calls:
+        step = getattr(sieve, f"{name}_step")
+
+        def counted(*args, _step=step, _name=name):
+            calls[_name] += 1
+            return _step(*args)
+
+        setattr(sieve, f"{name}_step", counted)
+    stats = sieve.step(x, y)  # step 0 forgets
+    assert calls == {"aux": 3, "forget": 2} and "forget_loss" in stats
+    sieve.step(x, y)  # step 1 does not
+    assert calls == {"aux": 6, "forget": 2}
+    with pytest.raises(UserError, match="aux_steps and forget_steps must be >= 1"):
+        FeatureSieve(model, "block1", 2, x[:2], forget_steps=0)

@@ -147,7 +147,7 @@ def build_run(cfg: RunConfig, device: torch.device, dist: distributed.DistInfo,
                          rank=dist.rank, world_size=dist.world_size, num_workers=cfg.train["num_workers"])
     example = train.tensors()[:2] if train.tensors() is not None else torch.stack([train.get_x(0), train.get_x(1)])
     ctx = Context(n_classes=train.n_classes, n_groups=train.n_groups, train=train, train_loader=loader,
-                  example_input=example.to(device), device=device,
+                  example_input=example.to(device), device=device, val=splits.get("val"),
                   eval_batch_size=cfg.train["eval_batch_size"], rank=dist.rank, world_size=dist.world_size,
                   extras={"model_stages": stages})
     method = method_cls(network, cfg.method_hp, ctx).to(device)
@@ -227,6 +227,7 @@ def train(cfg: RunConfig, resume: bool = False, log: Callable[[str], None] = pri
         distributed.broadcast_module(method, buffers_only=True)
         distributed.check_in_sync(method)
         elapsed += time.perf_counter() - t0
+        measures = method.epoch_measures(epoch)
         metrics = score(val)
         improved = metrics[key] > best_score
         if improved:
@@ -234,6 +235,8 @@ def train(cfg: RunConfig, resume: bool = False, log: Callable[[str], None] = pri
         row = {"epoch": epoch, "step": step, "train": mean_over_ranks(sums, n),
                "val": {k: v for k, v in metrics.items() if k != "groups"},
                "val_groups": {g["name"]: g["accuracy"] for g in metrics["groups"]}, "time_s": elapsed}
+        if measures:
+            row["measures"] = measures
         if dist.is_main:
             if improved:
                 save_checkpoint(unwrap(method.network).state_dict(), run.best)

@@ -19,7 +19,7 @@ import yaml
 
 from earlyreadout.checkpoint import write_text
 from earlyreadout.errors import UserError
-from earlyreadout.report_plots import curves_png
+from earlyreadout.report_plots import curves_png, measures_png
 
 VOLATILE = {"out": None, "train": ("seed", "device", "progress", "num_workers", "eval_batch_size")}
 HEADLINE = (("worst_group_accuracy", "worst-group"), ("adjusted_accuracy", "adjusted"),
@@ -207,6 +207,9 @@ def figure(png: bytes, caption: str) -> str:
 def curves_section(settings: dict[str, list[Run]]) -> str:
     figs = [figure(png, f"{label}: per-group val accuracy by epoch")
             for label, rs in settings.items() if (png := curves_png(label, [r.log for r in rs])) is not None]
+    figs += [figure(png, f"{label}: fresh probes of the readout layer on val (probe_spurious: the spurious "
+                    "attribute, probe_core: the label)")
+             for label, rs in settings.items() if (png := measures_png(label, [r.log for r in rs])) is not None]
     return f'<div class="figs">{"".join(figs)}</div>' if figs else '<p class="note">No training logs.</p>'
 
 

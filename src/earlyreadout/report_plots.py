@@ -11,25 +11,31 @@ from matplotlib.figure import Figure
 from earlyreadout.explain_figures import png_bytes
 
 
-def group_curves(logs: Sequence[Sequence[dict[str, Any]]]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """(epochs, {group: array of shape (seeds, epochs)}) from log.jsonl rows, cut to the shortest run."""
+def series(logs: Sequence[Sequence[dict[str, Any]]], field: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """(epochs, {name: array of shape (seeds, epochs)}) of the numbers under `field` in log.jsonl rows
+    (e.g. `val_groups`, `measures`), cut to the shortest run; a missing value is NaN."""
     logs = [list(log) for log in logs if log]
     if not logs:
         return np.zeros(0), {}
     length = min(len(log) for log in logs)
     epochs = np.array([row["epoch"] + 1 for row in logs[0][:length]])
-    names = list(logs[0][0].get("val_groups", {}))
+    names = list(dict.fromkeys(name for row in logs[0][:length] for name in row.get(field, {})))
     curves = {}
     for name in names:
-        values = [[np.nan if row["val_groups"].get(name) is None else row["val_groups"][name]
-                   for row in log[:length]] for log in logs]
+        values = [[np.nan if row.get(field, {}).get(name) is None else row[field][name] for row in log[:length]]
+                  for log in logs]
         curves[name] = np.array(values, dtype=float)
     return epochs, curves
 
 
-def curves_png(title: str, logs: Sequence[Sequence[dict[str, Any]]]) -> bytes | None:
-    """PNG of per-group val accuracy (mean over seeds, band = min..max) and the worst group; None if no log."""
-    epochs, curves = group_curves(logs)
+def group_curves(logs: Sequence[Sequence[dict[str, Any]]]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """(epochs, {group: array of shape (seeds, epochs)}) of per-group validation accuracy."""
+    return series(logs, "val_groups")
+
+
+def lines_png(title: str, epochs: np.ndarray, curves: dict[str, np.ndarray], n_seeds: int, ylabel: str,
+              worst: bool) -> bytes | None:
+    """PNG of curves over epochs (mean over seeds, band = min..max), with their minimum when `worst`."""
     if len(epochs) == 0 or not curves:
         return None
     fig = Figure(figsize=(4.6, 3.0))
@@ -39,15 +45,28 @@ def curves_png(title: str, logs: Sequence[Sequence[dict[str, Any]]]) -> bytes | 
                           lw=1.6, label=name)
         if len(values) > 1:
             ax.fill_between(epochs, np.nanmin(values, 0), np.nanmax(values, 0), color=line.get_color(), alpha=0.15)
-    worst = np.nanmin(np.stack([v for v in curves.values()]), 0)
-    ax.plot(epochs, np.nanmean(worst, 0), color="black", ls="--", lw=1.2, label="worst group")
+    if worst:
+        lowest = np.nanmin(np.stack([v for v in curves.values()]), 0)
+        ax.plot(epochs, np.nanmean(lowest, 0), color="black", ls="--", lw=1.2, label="worst group")
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel("epoch")
-    ax.set_ylabel("val accuracy")
-    ax.set_title(title + (f" ({len(logs)} seeds)" if len(logs) > 1 else ""), fontsize=10)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title + (f" ({n_seeds} seeds)" if n_seeds > 1 else ""), fontsize=10)
     ax.grid(alpha=0.3)
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
     ax.legend(fontsize=7, frameon=False, loc="lower right")
     fig.tight_layout()
     return png_bytes(fig, dpi=96)
+
+
+def curves_png(title: str, logs: Sequence[Sequence[dict[str, Any]]]) -> bytes | None:
+    """PNG of per-group val accuracy (mean over seeds, band = min..max) and the worst group; None if no log."""
+    epochs, curves = group_curves(logs)
+    return lines_png(title, epochs, curves, len(logs), "val accuracy", worst=True)
+
+
+def measures_png(title: str, logs: Sequence[Sequence[dict[str, Any]]]) -> bytes | None:
+    """PNG of a method's per-epoch measures (e.g. fresh-probe accuracies); None if the runs logged none."""
+    epochs, curves = series(logs, "measures")
+    return lines_png(title, epochs, curves, len(logs), "accuracy", worst=False)

@@ -7,7 +7,8 @@
   autograd); the head and the upper layers never change because of it.
 
 Two modes. `three-pass` (the reference code): the aux and forget steps run their own forward/backward
-passes (stopped at the aux layer), the forget step with plain SGD at `forget_lr`. `single-pass` (the
+passes (stopped at the aux layer), the forget step with plain SGD at `forget_lr`; `aux_steps` and
+`forget_steps` repeat them on the same batch (1 each in the reference). `single-pass` (the
 paper's Algorithm 1): `loss()` returns `main_weight * CE(main) + aux_weight * CE(aux) + [k % F == 0] *
 forget_weight * L_f` from the user's one forward, for one backward; the forget term's head runs with
 detached parameters, so its gradient flows only into the early layers, and the user's optimizer applies it.
@@ -66,16 +67,19 @@ class FeatureSieve(nn.Module):
                  token_pool: str = "cls", aux_lr: float = 1e-2, aux_momentum: float = 0.9,
                  aux_weight_decay: float = 0.0, forget_lr: float = 1e-2, forget_every: int = 5,
                  main_weight: float = 1.0, aux_weight: float = 1.0, forget_weight: float = 1.0,
-                 monitor: bool = False):
+                 aux_steps: int = 1, forget_steps: int = 1, monitor: bool = False):
         super().__init__()
         if mode not in MODES:
             raise UserError(f"unknown sieve mode {mode!r}; choose one of {', '.join(MODES)}")
         if forget_every < 0:
             raise UserError(f"forget_every must be >= 0 (0 = no forgetting); got {forget_every}")
+        if aux_steps < 1 or forget_steps < 1:
+            raise UserError(f"aux_steps and forget_steps must be >= 1; got {aux_steps} and {forget_steps}")
         self._model = [model]  # a list, so the model is not registered (nor saved) as a submodule
         self.aux_layer = aux_layer
         self.mode, self.forget_every, self.monitor = mode, forget_every, monitor
         self.main_weight, self.aux_weight, self.forget_weight = main_weight, aux_weight, forget_weight
+        self.aux_steps, self.forget_steps = aux_steps, forget_steps
         self.readout = EarlyReadout(model, aux_layer, n_classes, example_input, head, depth, width, token_pool)
         feeding = set(parameters_feeding(model, aux_layer, example_input))
         self.early_names = [n for n, _ in unwrap(model).named_parameters() if n in feeding]
@@ -143,9 +147,14 @@ class FeatureSieve(nn.Module):
         the shared backward (single-pass); advances the step counter. Returns numbers to log."""
         forgot = self.forgets_now
         if self.mode == "three-pass":
-            stats = self.aux_step(x, y)
+            for _ in range(self.aux_steps):  # several steps bring the head closer to what the layer holds
+                stats = self.aux_step(x, y)
             if forgot:
                 stats.update(self.forget_step(x, y))
+                before = stats["readout_acc_before_forget"]
+                for _ in range(self.forget_steps - 1):
+                    stats.update(self.forget_step(x, y))
+                stats["readout_acc_before_forget"] = before  # as the first forget step saw it
         else:
             distributed.sync_gradients(self.head.parameters())
             self.aux_optimizer.step()

@@ -34,6 +34,7 @@ class Context:
     train_loader: BatchLoader
     example_input: Any
     device: torch.device
+    val: GroupedDataset | None = None
     eval_batch_size: int = 512
     rank: int = 0
     world_size: int = 1
@@ -44,7 +45,7 @@ class Method(nn.Module):
     """A training method: owns the network and its optimizers; the engine calls only these methods.
 
     Subclasses declare `hparams` (default, range, search space), implement `update`, and may override
-    `on_epoch_start` (stage changes, weight refreshes) and `extra_state` / `load_extra_state`.
+    `on_epoch_start` (stage changes, weight refreshes), `epoch_measures` and `extra_state` / `load_extra_state`.
     """
 
     hparams: ClassVar[dict[str, Param]] = OPTIMIZER_HPARAMS
@@ -80,6 +81,10 @@ class Method(nn.Module):
 
     def on_epoch_start(self, epoch: int) -> None:
         """Called before each epoch (after a resume too), e.g. to switch stages or refresh weights."""
+
+    def epoch_measures(self, epoch: int) -> dict[str, float]:
+        """Numbers measured once after each epoch (e.g. a fresh probe on val), logged under `measures`."""
+        return {}
 
     def extra_state(self) -> dict[str, Any]:
         """State outside parameters, buffers and optimizers that a resumed run needs."""

@@ -10,6 +10,7 @@ from earlyreadout.data.loader import Batch
 from earlyreadout.hooks import stage_layer
 from earlyreadout.methods.base import OPTIMIZER_HPARAMS, Context, Method, register
 from earlyreadout.params import Choice, LogUniform, Param
+from earlyreadout.probe import probe_layer
 from earlyreadout.readout import HEAD_FAMILIES
 from earlyreadout.sieve import MODES, FeatureSieve
 
@@ -47,6 +48,12 @@ class Sieve(Method):
         "aux_weight": Param(1.0, "a2: weight of the readout cross-entropy", low=0.0, open_low=True),
         "forget_weight": Param(1.0, "a3: weight of the forgetting loss (single-pass: the step is lr * a3)",
                                low=0.0, search=LogUniform(0.1, 10.0)),
+        "aux_steps": Param(1, "readout-head steps per batch before a forget step (three-pass); more bring the "
+                           "head closer to what the layer holds", low=1, search=Choice((1, 3))),
+        "forget_steps": Param(1, "forget steps per forget event (three-pass)", low=1, search=Choice((1, 3))),
+        "probe": Param(True, "after each epoch, fit fresh probes (converged logistic regressions on the aux "
+                       "layer's frozen features of val, two halves cross-fitted) for the label and the spurious "
+                       "attribute; logged under measures"),
         "monitor": Param(True, "measure the readout's accuracy right after each forget step (one extra "
                          "forward to the aux layer per forget step)"),
     }
@@ -59,10 +66,16 @@ class Sieve(Method):
             depth=hp["aux_depth"], width=hp["aux_width"], aux_lr=hp["aux_lr"],
             aux_weight_decay=hp["aux_weight_decay"], forget_lr=hp["forget_lr"], forget_every=hp["forget_every"],
             main_weight=hp["main_weight"], aux_weight=hp["aux_weight"], forget_weight=hp["forget_weight"],
-            monitor=hp["monitor"])
+            aux_steps=hp["aux_steps"], forget_steps=hp["forget_steps"], monitor=hp["monitor"])
         self.optimizers["main"] = self.make_optimizer(network.parameters())
         self.optimizers["aux"] = self.sieve.aux_optimizer
         self.optimizers["forget"] = self.sieve.forget_optimizer
+
+    def epoch_measures(self, epoch: int) -> dict[str, float]:
+        val = self.ctx.val
+        if not self.hp["probe"] or val is None:
+            return {}
+        return probe_layer(self.network, self.sieve.aux_layer, val, self.ctx.device, self.ctx.eval_batch_size)
 
     def update(self, batch: Batch, step: int) -> dict[str, float]:
         x, y = batch["x"], batch["y"]
