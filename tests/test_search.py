@@ -4,11 +4,13 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import optuna
 import pytest
 import yaml
 
+from earlyreadout.config import build_config, read_yaml
 from earlyreadout.errors import ConfigError, UserError
 from earlyreadout.params import IntRange, LogUniform, Uniform
 from earlyreadout.search import build_space, search
@@ -136,8 +138,9 @@ def test_a_pruned_trial_stops_after_its_epoch_and_counts_as_finished(tmp_path, m
 
 
 def test_sigterm_marks_the_trial_interrupted_and_a_rerun_continues_it(tmp_path):
+    # enough epochs that the signal lands while the trial still runs, however fast one epoch is
     config = write_config(tmp_path, data={**TINY["data"], "n_train": 512},
-                          train={**TINY["train"], "epochs": 3})
+                          train={**TINY["train"], "epochs": 20})
     out = tmp_path / "search"
     proc = worker(config, 1)
     checkpoint = out / "trials" / "0" / "checkpoints" / "last.pt"
@@ -154,4 +157,13 @@ def test_sigterm_marks_the_trial_interrupted_and_a_rerun_continues_it(tmp_path):
     assert retry.user_attrs["resume_of"] == 0 and retry.params == cut.params
     assert retry.state == optuna.trial.TrialState.COMPLETE
     epochs = [json.loads(r)["epoch"] for r in (out / "trials" / "0" / "log.jsonl").read_text().splitlines()]
-    assert epochs == [0, 1, 2]
+    assert epochs == list(range(20))
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).parent.parent / "benchmarks" / "configs").glob("*.yaml")),
+                         ids=lambda p: p.name)
+def test_benchmark_search_configs_validate(path):
+    raw = read_yaml(path)
+    space = raw.pop("search")["space"]
+    assert build_space(build_config(raw).method, space)
+    assert f"earlyreadout search -c benchmarks/configs/{path.name}" in path.read_text()
