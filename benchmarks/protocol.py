@@ -34,10 +34,12 @@ class Job:
     seed: int = SEARCH_SEED
     data_options: dict[str, Any] = field(default_factory=dict)
     train: dict[str, Any] = field(default_factory=dict)
+    model: dict[str, Any] | None = None
+    out: str | None = None  # keep the run here (e.g. a teacher other jobs read); None: a temporary folder
 
 
 def run_job(job: Job) -> dict[str, Any]:
-    """Train `job` in a temporary run directory; its summary row (validation curve included)."""
+    """Train `job` (continuing its kept run if one was interrupted); its summary row with the val curve."""
     import torch
 
     from earlyreadout.config import build_config
@@ -45,11 +47,13 @@ def run_job(job: Job) -> dict[str, Any]:
 
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = build_config({"method": {"name": job.method, **job.hp}, "data": {"name": job.data, **job.data_options},
-                            "train": {"seed": job.seed, "progress": False, "device": "cpu", **job.train},
-                            "out": tmp + "/run"})
-        r = train(cfg, log=lambda _m: None)
-        rows = [json.loads(line) for line in (Path(tmp) / "run" / "log.jsonl").read_text().splitlines()]
+        out = Path(job.out or tmp + "/run")
+        raw = {"method": {"name": job.method, **job.hp}, "data": {"name": job.data, **job.data_options},
+               "train": {"seed": job.seed, "progress": False, "device": "cpu", **job.train}, "out": str(out)}
+        if job.model is not None:
+            raw["model"] = job.model
+        r = train(build_config(raw), resume=(out / "checkpoints" / "last.pt").exists(), log=lambda _m: None)
+        rows = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     return {**asdict(job), "val_worst_group": r["val"]["worst_group_accuracy"],
             "test_worst_group": r["test"]["worst_group_accuracy"], "test_average": r["test"]["average_accuracy"],
             "test_adjusted": r["test"]["adjusted_accuracy"], "best_epoch": r["best_epoch"],
