@@ -1,0 +1,53 @@
+"""Training-time cost of the label-free methods relative to ERM, whole runs, measured in one process.
+
+`python benchmarks/label_free_cost.py [dataset]` (default colored-digits). Full default size and epochs,
+each method with its defaults (readout-reweight, JTT, sieve) and ERM, one thread; the methods are run
+round-robin for ROUNDS rounds and the ratio uses the median of each method's training time (epoch loop
+including JTT's first stage and readout-reweight's scoring; evaluation excluded), so load from other
+processes hits every method alike. Writes benchmarks/results/label_free_cost.json.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+import tempfile
+
+import torch
+from protocol import RESULTS
+
+from earlyreadout.config import build_config
+from earlyreadout.data import DATASETS, load_splits
+from earlyreadout.engine import train
+from earlyreadout.params import resolve
+
+ROUNDS = 2
+METHODS = ("erm", "readout-reweight", "jtt", "sieve")
+TARGET = 2.0
+
+
+def main() -> None:
+    torch.set_num_threads(1)
+    data = sys.argv[1] if len(sys.argv) > 1 else "colored-digits"
+    options, _ = resolve(DATASETS.get(data).options, {}, data)
+    splits = load_splits(data, options)
+    times: dict[str, list[float]] = {m: [] for m in METHODS}
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(ROUNDS):
+            for m in METHODS:
+                cfg = build_config({"method": m, "data": data, "train": {"device": "cpu", "progress": False},
+                                    "out": f"{tmp}/{m}{r}"})
+                times[m].append(train(cfg, log=lambda _m: None, splits=splits)["train_time_s"])
+                print(m, f"{times[m][-1]:.1f} s", flush=True)
+    erm = statistics.median(times["erm"])
+    result = {"dataset": data, "rounds": ROUNDS, "threads": 1, "epochs": 10,
+              "ratio_to_erm": {m: statistics.median(t) / erm for m, t in times.items() if m != "erm"},
+              "target": f"every label-free method <= {TARGET}x ERM"}
+    result["met"] = all(v <= TARGET for v in result["ratio_to_erm"].values())
+    print(json.dumps(result, indent=2))
+    (RESULTS / "label_free_cost.json").write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
