@@ -201,7 +201,9 @@ def train(cfg: RunConfig, resume: bool = False, log: Callable[[str], None] = pri
 
     start, step, best_score, best_epoch, elapsed = 0, 0, -float("inf"), -1, 0.0
     if resume:
-        state = distributed.broadcast_object(load_checkpoint(run.last) if dist.is_main else None)
+        advice = ("the run cannot be resumed from it" + ("; checkpoints/best.pt (the model selected so far) is "
+                  "usable by itself" if run.best.is_file() else "") + "; start a new run with another --out")
+        state = distributed.broadcast_object(load_checkpoint(run.last, advice=advice) if dist.is_main else None)
         method.load_checkpoint(state["method_state"])
         start, step = state["epoch"], state["step"]
         best_score, best_epoch, elapsed = state["best_score"], state["best_epoch"], state["elapsed"]
@@ -251,7 +253,8 @@ def train(cfg: RunConfig, resume: bool = False, log: Callable[[str], None] = pri
             on_epoch_end(epoch, metrics)
     distributed.barrier()
 
-    best = distributed.broadcast_object(load_checkpoint(run.best) if dist.is_main else None)
+    best = distributed.broadcast_object(
+        load_checkpoint(run.best, advice="train the run again with another --out") if dist.is_main else None)
     unwrap(method.network).load_state_dict(best)
     result = {
         "method": cfg.method, "dataset": cfg.data, "model": cfg.model, "seed": cfg.train["seed"],
@@ -278,6 +281,7 @@ def load_trained(path: str | Path, device: str = "cpu") -> tuple[RunConfig, nn.M
     splits = load_splits(cfg.data, cfg.data_options)
     train = splits["train"]
     model = build_model(cfg.model, cfg.model_options, train.info, train.n_classes)
-    model.load_state_dict(load_checkpoint(run.best, map_location=device))
+    model.load_state_dict(load_checkpoint(run.best, map_location=device,
+                                          advice=f"train {str(run.path)!r} again with another --out"))
     return cfg, model.to(device).eval(), splits
 

@@ -33,7 +33,7 @@ from earlyreadout.params import Choice, IntRange, LogUniform, Param, Space, Unif
 SEARCH_OPTIONS: dict[str, Param] = {
     "space": Param({}, "per-hyperparameter ranges overriding the method's: [low, high], [low, high, log], "
                    "{choices: [...]}, or null to keep the configured value", kind=dict),
-    "trials": Param(20, "finished trials the study aims for (over all workers)", low=0),
+    "trials": Param(20, "finished trials the study aims for (over all workers)", low=1),
     "pruner": Param("median", "stop hopeless trials early by validation metric", choices=("none", "median")),
     "seeds": Param(0, "re-run the best trial's config with this many new seeds", low=0),
 }
