@@ -11,10 +11,11 @@ from torch import nn
 from conftest import tiny_config
 from earlyreadout.config import build_config
 from earlyreadout.engine import train
-from earlyreadout.errors import UserError
+from earlyreadout.errors import ConfigError, UserError
 from earlyreadout.hooks import stage_layer
+from earlyreadout.methods import METHODS
 from earlyreadout.models.cnn import SmallCNN
-from earlyreadout.sieve import FeatureSieve, forget_loss
+from earlyreadout.sieve import SIEVE_PARAMS, FeatureSieve, forget_loss
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "sieve.md"
 
@@ -43,8 +44,8 @@ def snapshot(module):
 @pytest.mark.parametrize("mode", ["three-pass", "single-pass"])
 def test_forget_step_changes_only_the_early_layers(mode):
     model, x, y = cnn_and_batch()
-    sieve = FeatureSieve(model, "block2", 2, x[:2], mode=mode, forget_every=1, forget_lr=0.5, head="conv",
-                         depth=1, width=8)
+    sieve = FeatureSieve(model, "block2", 2, x[:2], mode=mode, forget_every=1, forget_lr=0.5, aux_head="conv",
+                         aux_depth=1, aux_width=8)
     assert set(sieve.early_names) == {"block1.0.weight", "block1.1.weight", "block1.1.bias",
                                       "block2.0.weight", "block2.1.weight", "block2.1.bias"}
     model_before, head_before = snapshot(model), snapshot(sieve.head)
@@ -96,7 +97,7 @@ def forget_grad_early(model, head_w, head_b, x):
 def test_single_pass_gradients_match_hand_written_reference():
     model, x, y = tiny_problem()
     a1, a2, a3 = 0.7, 1.3, 2.0
-    sieve = FeatureSieve(model, "early", 2, x[:2], mode="single-pass", head="linear", forget_every=1,
+    sieve = FeatureSieve(model, "early", 2, x[:2], mode="single-pass", aux_head="linear", forget_every=1,
                          main_weight=a1, aux_weight=a2, forget_weight=a3)
     w, b = sieve.head.out.weight.detach().clone(), sieve.head.out.bias.detach().clone()
     with torch.no_grad():
@@ -118,7 +119,7 @@ def test_single_pass_gradients_match_hand_written_reference():
 def test_three_pass_updates_match_hand_written_reference():
     model, x, y = tiny_problem()
     aux_lr, forget_lr, a2, a3 = 0.1, 0.3, 1.5, 2.0
-    sieve = FeatureSieve(model, "early", 2, x[:2], mode="three-pass", head="linear", forget_every=1,
+    sieve = FeatureSieve(model, "early", 2, x[:2], mode="three-pass", aux_head="linear", forget_every=1,
                          aux_lr=aux_lr, forget_lr=forget_lr, aux_weight=a2, forget_weight=a3)
     w, b = sieve.head.out.weight.detach().clone(), sieve.head.out.bias.detach().clone()
     early_w, early_b = model.early.weight.detach().clone(), model.early.bias.detach().clone()
@@ -145,18 +146,18 @@ def test_three_pass_updates_match_hand_written_reference():
 
 def test_forgetting_schedule_and_monitor():
     model, x, y = cnn_and_batch()
-    sieve = FeatureSieve(model, "block1", 2, x[:2], mode="three-pass", forget_every=3, monitor=True, head="linear")
+    sieve = FeatureSieve(model, "block1", 2, x[:2], mode="three-pass", forget_every=3, monitor=True, aux_head="linear")
     forgot = ["forget_loss" in sieve.step(x, y) for _ in range(7)]
     assert forgot == [True, False, False, True, False, False, True]
     assert "readout_acc_after_forget" in sieve.last_forget
     assert int(sieve.state_dict()["steps"]) == 7
-    none = FeatureSieve(model, "block1", 2, x[:2], forget_every=0, head="linear")
+    none = FeatureSieve(model, "block1", 2, x[:2], forget_every=0, aux_head="linear")
     assert not any("forget_loss" in none.step(x, y) for _ in range(3))
 
 
 def test_bad_settings_are_user_errors():
     model, x, _ = cnn_and_batch()
-    with pytest.raises(UserError, match="unknown sieve mode"):
+    with pytest.raises(UserError, match="'mode' parameter of FeatureSieve must be one of 'three-pass'"):
         FeatureSieve(model, "block1", 2, x[:2], mode="two-pass")
     with pytest.raises(UserError, match="did you mean"):
         FeatureSieve(model, "blok1", 2, x[:2])
@@ -194,10 +195,22 @@ def test_docs_example_runs():
     assert math.isfinite(stats["aux_loss"]) and 0.0 <= stats["readout_acc"] <= 1.0
 
 
+def test_the_library_sieve_defaults_are_the_declared_ones_and_old_names_still_work():
+    model, x, _ = cnn_and_batch()
+    sieve = FeatureSieve(model, "block1", 2, x[:2])
+    assert sieve.settings == {k: p.default for k, p in SIEVE_PARAMS.items()}
+    assert METHODS.get("sieve").hparams["mode"] is SIEVE_PARAMS["mode"]  # one declaration for both
+    with pytest.warns(DeprecationWarning, match="'width' is now 'aux_width'"):
+        old = FeatureSieve(model, "block1", 2, x[:2], head="conv", width=8, depth=1)
+    assert (old.settings["aux_head"], old.settings["aux_width"], old.settings["aux_depth"]) == ("conv", 8, 1)
+    with pytest.raises(ConfigError, match="did you mean 'forget_lr'"):
+        FeatureSieve(model, "block1", 2, x[:2], forget_rate=0.1)
+
+
 def test_repeated_aux_and_forget_steps_in_three_pass_mode():
     model, x, y = cnn_and_batch()
     calls = {"aux": 0, "forget": 0}
-    sieve = FeatureSieve(model, "block1", 2, x[:2], mode="three-pass", forget_every=2, head="linear",
+    sieve = FeatureSieve(model, "block1", 2, x[:2], mode="three-pass", forget_every=2, aux_head="linear",
                          aux_steps=3, forget_steps=2)
     for name in calls:
         step = getattr(sieve, f"{name}_step")
@@ -211,5 +224,5 @@ def test_repeated_aux_and_forget_steps_in_three_pass_mode():
     assert calls == {"aux": 3, "forget": 2} and "forget_loss" in stats
     sieve.step(x, y)  # step 1 does not
     assert calls == {"aux": 6, "forget": 2}
-    with pytest.raises(UserError, match="aux_steps and forget_steps must be >= 1"):
+    with pytest.raises(UserError, match=r"'forget_steps' parameter of FeatureSieve must be an int in the range \[1"):
         FeatureSieve(model, "block1", 2, x[:2], forget_steps=0)

@@ -15,12 +15,13 @@ detached parameters, so its gradient flows only into the early layers, and the u
 Under DDP the head's and the forget step's gradients are averaged over processes (the main backward is
 DDP's), so every rank keeps identical weights.
 
-    sieve = FeatureSieve(model, "block1", n_classes=2, example_input=x[:2], mode="single-pass")
+    sieve = FeatureSieve(model, "block1", n_classes=2, example_input=x[:2], mode="single-pass", aux_head="linear")
     loss = sieve.loss(model(x), y); opt.zero_grad(); loss.backward(); opt.step(); sieve.step(x, y)
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import torch
@@ -29,9 +30,10 @@ from torch import nn
 from torch.func import functional_call
 
 from earlyreadout import distributed
-from earlyreadout.errors import UserError
+from earlyreadout.errors import ConfigError, UserError
 from earlyreadout.hooks import find_module, parameters_feeding, unwrap
-from earlyreadout.readout import EarlyReadout
+from earlyreadout.params import Choice, LogUniform, Param, resolve
+from earlyreadout.readout import HEAD_FAMILIES, TOKEN_POOLS, EarlyReadout
 
 MODES = ("three-pass", "single-pass")
 
@@ -53,42 +55,82 @@ def _stop(_module: nn.Module, _inputs: Any, _output: Any) -> None:
     raise _Reached
 
 
+SIEVE_PARAMS: dict[str, Param] = {
+    "mode": Param("three-pass", "single-pass: one forward/backward of the combined loss; three-pass: "
+                  "separate aux and forget passes as the reference code", choices=MODES, search=Choice(MODES)),
+    "aux_head": Param("mlp", "readout head family", choices=HEAD_FAMILIES, search=Choice(HEAD_FAMILIES)),
+    "aux_depth": Param(2, "conv blocks of a conv head", low=0, search=Choice((1, 2))),
+    "aux_width": Param(64, "channels / hidden units of a conv or mlp head", low=1, search=Choice((32, 64, 128))),
+    "aux_token_pool": Param("cls", "how a readout on token sequences pools them: cls (position 0) or mean",
+                            choices=TOKEN_POOLS),
+    "forget_every": Param(1, "a forget step every this many steps; 0 = no forgetting (plain ERM + a readout)",
+                          low=0, search=Choice((0, 1, 2, 5, 15))),
+    "forget_lr": Param(0.1, "plain-SGD learning rate of the forget step (three-pass)", low=0.0,
+                       search=LogUniform(1e-3, 1e-1)),
+    "aux_lr": Param(1e-2, "SGD learning rate of the readout head", low=0.0, open_low=True,
+                    search=LogUniform(1e-3, 1e-1)),
+    "aux_momentum": Param(0.9, "SGD momentum of the readout head", low=0.0, high=1.0, open_high=True),
+    "aux_weight_decay": Param(0.0, "weight decay of the readout head", low=0.0),
+    "main_weight": Param(1.0, "a1: weight of the main cross-entropy", low=0.0),
+    "aux_weight": Param(1.0, "a2: weight of the readout cross-entropy", low=0.0, open_low=True),
+    "forget_weight": Param(1.0, "a3: weight of the forgetting loss (single-pass: the step is lr * a3)", low=0.0,
+                           search=LogUniform(0.1, 10.0)),
+    "aux_steps": Param(1, "readout-head steps per batch before a forget step (three-pass); more bring the head "
+                       "closer to what the layer holds", low=1, search=Choice((1, 3))),
+    "forget_steps": Param(1, "forget steps per forget event (three-pass)", low=1, search=Choice((1, 3))),
+    "monitor": Param(True, "measure the readout's accuracy right after each forget step (one extra forward to the "
+                     "aux layer per forget step)"),
+}
+RENAMED = {"head": "aux_head", "depth": "aux_depth", "width": "aux_width", "token_pool": "aux_token_pool"}
+
+
+def sieve_settings(settings: dict[str, Any], owner: str = "FeatureSieve") -> dict[str, Any]:
+    """`settings` validated against `SIEVE_PARAMS` with every other setting at its declared default.
+
+    The names before the `aux_` prefix (head, depth, width, token_pool) still work, with a warning.
+    """
+    given = dict(settings)
+    renamed = [old for old in RENAMED if old in given]
+    for old in renamed:
+        given.setdefault(RENAMED[old], given.pop(old))
+    if renamed:
+        warnings.warn(f"{owner}: " + ", ".join(f"{old!r} is now {RENAMED[old]!r}" for old in renamed),
+                      DeprecationWarning, stacklevel=3)
+    values, problems = resolve(SIEVE_PARAMS, given, owner)
+    if problems:
+        raise ConfigError(problems)
+    return values
+
+
 class FeatureSieve(nn.Module):
     """Feature Sieve (Tiwari & Shenoy, ICML 2023): forget in early layers what an early readout decodes.
 
     Owns the readout head, its optimizer (SGD momentum), and the forget optimizer (plain SGD over the
     parameters feeding `aux_layer`). Call `loss(logits, y)` on the main output of each batch (it adds the
     sieve terms in single-pass mode) and `step(x, y)` after the main optimizer step. The step counter is a
-    buffer, so it is saved with `state_dict()`.
+    buffer, so it is saved with `state_dict()`. Settings are keyword arguments named and defaulted as in
+    `SIEVE_PARAMS`, the declaration the `sieve` method, the CLI and the search read too.
     """
 
-    def __init__(self, model: nn.Module, aux_layer: str, n_classes: int, example_input: Any, *,
-                 mode: str = "single-pass", head: str = "conv", depth: int = 2, width: int = 128,
-                 token_pool: str = "cls", aux_lr: float = 1e-2, aux_momentum: float = 0.9,
-                 aux_weight_decay: float = 0.0, forget_lr: float = 1e-2, forget_every: int = 5,
-                 main_weight: float = 1.0, aux_weight: float = 1.0, forget_weight: float = 1.0,
-                 aux_steps: int = 1, forget_steps: int = 1, monitor: bool = False):
+    def __init__(self, model: nn.Module, aux_layer: str, n_classes: int, example_input: Any, **settings: Any):
         super().__init__()
-        if mode not in MODES:
-            raise UserError(f"unknown sieve mode {mode!r}; choose one of {', '.join(MODES)}")
-        if forget_every < 0:
-            raise UserError(f"forget_every must be >= 0 (0 = no forgetting); got {forget_every}")
-        if aux_steps < 1 or forget_steps < 1:
-            raise UserError(f"aux_steps and forget_steps must be >= 1; got {aux_steps} and {forget_steps}")
+        s = sieve_settings(settings)
+        self.settings = s
         self._model = [model]  # a list, so the model is not registered (nor saved) as a submodule
         self.aux_layer = aux_layer
-        self.mode, self.forget_every, self.monitor = mode, forget_every, monitor
-        self.main_weight, self.aux_weight, self.forget_weight = main_weight, aux_weight, forget_weight
-        self.aux_steps, self.forget_steps = aux_steps, forget_steps
-        self.readout = EarlyReadout(model, aux_layer, n_classes, example_input, head, depth, width, token_pool)
+        self.mode, self.forget_every, self.monitor = s["mode"], s["forget_every"], s["monitor"]
+        self.main_weight, self.aux_weight, self.forget_weight = s["main_weight"], s["aux_weight"], s["forget_weight"]
+        self.aux_steps, self.forget_steps = s["aux_steps"], s["forget_steps"]
+        self.readout = EarlyReadout(model, aux_layer, n_classes, example_input, s["aux_head"], s["aux_depth"],
+                                    s["aux_width"], s["aux_token_pool"])
         feeding = set(parameters_feeding(model, aux_layer, example_input))
         self.early_names = [n for n, _ in unwrap(model).named_parameters() if n in feeding]
         self.early = [p for n, p in unwrap(model).named_parameters() if n in feeding]
         if not self.early:
             raise UserError(f"no trainable parameter feeds layer {aux_layer!r}; attach the sieve to a later layer")
-        self.aux_optimizer = torch.optim.SGD(self.head.parameters(), lr=aux_lr, momentum=aux_momentum,
-                                             weight_decay=aux_weight_decay)
-        self.forget_optimizer = torch.optim.SGD(self.early, lr=forget_lr, momentum=0.0, weight_decay=0.0)
+        self.aux_optimizer = torch.optim.SGD(self.head.parameters(), lr=s["aux_lr"], momentum=s["aux_momentum"],
+                                             weight_decay=s["aux_weight_decay"])
+        self.forget_optimizer = torch.optim.SGD(self.early, lr=s["forget_lr"], momentum=0.0, weight_decay=0.0)
         self.register_buffer("steps", torch.zeros((), dtype=torch.long))
         self.last_forget: dict[str, float] = {}
         self._pending: dict[str, float] = {}
