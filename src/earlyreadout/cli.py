@@ -66,7 +66,9 @@ def report_run(result: dict, out: str) -> None:
 def cmd_compare(args: argparse.Namespace) -> int:
     from earlyreadout.compare import compare
 
-    compare(args)
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    overrides = [o for o in overrides_from(args) if not o.startswith(("train.seed=", "out="))]
+    compare(methods, args.out, args.config, overrides, args.seeds, args.seed or 0)
     return 0
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 from typing import Any
@@ -19,32 +18,33 @@ CEILING = "ceiling"
 CEILING_CORRELATION = 0.5
 
 
-def compare(args: argparse.Namespace) -> list[dict[str, Any]]:
+def compare(methods: list[str], out: str | Path, config: str | None = None, overrides: list[str] | None = None,
+            seeds: int = 1, first_seed: int = 0) -> list[dict[str, Any]]:
     """Run each method x seed into `<out>/<method>/seed<k>`; finished runs are reused, not retrained.
 
-    The pseudo-method `ceiling` is ERM on group-balanced train (`data.correlation=0.5`, generated
-    benchmarks only): the best a method can hope for on that benchmark, shown beside the others.
+    `config` and `overrides` (key=value) are shared by every run. The pseudo-method `ceiling` is ERM on
+    group-balanced train (`data.correlation=0.5`, generated benchmarks only): the best a method can hope for
+    on that benchmark, shown beside the others.
     """
-    from earlyreadout.cli import overrides_from
-
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    base = overrides_from(args)
-    out = Path(args.out)
+    if seeds < 1:
+        raise UserError(f"--seeds must be at least 1; got {seeds}")
+    base = list(overrides or [])
+    out = Path(out)
     # validate every method's config before training anything
     configs = {}
     for m in methods:
-        for s in range(args.seeds):
-            seed = (args.seed or 0) + s
+        for s in range(seeds):
+            seed = first_seed + s
             extra = [f"train.seed={seed}", f"out={out / m / f'seed{seed}'}",
                      f"method.name={'erm' if m == CEILING else m}"]
             overrides = [o for o in base if not o.startswith("method.name=")] + extra
             if m == CEILING:
                 overrides += [f"data.correlation={CEILING_CORRELATION}"]
-                data = load_config(args.config, overrides[:-1]).data
+                data = load_config(config, overrides[:-1]).data
                 if "correlation" not in DATASETS.get(data).options:
                     raise UserError(f"the {CEILING} (ERM on group-balanced train) needs a generated benchmark with a "
                                     f"correlation option; {data!r} has none: drop it from --methods")
-            configs[m, seed] = load_config(args.config, overrides)
+            configs[m, seed] = load_config(config, overrides)
     results = []
     for (m, seed), cfg in configs.items():
         run = RunDir(cfg.out)
