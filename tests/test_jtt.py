@@ -45,7 +45,7 @@ def test_errors_of_the_stage1_model_are_oversampled(digits_splits):
     train_split = digits_splits["train"]
     n_inputs = train_split.tensors()[0].numel()
     method = make_jtt(train_split, ConstantClassifier(n_inputs, train_split.n_classes), lr=1e-12,
-                      weight_decay=0.0)
+                      weight_decay=0.0, upweight="sample")
     method.on_epoch_start(0)
     expected = train_split.y != 0  # the constant model is wrong exactly on the non-zero labels
     assert expected.any() and not expected.all()

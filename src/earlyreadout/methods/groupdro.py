@@ -11,7 +11,7 @@ from torch import nn
 from earlyreadout import distributed
 from earlyreadout.data.loader import Batch
 from earlyreadout.methods.base import OPTIMIZER_HPARAMS, Context, Method, register
-from earlyreadout.params import Choice, LogUniform, Param
+from earlyreadout.params import LogUniform, Param
 
 
 def group_sums(losses: torch.Tensor, g: torch.Tensor, n_groups: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -55,7 +55,7 @@ class GroupDRO(Method):
         "adjustment": Param(0.0, "group adjustment C (adds C / sqrt(n_g) to a group's loss in the update)",
                             low=0.0),
         "balanced_sampling": Param(True, "draw every group equally often in expectation (the reference's "
-                                   "--reweight_groups); false: the plain shuffled order", search=Choice((True, False))),
+                                   "--reweight_groups); false: the plain shuffled order"),
     }
     needs_groups: ClassVar[bool] = True
 
