@@ -64,7 +64,7 @@ class ReadoutReweighter(nn.Module):
         self.settings = values
         self.last: dict[str, float] = {}
 
-    def scores(self, train: GroupedDataset, seed: int = 0, batch_size: int = 256) -> torch.Tensor:
+    def scores(self, train: GroupedDataset, seed: int = 0, batch_size: int = 64) -> torch.Tensor:
         """Class probabilities of the cross-fitted readout for every instance of `train`, in dataset order."""
         s = self.settings
         with torch.random.fork_rng(), FoldedReadouts(
@@ -75,7 +75,7 @@ class ReadoutReweighter(nn.Module):
             probs, _ = readouts.score(train, batch_size=max(batch_size, 512), own_fold=True)
         return probs[self.layer]
 
-    def weights(self, train: GroupedDataset, seed: int = 0, batch_size: int = 256) -> torch.Tensor:
+    def weights(self, train: GroupedDataset, seed: int = 0, batch_size: int = 64) -> torch.Tensor:
         """One weight per instance of `train`: the readout's errors up-weighted, the rest 1."""
         s = self.settings
         probs = self.scores(train, seed, batch_size)
