@@ -8,6 +8,7 @@ from conftest import tiny_config, tiny_splits
 from earlyreadout.engine import train
 from earlyreadout.errors import ConfigError
 from earlyreadout.models.cnn import SmallCNN
+from earlyreadout.readout_fit import FoldedReadouts
 from earlyreadout.readout_reweight import READOUT_REWEIGHT_PARAMS, ReadoutReweighter
 from earlyreadout.scores import flag_weights
 
@@ -72,3 +73,17 @@ def test_weights_start_after_the_warmup_and_a_resumed_run_matches(tmp_path, hp):
     resumed = train(tiny_config(tmp_path / "b", "readout-reweight", hp=hp, train={"epochs": 3}), resume=True,
                     log=quiet)
     assert resumed["test"] == full["test"] and resumed["best_epoch"] == full["best_epoch"]
+
+
+@pytest.mark.parametrize("head", ["linear", "mlp"])
+def test_cached_training_scores_equal_a_fresh_forward(head):
+    train_split = tiny_splits("colored-digits", size=16)["train"]
+    torch.manual_seed(0)
+    model = SmallCNN(in_channels=3, n_classes=2, width=4)
+    with FoldedReadouts(model, ["block1", "block2"], 2, train_split.tensors()[:2], folds=2, head=head,
+                        width=8, seed=1) as readouts:
+        readouts.fit(train_split, epochs=2, batch_size=16)
+        cached = readouts.train_probs(train_split)
+        fresh, _ = readouts.score(train_split, own_fold=True)
+    for layer in ("block1", "block2"):
+        assert torch.allclose(cached[layer], fresh[layer], atol=1e-5)

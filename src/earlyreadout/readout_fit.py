@@ -58,6 +58,7 @@ class FoldedReadouts:
             self.close()
             raise
         self.seed = seed
+        self._fitted: tuple[GroupedDataset, dict[str, torch.Tensor]] | None = None  # pooled train features
 
     def _reduced(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """One no-grad forward of the frozen model; each layer's feature after the heads' parameter-free part."""
@@ -88,6 +89,7 @@ class FoldedReadouts:
             idxs.append(batch["idx"])
         order = torch.cat(idxs)
         features = {p: torch.cat(v)[order.argsort()] for p, v in cache.items()}
+        self._fitted = (train, features)
         y = train.y.to(self.device)
         gen = torch.Generator().manual_seed(self.seed)
         for _ in range(epochs):
@@ -162,6 +164,22 @@ class FoldedReadouts:
             self.model.train(was_training)
         inverse = torch.cat(idxs).argsort()
         return {p: torch.cat(v)[inverse] for p, v in probs.items()}, torch.cat(logits)[inverse]
+
+    def train_probs(self, train: GroupedDataset, batch_size: int = 512) -> dict[str, torch.Tensor]:
+        """{layer: class probabilities} of every instance of the training set the heads were fitted on, each
+        from its own fold's heads. Pooled heads reuse the features cached while fitting (no model forward)."""
+        if self._fitted is None or self._fitted[0] is not train:
+            return self.score(train, batch_size, own_fold=True)[0]
+        folds = fold_ids(len(train), self.folds, self.seed).to(self.device)
+        rows = torch.arange(len(train), device=self.device)
+        for ro in self.readouts:
+            ro.heads.eval()
+        with torch.no_grad():
+            out = {}
+            for p, f in self._fitted[1].items():
+                each = torch.stack([ro.head(p).decode(f).float().softmax(1) for ro in self.readouts])
+                out[p] = (each[folds, rows] if self.folds > 1 else each[0]).cpu()
+        return out
 
     def close(self) -> None:
         """Remove every readout's hooks from the model."""

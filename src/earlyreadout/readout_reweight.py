@@ -72,8 +72,7 @@ class ReadoutReweighter(nn.Module):
                 head=s["readout_head"], depth=s["readout_depth"], width=s["readout_width"],
                 token_pool=s["readout_token_pool"], seed=seed) as readouts:
             readouts.fit(train, epochs=s["readout_epochs"], lr=s["readout_lr"], batch_size=batch_size)
-            probs, _ = readouts.score(train, batch_size=max(batch_size, 512), own_fold=True)
-        return probs[self.layer]
+            return readouts.train_probs(train, batch_size=max(batch_size, 512))[self.layer]
 
     def weights(self, train: GroupedDataset, seed: int = 0, batch_size: int = 64) -> torch.Tensor:
         """One weight per instance of `train`: the readout's errors up-weighted, the rest 1."""
