@@ -18,6 +18,7 @@ from protocol import FRESH_SEEDS, RESULTS, Job, run_jobs, summary
 
 ROOT = Path("runs/benchmarks/distill_full_size").resolve()
 TEACHER_MODEL = {"name": "small-cnn", "width": 32}
+TEACHER_HP = {"balanced_sampling": False}
 STUDENT_MODEL = {"name": "small-cnn", "width": 16}
 STUDENTS = {"erm": ("erm", {}), "kd": ("kd", {}), "jtt-kd": ("jtt-kd", {}), "dedier": ("dedier", {}),
             "dedier-crossfit": ("dedier", {"folds": 2})}
@@ -26,8 +27,8 @@ STUDENTS = {"erm": ("erm", {}), "kd": ("kd", {}), "jtt-kd": ("jtt-kd", {}), "ded
 def main() -> None:
     datasets = sys.argv[1:] or ["colored-digits", "dominoes"]
     log = RESULTS / "distill_full_size_runs.jsonl"
-    teachers = {d: Job(f"{d}/teacher", d, "groupdro", {}, 0, model=TEACHER_MODEL, out=str(ROOT / d / "teacher"))
-                for d in datasets}
+    teachers = {d: Job(f"{d}/teacher", d, "groupdro", TEACHER_HP, 0, model=TEACHER_MODEL,
+                       out=str(ROOT / d / "teacher")) for d in datasets}
     rows = run_jobs(teachers.values(), log)
     students = []
     for d in datasets:
@@ -39,7 +40,7 @@ def main() -> None:
     stored = json.loads(out.read_text()) if out.exists() else {}
     for d in datasets:
         teacher = rows[f"{d}/teacher"]
-        stored[d] = {"teacher": {"method": "groupdro", "model": TEACHER_MODEL,
+        stored[d] = {"teacher": {"method": "groupdro", "hparams": TEACHER_HP, "model": TEACHER_MODEL,
                                  "test_worst_group": teacher["test_worst_group"],
                                  "test_average": teacher["test_average"]},
                      "students": {name: {"method": method, "hparams": hp, "model": STUDENT_MODEL,
