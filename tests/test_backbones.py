@@ -23,6 +23,20 @@ WORDS = ["good", "bad", "film", "book", "not", "very", "the", "a", "is", "."]
 
 
 # --- torchvision ResNet -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("side, small_input, layer1_side", [
+    (224, None, 56),   # chosen from the data: the standard stem (stride 2 + max-pool) at 224 px
+    (32, None, 32),    # and the small stem below 64 px
+    (64, None, 16),
+    (224, True, 224),  # an explicit setting wins
+])
+def test_resnet_stem_is_chosen_from_the_image_size(side, small_input, layer1_side):
+    info = {"modality": "image", "shape": (3, side, side)}
+    model = build_model("resnet", {"arch": "resnet18", "small_input": small_input}, info, 2).eval()
+    with FeatureTap(model, ["layer1"]) as tap, torch.no_grad():
+        model(torch.randn(1, 3, side, side))
+        assert tuple(tap.features["layer1"].shape[-2:]) == (layer1_side, layer1_side)
+
+
 def test_resnet_loads_local_imagenet_weights_and_replaces_the_head(tmp_path):
     import torchvision
 

@@ -31,16 +31,23 @@ def resnet(arch: str, n_classes: int, small_input: bool, weights: str | None = N
     return model
 
 
+SMALL_INPUT_BELOW = 64  # px: the standard stem downsamples 4x before layer1, too much below this
+
+
 class ResNetSpec:
     options: ClassVar[dict[str, Param]] = {
         "arch": Param("resnet18", "torchvision architecture", choices=("resnet18", "resnet34", "resnet50")),
-        "small_input": Param(True, "3x3 stride-1 stem without max-pool, for images under ~64 px"),
+        "small_input": Param(None, "3x3 stride-1 stem without max-pool, for images under ~64 px; null = chosen "
+                             "from the data: the small stem below 64 px without ImageNet weights, else the "
+                             "standard 7x7 stride-2 stem and max-pool", nullable=True, kind=bool),
         "weights": Param(None, "local file of ImageNet weights (torchvision state dict); null = random init",
                          nullable=True, kind=str),
     }
     stages: ClassVar[list[str]] = ["layer1", "layer2", "layer3", "layer4"]
 
     @staticmethod
-    def build(info: dict[str, Any], n_classes: int, arch: str, small_input: bool,
+    def build(info: dict[str, Any], n_classes: int, arch: str, small_input: bool | None,
               weights: str | None = None) -> nn.Module:
+        if small_input is None:
+            small_input = weights is None and min(info.get("shape", (3, 224, 224))[-2:]) < SMALL_INPUT_BELOW
         return resnet(arch, n_classes, small_input, weights)
