@@ -258,9 +258,14 @@ def test_csv_images_with_subpopbench_columns(tmp_path):
     s = splits("csv", root=str(tmp_path), image_size=16)
     assert s["train"].y.tolist() == [0, 1] and s["train"].a.tolist() == [0, 1]
     assert s["val"].get_x(0).shape == (3, 16, 16)
-    with pytest.raises(UserError, match=r"split codes 'dev'.*set the split codes"):
-        (tmp_path / "m2.csv").write_text("id,filename,split,y,a\n0,imgs/0.png,dev,0,0\n")
+    with pytest.raises(UserError, match=r"split values '0', 'dev'; expected the codes .* or the names train/val/test"):
+        (tmp_path / "m2.csv").write_text("id,filename,split,y,a\n0,imgs/0.png,dev,0,0\n1,imgs/1.png,0,0,0\n")
         splits("csv", root=str(tmp_path), file="m2.csv")
+    named = ["id,filename,split,y,a"] + [f"{i},imgs/{i}.png,{('Train', 'VAL', 'test')[i % 3]},{i % 2},{(i // 2) % 2}"
+                                         for i in range(6)]
+    (tmp_path / "m3.csv").write_text("\n".join(named) + "\n")
+    by_name = splits("csv", root=str(tmp_path), file="m3.csv", image_size=16)
+    assert {k: v.y.tolist() for k, v in by_name.items()} == {k: v.y.tolist() for k, v in s.items()}
 
 
 def test_csv_text_with_string_labels_and_custom_columns(tmp_path):

@@ -96,11 +96,16 @@ def split_codes(values: pd.Series, codes: dict[str, object], path: Path, column:
     raw_to_name = {str(code): name for name, code in codes.items()}
     text = values.astype(str)
     unknown = sorted(set(text) - set(raw_to_name))
-    if unknown:
-        raise UserError(f"{dataset}: column {column!r} of {str(path)!r} holds split codes "
-                        f"{', '.join(map(repr, unknown[:5]))} besides the expected "
-                        f"{', '.join(f'{k}={v!r}' for k, v in codes.items())}; set the split codes to match")
-    return text.map(raw_to_name)
+    if not unknown:
+        return text.map(raw_to_name)
+    names = text.str.strip().str.lower()
+    if set(names) <= {"train", "val", "test"}:  # the split written out by name, in any case
+        return names
+    found = sorted(set(text))
+    raise UserError(f"{dataset}: column {column!r} of {str(path)!r} holds split values "
+                    f"{', '.join(map(repr, found[:8]))}{' ...' if len(found) > 8 else ''}; expected the codes "
+                    f"{', '.join(f'{k}={v!r}' for k, v in codes.items())} or the names train/val/test (any case); "
+                    "set the split codes to match")
 
 
 def split_off(n: int, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
