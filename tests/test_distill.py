@@ -4,10 +4,12 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from torch import nn
 
 from conftest import tiny_config
 from earlyreadout.cli import main
+from earlyreadout.config import build_config
 from earlyreadout.distill_losses import distillation_loss, kd_divergence, per_instance_distillation
 from earlyreadout.distributed import DistInfo
 from earlyreadout.engine import build_run, train
@@ -215,3 +217,18 @@ def test_docs_loop_example_runs():
     snippet = re.search(r"<!-- tested -->\n```python\n(.*?)```", text, re.DOTALL)
     assert snippet, "docs/distillation.md lost its tested example"
     exec(compile(snippet.group(1), "docs/distillation.md", "exec"), {})  # noqa: S102 (our own docs)
+
+
+def test_a_relative_teacher_path_is_stored_absolute_and_resumes_from_elsewhere(tmp_path, teacher, monkeypatch):
+    teacher_path = Path(teacher)
+    monkeypatch.chdir(teacher_path.parent.parent)
+    relative = str(teacher_path.relative_to(teacher_path.parent.parent))
+    cfg = tiny_config(tmp_path, "kd", hp={"teacher": relative}, train={"epochs": 1})
+    assert cfg.method_hp["teacher"] == str(teacher_path)
+    train(cfg, log=quiet)
+    stored = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    assert stored["method"]["teacher"] == str(teacher_path)
+    monkeypatch.chdir(tmp_path)  # somewhere the relative path means nothing
+    (tmp_path / "run" / "done").unlink()
+    resumed = build_config({**stored, "train": {**stored["train"], "epochs": 2}})
+    assert train(resumed, resume=True, log=quiet)["epochs"] == 2

@@ -7,6 +7,7 @@ validation, the CLI and hyperparameter search all read those declarations.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -64,7 +65,7 @@ class Param:
     """One parameter: its default, what values are allowed, and (optionally) its search space.
 
     The type is the default's type unless `kind` says otherwise; `None` is allowed when `nullable`.
-    Bounds are inclusive unless `open_low` / `open_high`.
+    Bounds are inclusive unless `open_low` / `open_high`. A `path` is made absolute when it is read.
     """
 
     default: Any
@@ -77,6 +78,7 @@ class Param:
     search: Space | None = None
     nullable: bool = False
     kind: type | None = None
+    path: bool = False  # a file or folder: stored absolute, so a run resumes from any working directory
 
     @property
     def type(self) -> type:
@@ -132,7 +134,7 @@ class Param:
         elif t is str:
             if not isinstance(value, (str, int, float)) or isinstance(value, bool):
                 raise ValueError
-            out = str(value)
+            out = os.path.abspath(os.path.expanduser(str(value))) if self.path else str(value)
         elif t in (list, tuple):
             if isinstance(value, str):
                 value = [v.strip() for v in value.split(",") if v.strip()]

@@ -15,7 +15,7 @@ import torch
 from earlyreadout.errors import UserError, did_you_mean
 from earlyreadout.params import Param
 
-ROOT_OPTION = Param(None, "folder holding the dataset (the --data-root flag)", nullable=True, kind=str)
+ROOT_OPTION = Param(None, "folder holding the dataset (the --data-root flag)", nullable=True, kind=str, path=True)
 # For releases without a validation split: which split it is carved from, and how much (see `split_off`).
 VAL_CARVE_OPTIONS: dict[str, Param] = {
     "val_from": Param("train", "split the validation set is carved from", choices=("train", "test")),

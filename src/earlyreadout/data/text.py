@@ -20,7 +20,7 @@ from earlyreadout.params import Param
 
 TEXT_OPTIONS: dict[str, Param] = {
     "tokenizer": Param(None, "local folder of a Hugging Face tokenizer (usually the model's folder); "
-                       "null = a word vocabulary built from the training texts", nullable=True, kind=str),
+                       "null = a word vocabulary built from the training texts", nullable=True, kind=str, path=True),
     "max_len": Param(128, "tokens per example, including special tokens (longer texts are truncated)", low=4),
     "vocab_size": Param(30000, "size of the built-in word vocabulary (ignored with a tokenizer)", low=8),
 }

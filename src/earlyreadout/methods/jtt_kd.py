@@ -35,7 +35,7 @@ class JTTKD(KD):
         "erm_epochs": Param(2, "epochs of the early-stopped ERM model that finds the error set", low=1,
                             search=IntRange(1, 4)),
         "erm_run": Param(None, "run directory whose selected model gives the error set instead (null = train "
-                         "the ERM model inside this run)", nullable=True, kind=str),
+                         "the ERM model inside this run)", nullable=True, kind=str, path=True),
     }
 
     def __init__(self, network: nn.Module, hp: dict[str, Any], ctx: Context):

@@ -16,7 +16,7 @@ from earlyreadout.teacher import FrozenTeacher
 KD_HPARAMS: dict[str, Param] = {
     **OPTIMIZER_HPARAMS,
     "teacher": Param(None, "run directory of the trained teacher (frozen; its selected checkpoint is used)",
-                     nullable=True, kind=str),
+                     nullable=True, kind=str, path=True),
     "temperature": Param(3.0, "softmax temperature T of the KD term", low=0.0, open_low=True,
                          search=Choice((1.0, 2.0, 3.0, 5.0))),
     "kd_weight": Param(1.0, "a: weight of the KD term; 1 - a weighs cross-entropy with the labels",

@@ -90,7 +90,7 @@ class HFSpec:
 
     options: ClassVar[dict[str, Param]] = {
         "path": Param(None, "local folder of the model (config.json + weights), e.g. bert-base-uncased",
-                      nullable=True, kind=str),
+                      nullable=True, kind=str, path=True),
         "pretrained": Param(True, "load the folder's weights; false = the same architecture randomly initialised"),
     }
     stages: ClassVar[list[str]] = []  # model-specific: the built adapter lists them in `.stages`

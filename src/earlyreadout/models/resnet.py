@@ -41,7 +41,7 @@ class ResNetSpec:
                              "from the data: the small stem below 64 px without ImageNet weights, else the "
                              "standard 7x7 stride-2 stem and max-pool", nullable=True, kind=bool),
         "weights": Param(None, "local file of ImageNet weights (torchvision state dict); null = random init",
-                         nullable=True, kind=str),
+                         nullable=True, kind=str, path=True),
     }
     stages: ClassVar[list[str]] = ["layer1", "layer2", "layer3", "layer4"]
 

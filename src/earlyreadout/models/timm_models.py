@@ -34,7 +34,7 @@ class TimmSpec:
     options: ClassVar[dict[str, Param]] = {
         "arch": Param("resnet50", "timm model name (see timm.list_models())"),
         "weights": Param(None, "local file of pretrained weights for this architecture; null = random init",
-                         nullable=True, kind=str),
+                         nullable=True, kind=str, path=True),
     }
     stages: ClassVar[list[str]] = []  # architecture-specific: give readout layers by module path
 
