@@ -19,7 +19,10 @@ from torch import nn
 
 from earlyreadout.checkpoint import write_json
 from earlyreadout.data.base import GroupedDataset
+from earlyreadout.diagnose_plots import plot_diagnosis
+from earlyreadout.engine import evaluate_logits, load_trained, resolve_device
 from earlyreadout.errors import UserError
+from earlyreadout.models import MODELS
 from earlyreadout.readout_fit import FoldedReadouts
 from earlyreadout.scores import probability_outputs
 
@@ -62,8 +65,6 @@ def flagging_quality(score: torch.Tensor, positive: torch.Tensor) -> dict[str, f
 
 def split_summary(probs: torch.Tensor, split: GroupedDataset) -> dict[str, Any]:
     """Readout accuracy overall and per group (the engine's split metrics) plus mean score per group."""
-    from earlyreadout.engine import evaluate_logits  # the engine imports the methods, which import readouts
-
     metrics = evaluate_logits(probs.clamp_min(1e-12).log(), split)
     score = probability_outputs(probs, split.y)["confident_error"]
     g = split.g
@@ -133,10 +134,6 @@ def diagnose(run: str | Path, layers: list[str] | None = None, epochs: int = 5, 
              out: str | Path | None = None, folds: int = 2, lr: float = 1e-2, batch_size: int = 256,
              device: str = "cpu", seed: int = 0, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Diagnose the selected model of a finished run; write diagnosis.json, diagnosis.csv and plots."""
-    from earlyreadout.diagnose_plots import plot_diagnosis
-    from earlyreadout.engine import load_trained, resolve_device
-    from earlyreadout.models import MODELS
-
     if epochs < 1:
         raise UserError(f"--epochs must be >= 1, got {epochs}")
     cfg, model, splits = load_trained(run, str(resolve_device(device)))

@@ -20,7 +20,7 @@ import torch
 import yaml
 from torch import nn
 
-from earlyreadout import distributed
+from earlyreadout import __version__, distributed
 from earlyreadout.checkpoint import load_checkpoint, save_checkpoint, write_json, write_text
 from earlyreadout.config import RunConfig, build_config
 from earlyreadout.data import BatchLoader, GroupedDataset, load_splits
@@ -84,9 +84,7 @@ def evaluate_logits(logits: torch.Tensor, dataset: GroupedDataset) -> dict[str, 
 
 
 def versions() -> dict[str, str]:
-    import earlyreadout
-
-    return {"earlyreadout": earlyreadout.__version__, "torch": torch.__version__, "numpy": np.__version__,
+    return {"earlyreadout": __version__, "torch": torch.__version__, "numpy": np.__version__,
             "python": platform.python_version()}
 
 
@@ -147,7 +145,7 @@ def build_run(cfg: RunConfig, device: torch.device, dist: distributed.DistInfo,
                          rank=dist.rank, world_size=dist.world_size, num_workers=cfg.train["num_workers"])
     example = train.tensors()[:2] if train.tensors() is not None else torch.stack([train.get_x(0), train.get_x(1)])
     ctx = Context(n_classes=train.n_classes, n_groups=train.n_groups, train=train, train_loader=loader,
-                  example_input=example.to(device), device=device, val=splits.get("val"),
+                  example_input=example.to(device), device=device, val=splits.get("val"), load_run=load_trained,
                   eval_batch_size=cfg.train["eval_batch_size"], rank=dist.rank, world_size=dist.world_size,
                   extras={"model_stages": stages})
     method = method_cls(network, cfg.method_hp, ctx).to(device)

@@ -19,6 +19,7 @@ import yaml
 
 from earlyreadout.checkpoint import write_text
 from earlyreadout.errors import UserError
+from earlyreadout.gradcam import explain_runs
 from earlyreadout.report_plots import curves_png, measures_png
 
 VOLATILE = {"out": None, "train": ("seed", "device", "progress", "num_workers", "eval_batch_size")}
@@ -250,8 +251,6 @@ def _diagnosis_table(summary: dict[str, Any]) -> str:
 def gradcam_section(settings: dict[str, list[Run]], n: int, n_mass: int, device: str) -> str:
     """Grad-CAM grids per group (token attributions for text) of each setting's first run, side by side,
     and the share of the explanation on the core / spurious region."""
-    from earlyreadout.gradcam import explain_runs
-
     labels = list(settings)
     reps = [rs[0].path for rs in settings.values()]
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,18 +19,17 @@ class FrozenTeacher:
 
     Not an `nn.Module` on purpose: a method holding it never registers it, so `method.train()` cannot put it
     back in training mode and checkpoints do not copy its weights (it is reloaded from `path`).
-    With `cache`, the logits of every training example are computed once (teacher inputs do not change
+    `load_run` reads a finished run (the engine's `load_trained`). With `cache`, the logits of every training example are computed once (teacher inputs do not change
     between epochs: no data augmentation happens in the loader) and looked up by the batch's `idx`.
     """
 
     def __init__(self, path: str | Path, dataset: GroupedDataset, example_input: Any, device: torch.device,
-                 cache: bool = True, batch_size: int = 512):
-        from earlyreadout.engine import load_trained  # the engine imports the methods, which import this
-
+                 load_run: Callable[[str, str], tuple[Any, nn.Module, Any]], cache: bool = True,
+                 batch_size: int = 512):
         if not path:
             raise UserError("distillation needs a teacher: set method.teacher=<run directory of a trained model>")
         self.path = str(path)
-        cfg, model, _ = load_trained(path, device=str(device))
+        cfg, model, _ = load_run(str(path), str(device))
         self.model: nn.Module = model.eval().requires_grad_(False)
         self.description = f"{cfg.model} trained with {cfg.method} on {cfg.data}"
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -10,6 +11,7 @@ from torch import nn
 
 from earlyreadout.data.base import GroupedDataset
 from earlyreadout.data.loader import Batch, BatchLoader
+from earlyreadout.errors import UserError
 from earlyreadout.params import LogUniform, Param
 from earlyreadout.registry import Registry
 
@@ -24,6 +26,11 @@ OPTIMIZER_HPARAMS: dict[str, Param] = {
 }
 
 
+# (run directory, device) -> (its config, its selected model in eval mode, its data splits): how a method
+# reads another run (a teacher, an error-set model) without importing the engine that imports the methods
+RunLoader = Callable[[str, str], tuple[Any, nn.Module, dict[str, GroupedDataset]]]
+
+
 @dataclass
 class Context:
     """What a method may know about the run beyond its network: data, shapes, device, process group."""
@@ -35,10 +42,19 @@ class Context:
     example_input: Any
     device: torch.device
     val: GroupedDataset | None = None
+    load_run: RunLoader | None = None
     eval_batch_size: int = 512
     rank: int = 0
     world_size: int = 1
     extras: dict[str, Any] = field(default_factory=dict)
+
+
+def run_loader(ctx: Context) -> RunLoader:
+    """The context's way to read another run; a clear error where the context was built without one."""
+    if ctx.load_run is None:
+        raise UserError("this method reads another run (a teacher or an error-set model), which needs a Context "
+                        "with load_run, e.g. earlyreadout.engine.load_trained")
+    return ctx.load_run
 
 
 class Method(nn.Module):

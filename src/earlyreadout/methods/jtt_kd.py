@@ -13,7 +13,7 @@ from earlyreadout.data.loader import Batch, BatchLoader
 from earlyreadout.errors import UserError
 from earlyreadout.hooks import unwrap
 from earlyreadout.inference import collect_logits
-from earlyreadout.methods.base import Context, register
+from earlyreadout.methods.base import Context, register, run_loader
 from earlyreadout.methods.jtt import training_errors, upweights
 from earlyreadout.methods.kd import KD, KD_HPARAMS, WEIGHTING_HPARAMS
 from earlyreadout.params import Choice, IntRange, Param
@@ -51,9 +51,7 @@ class JTTKD(KD):
         """Train-set logits of the early-stopped ERM model (trained here, or loaded from `erm_run`)."""
         ctx = self.ctx
         if self.hp["erm_run"]:
-            from earlyreadout.engine import load_trained  # the engine imports the methods
-
-            _, model, _ = load_trained(self.hp["erm_run"], device=str(ctx.device))
+            _, model, _ = run_loader(ctx)(self.hp["erm_run"], str(ctx.device))
         else:
             model = copy.deepcopy(unwrap(self.network))  # the student's initial weights, trained with CE only
             opt = self.make_optimizer(model.parameters())

@@ -9,7 +9,7 @@ from torch import nn
 
 from earlyreadout.data.loader import Batch
 from earlyreadout.distill_losses import WEIGHTED_TERMS, distillation_loss
-from earlyreadout.methods.base import OPTIMIZER_HPARAMS, Context, Method, register
+from earlyreadout.methods.base import OPTIMIZER_HPARAMS, Context, Method, register, run_loader
 from earlyreadout.params import Choice, Param, Uniform
 from earlyreadout.teacher import FrozenTeacher
 
@@ -43,7 +43,7 @@ class KD(Method):
 
     def __init__(self, network: nn.Module, hp: dict[str, Any], ctx: Context):
         super().__init__(network, hp, ctx)
-        self.teacher = FrozenTeacher(hp["teacher"], ctx.train, ctx.example_input, ctx.device,
+        self.teacher = FrozenTeacher(hp["teacher"], ctx.train, ctx.example_input, ctx.device, run_loader(ctx),
                                      cache=hp["cache_teacher"], batch_size=ctx.eval_batch_size)
         self.optimizers["main"] = self.make_optimizer(network.parameters())
 

@@ -8,6 +8,7 @@ import torch
 
 from earlyreadout.data.base import GroupedDataset, TensorGroupedDataset
 from earlyreadout.data.synthetic import common
+from earlyreadout.errors import ConfigError
 from earlyreadout.params import Param
 
 POSITIVE = ("good", "great", "excellent", "wonderful", "superb", "lovely", "brilliant", "pleasant")
@@ -64,8 +65,6 @@ class SpuriousText(common.GeneratedBenchmark):
     def __init__(self, **opts: Any):
         super().__init__(**opts)
         if opts["sentiment_words"] % 2 == 0:
-            from earlyreadout.errors import ConfigError
-
             raise ConfigError("spurious-text: 'sentiment_words' must be odd so a majority exists")
 
     def sentences(self, split: str) -> tuple[list[str], torch.Tensor, torch.Tensor]:
