@@ -70,3 +70,12 @@ def test_module_entry_point_and_list():
     out = subprocess.run([sys.executable, "-m", "earlyreadout", "list", "-v"], check=True, capture_output=True,
                          text=True, env={**os.environ, "CI": "true"}).stdout
     assert "erm" in out and "colored-digits" in out and "small-cnn" in out and "correlation = 0.97" in out
+
+
+def test_overrides_may_come_before_flags():
+    from earlyreadout.cli import overrides_last
+
+    argv = ["train", "method.lr=0.1", "--out", "runs/x", "out=runs/y", "--epochs", "2", "data.n_train=8"]
+    assert overrides_last(argv) == ["train", "--out", "runs/x", "--epochs", "2", "method.lr=0.1", "out=runs/y",
+                                    "data.n_train=8"]
+    assert overrides_last(["report", "runs/a=b"]) == ["report", "runs/a=b"]  # a path is not an override

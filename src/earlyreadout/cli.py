@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from collections.abc import Callable
 
@@ -288,8 +289,17 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+OVERRIDE = re.compile(r"^((method|data|model|train|search)\.[\w.]+|out)=")
+
+
+def overrides_last(argv: list[str]) -> list[str]:
+    """`argv` with the key=value overrides moved after every flag (argparse reads positionals only there),
+    so `train method.lr=0.1 --out runs/x` works as written."""
+    return [a for a in argv if not OVERRIDE.match(a)] + [a for a in argv if OVERRIDE.match(a)]
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    args = parser().parse_args(overrides_last(sys.argv[1:] if argv is None else argv))
     try:
         return args.run(args)
     except UserError as e:

@@ -19,6 +19,7 @@ from torch import nn
 
 from earlyreadout.data.base import GroupedDataset
 from earlyreadout.errors import ConfigError
+from earlyreadout.hooks import find_module
 from earlyreadout.params import Choice, IntRange, LogUniform, Param, Uniform, resolve
 from earlyreadout.readout import HEAD_FAMILIES, TOKEN_POOLS
 from earlyreadout.readout_fit import FoldedReadouts
@@ -59,6 +60,7 @@ class ReadoutReweighter(nn.Module):
         values, problems = resolve(READOUT_REWEIGHT_PARAMS, settings, "ReadoutReweighter")
         if problems:
             raise ConfigError(problems)
+        find_module(model, layer)  # an unknown layer is an error now, not at the first scoring
         self._model = [model]  # a list, so the model is not registered (nor saved) as a submodule
         self.layer, self.n_classes, self.example_input = layer, n_classes, example_input
         self.settings = values
