@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from earlyreadout.cli import main
+from earlyreadout.cli import main, overrides_last
 
 TINY = ["data.n_train=64", "data.n_val=32", "data.n_test=32", "data.size=16", "model.width=8"]
 
@@ -73,8 +73,6 @@ def test_module_entry_point_and_list():
 
 
 def test_overrides_may_come_before_flags():
-    from earlyreadout.cli import overrides_last
-
     argv = ["train", "method.lr=0.1", "--out", "runs/x", "out=runs/y", "--epochs", "2", "data.n_train=8"]
     assert overrides_last(argv) == ["train", "--out", "runs/x", "--epochs", "2", "method.lr=0.1", "out=runs/y",
                                     "data.n_train=8"]
