@@ -6,7 +6,8 @@ setting on fresh seeds beside ERM.
 
 Each trial's log holds, per epoch, fresh probes of the aux layer on val (`probe_spurious`: the spurious
 attribute, `probe_core`: the label; cross-fitted logistic regressions on the frozen features). Trials
-with `forget_every=0` are ERM plus an idle readout: their probes are ERM's. Writes
+with `forget_every=0` are ERM plus an idle readout: their probes are ERM's. Because the search also tunes
+the main learning rate, ERM is re-trained at the winner's learning rate on the same fresh seeds. Writes
 benchmarks/results/sieve_search_<dataset>.json and sieve_search_<dataset>.png.
 """
 
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import matplotlib
 import yaml
-from protocol import RESULTS
+from protocol import RESULTS, Job, run_jobs, summary
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
@@ -59,10 +60,18 @@ def main() -> None:
     last = [r["probe_spurious"][-1] for r in forgetting if r["probe_spurious"][-1] is not None]
     calibration = json.loads((RESULTS / "calibration.json").read_text()).get(dataset, {})
     summary_file = search_dir / "summary.json"
+    best_seeds = json.loads(summary_file.read_text()) if summary_file.is_file() else None
+    erm_same_lr = None
+    if best_seeds is not None:  # is the gain the sieve's, or its learning rate's? ERM at the winner's lr
+        lr = best_seeds["params"]["lr"]
+        jobs = [Job(f"{dataset}/erm/lr{lr}/seed{s}", dataset, "erm", {"lr": lr}, s) for s in best_seeds["seeds"]]
+        runs = run_jobs(jobs, RESULTS / "sieve_search_runs.jsonl")
+        erm_same_lr = {"lr": lr, **summary([runs[j.key] for j in jobs])}
     result = {
         "dataset": dataset, "trials": len(rows), "finished": sum(r["finished"] for r in rows),
-        "best_on_fresh_seeds": json.loads(summary_file.read_text()) if summary_file.is_file() else None,
+        "best_on_fresh_seeds": best_seeds,
         "erm_fresh_seeds": calibration.get("erm"),
+        "erm_at_the_best_lr_fresh_seeds": erm_same_lr,
         "probe_spurious_last_epoch": {
             "no_forgetting_mean": statistics.fmean(r["probe_spurious"][-1] for r in idle) if idle else None,
             "forgetting_min": min(last) if last else None, "forgetting_mean": statistics.fmean(last) if last else None,

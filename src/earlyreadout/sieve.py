@@ -58,26 +58,26 @@ def _stop(_module: nn.Module, _inputs: Any, _output: Any) -> None:
 SIEVE_PARAMS: dict[str, Param] = {
     "mode": Param("three-pass", "single-pass: one forward/backward of the combined loss; three-pass: "
                   "separate aux and forget passes as the reference code", choices=MODES, search=Choice(MODES)),
-    "aux_head": Param("mlp", "readout head family", choices=HEAD_FAMILIES, search=Choice(HEAD_FAMILIES)),
+    "aux_head": Param("linear", "readout head family", choices=HEAD_FAMILIES, search=Choice(HEAD_FAMILIES)),
     "aux_depth": Param(2, "conv blocks of a conv head", low=0, search=Choice((1, 2))),
     "aux_width": Param(64, "channels / hidden units of a conv or mlp head", low=1, search=Choice((32, 64, 128))),
     "aux_token_pool": Param("cls", "how a readout on token sequences pools them: cls (position 0) or mean",
                             choices=TOKEN_POOLS),
     "forget_every": Param(1, "a forget step every this many steps; 0 = no forgetting (plain ERM + a readout)",
                           low=0, search=Choice((0, 1, 2, 5, 15))),
-    "forget_lr": Param(0.1, "plain-SGD learning rate of the forget step (three-pass)", low=0.0,
+    "forget_lr": Param(1.1e-3, "plain-SGD learning rate of the forget step (three-pass)", low=0.0,
                        search=LogUniform(1e-3, 1e-1)),
-    "aux_lr": Param(1e-2, "SGD learning rate of the readout head", low=0.0, open_low=True,
+    "aux_lr": Param(2.6e-3, "SGD learning rate of the readout head", low=0.0, open_low=True,
                     search=LogUniform(1e-3, 1e-1)),
     "aux_momentum": Param(0.9, "SGD momentum of the readout head", low=0.0, high=1.0, open_high=True),
     "aux_weight_decay": Param(0.0, "weight decay of the readout head", low=0.0),
     "main_weight": Param(1.0, "a1: weight of the main cross-entropy", low=0.0),
     "aux_weight": Param(1.0, "a2: weight of the readout cross-entropy", low=0.0, open_low=True),
-    "forget_weight": Param(1.0, "a3: weight of the forgetting loss (single-pass: the step is lr * a3)", low=0.0,
+    "forget_weight": Param(0.65, "a3: weight of the forgetting loss (single-pass: the step is lr * a3)", low=0.0,
                            search=LogUniform(0.1, 10.0)),
     "aux_steps": Param(1, "readout-head steps per batch before a forget step (three-pass); more bring the head "
                        "closer to what the layer holds", low=1, search=Choice((1, 3))),
-    "forget_steps": Param(1, "forget steps per forget event (three-pass)", low=1, search=Choice((1, 3))),
+    "forget_steps": Param(3, "forget steps per forget event (three-pass)", low=1, search=Choice((1, 3))),
     "monitor": Param(True, "measure the readout's accuracy right after each forget step (one extra forward to the "
                      "aux layer per forget step)"),
 }
