@@ -110,7 +110,7 @@ def test_the_report_renders_in_a_headless_browser(compared, tmp_path):
     assert all(url.startswith(("file:", "data:")) for url in seen["requests"])
     assert all(link.startswith("data:") for link in seen["links"])
     alts = [im["alt"] for im in seen["images"]]
-    assert len(alts) == 2 + 4 + 1, alts  # curves per method, Grad-CAM per group, the diagnosis plot
+    assert len(alts) == 3 + 4 + 1, alts  # curves per setting (erm, groupdro, ceiling), Grad-CAM per group, diagnosis
     assert any("diagnosis" in a for a in alts)
     for im in seen["images"]:
         assert min(im["natural"]) > 0 and min(im["box"]) > 0, im
