@@ -10,12 +10,23 @@ from torch import nn
 
 from earlyreadout.errors import UserError
 from earlyreadout.hooks import FeatureTap, call_model, unwrap
+from earlyreadout.params import Param
 
 if TYPE_CHECKING:
     from typing_extensions import Self
 
 HEAD_FAMILIES = ("linear", "mlp", "conv")
 TOKEN_POOLS = ("cls", "mean")
+
+# The readout-head settings of the methods that fit readouts on a student or on the network itself.
+READOUT_HEAD_PARAMS: dict[str, Param] = {
+    "readout_head": Param("linear", "readout head family", choices=HEAD_FAMILIES),
+    "readout_depth": Param(2, "conv blocks of a conv head", low=0),
+    "readout_width": Param(128, "channels / hidden units of a conv or mlp head", low=1),
+    "readout_token_pool": Param("cls", "how a readout on token sequences pools them: cls (position 0) or mean",
+                                choices=TOKEN_POOLS),
+    "readout_lr": Param(1e-2, "Adam learning rate of the readout heads", low=0.0, open_low=True),
+}
 
 
 def pool(feature: torch.Tensor, token_pool: str = "cls") -> torch.Tensor:

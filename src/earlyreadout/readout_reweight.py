@@ -12,6 +12,7 @@ instance with heads that never trained on it, so a head strong enough to memoris
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -21,18 +22,13 @@ from earlyreadout.data.base import GroupedDataset
 from earlyreadout.errors import ConfigError
 from earlyreadout.hooks import find_module
 from earlyreadout.params import Choice, IntRange, LogUniform, Param, Uniform, resolve
-from earlyreadout.readout import HEAD_FAMILIES, TOKEN_POOLS
+from earlyreadout.readout import READOUT_HEAD_PARAMS
 from earlyreadout.readout_fit import FoldedReadouts
 from earlyreadout.scores import WEIGHTINGS, confident_error, flag_weights
 
 READOUT_REWEIGHT_PARAMS: dict[str, Param] = {
-    "readout_head": Param("linear", "readout head family", choices=HEAD_FAMILIES,
-                          search=Choice(("linear", "mlp"))),
-    "readout_depth": Param(2, "conv blocks of a conv head", low=0),
-    "readout_width": Param(128, "channels / hidden units of a conv or mlp head", low=1),
-    "readout_token_pool": Param("cls", "how a readout on token sequences pools them: cls (position 0) or mean",
-                                choices=TOKEN_POOLS),
-    "readout_lr": Param(1e-2, "Adam learning rate of the readout heads", low=0.0, open_low=True),
+    **READOUT_HEAD_PARAMS,
+    "readout_head": replace(READOUT_HEAD_PARAMS["readout_head"], search=Choice(("linear", "mlp"))),
     "readout_epochs": Param(5, "passes over the train set that fit the readout heads at each scoring", low=1,
                             search=IntRange(1, 10)),
     "folds": Param(2, "cross-fitting folds: each instance is scored by heads that never trained on it "

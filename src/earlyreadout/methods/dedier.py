@@ -12,9 +12,9 @@ from earlyreadout.hooks import stage_layer
 from earlyreadout.inference import collect_logits
 from earlyreadout.methods.base import Context, register
 from earlyreadout.methods.kd import KD, KD_HPARAMS, WEIGHTING_HPARAMS
-from earlyreadout.params import Choice, LogUniform, Param, Uniform
-from earlyreadout.readout import HEAD_FAMILIES
-from earlyreadout.readout_reweight import ReadoutReweighter
+from earlyreadout.params import Choice, Param, Uniform
+from earlyreadout.readout import READOUT_HEAD_PARAMS
+from earlyreadout.readout_reweight import READOUT_REWEIGHT_PARAMS, ReadoutReweighter
 from earlyreadout.readout_weights import ReadoutWeighter
 from earlyreadout.scores import error_weights
 
@@ -33,17 +33,11 @@ class DeDiER(KD):
     hparams: ClassVar[dict[str, Param]] = {
         **KD_HPARAMS,
         **WEIGHTING_HPARAMS,
-        "alpha": Param(0.05, "exponent on the readout margin in exp(beta * m^alpha)", low=0.0, open_low=True,
-                       search=LogUniform(0.02, 1.0)),
+        "alpha": READOUT_REWEIGHT_PARAMS["alpha"],
         "beta": Param(4.0, "scale in exp(beta * m^alpha); 0 = plain KD", low=0.0, search=Uniform(0.5, 5.0)),
         "readout_layer": Param("stage:1", "student layer the readout reads: a module path, or stage:N for "
                                "the model's N-th named stage", search=Choice(("stage:1", "stage:2"))),
-        "readout_head": Param("linear", "readout head family", choices=HEAD_FAMILIES),
-        "readout_depth": Param(2, "conv blocks of a conv head", low=0),
-        "readout_width": Param(128, "channels / hidden units of a conv or mlp head", low=1),
-        "readout_token_pool": Param("cls", "how a readout on token sequences pools them: cls (position 0) or "
-                                    "mean", choices=("cls", "mean")),
-        "readout_lr": Param(1e-2, "Adam learning rate of the readout", low=0.0, open_low=True),
+        **READOUT_HEAD_PARAMS,
         "readout_epochs": Param(1, "passes over the train set that re-fit the readout at each refresh "
                                 "(refresh=epoch)", low=1),
         "refresh": Param("epoch", "epoch: re-fit the readout and recompute all weights at each epoch start; "
@@ -65,12 +59,9 @@ class DeDiER(KD):
         self.optimizers["readout"] = self.weighter.optimizer
         self.crossfit = None
         if hp["folds"] > 1:
-            self.crossfit = ReadoutReweighter(
-                network, self.readout_layer, ctx.n_classes, ctx.example_input, folds=hp["folds"], weighting="exp",
-                alpha=hp["alpha"], beta=hp["beta"], readout_head=hp["readout_head"],
-                readout_depth=hp["readout_depth"], readout_width=hp["readout_width"],
-                readout_token_pool=hp["readout_token_pool"], readout_lr=hp["readout_lr"],
-                readout_epochs=hp["readout_epochs"])
+            shared = (*READOUT_HEAD_PARAMS, "readout_epochs", "folds", "alpha", "beta")
+            self.crossfit = ReadoutReweighter(network, self.readout_layer, ctx.n_classes, ctx.example_input,
+                                              weighting="exp", **{k: hp[k] for k in shared})
         self.epoch = 0
         self.refreshes = 0
         self.weights: torch.Tensor | None = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, ClassVar
 
 from torch import nn
@@ -9,7 +10,7 @@ from torch import nn
 from earlyreadout.data.loader import Batch
 from earlyreadout.hooks import stage_layer
 from earlyreadout.methods.base import OPTIMIZER_HPARAMS, Context, Method, register
-from earlyreadout.params import Choice, LogUniform, Param
+from earlyreadout.params import Choice, Param
 from earlyreadout.probe import probe_layer
 from earlyreadout.sieve import SIEVE_PARAMS, FeatureSieve
 
@@ -27,8 +28,8 @@ class Sieve(Method):
 
     hparams: ClassVar[dict[str, Param]] = {
         **OPTIMIZER_HPARAMS,
-        "lr": Param(0.027, "learning rate of the main network (the sieve's search chose 0.027; ERM's default is "
-                    "0.01)", low=0.0, open_low=True, search=LogUniform(1e-4, 1e-1)),
+        "lr": replace(OPTIMIZER_HPARAMS["lr"], default=0.027,
+                      help="learning rate of the main network (the sieve's search chose 0.027; ERM's default is 0.01)"),
         "aux_layer": Param("stage:2", "layer the readout reads: a module path, or stage:N for the model's N-th "
                            "named stage", search=Choice(("stage:1", "stage:2"))),
         **SIEVE_PARAMS,
