@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from earlyreadout.data.loader import Batch
+from earlyreadout.data.loader import Batch, BatchLoader
 from earlyreadout.hooks import unwrap
 from earlyreadout.inference import collect_logits
 from earlyreadout.methods.base import OPTIMIZER_HPARAMS, Context, Method, register
@@ -23,6 +23,16 @@ def training_errors(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 def upweights(errors: torch.Tensor, lambda_up: float) -> torch.Tensor:
     """Per-instance weights: `lambda_up` on the error set, 1 elsewhere."""
     return torch.where(errors, torch.tensor(float(lambda_up)), torch.tensor(1.0))
+
+
+def apply_upweights(weights: torch.Tensor, upweight: str, loader: BatchLoader, device: torch.device
+                    ) -> torch.Tensor | None:
+    """Put per-instance `weights` to work: `sample` makes `loader` draw examples in proportion to them (and
+    returns None); `loss` returns them as loss weights divided by their mean, so the expected step is ERM's."""
+    if upweight == "sample":
+        loader.set_sample_weights(weights)
+        return None
+    return (weights / weights.mean()).to(device)
 
 
 @register("jtt")
@@ -80,11 +90,8 @@ class JTT(Method):
     def on_epoch_start(self, epoch: int) -> None:
         if self.errors is None:
             self.run_stage1()
-        weights = upweights(self.errors, self.hp["lambda_up"])
-        if self.hp["upweight"] == "sample":
-            self.ctx.train_loader.set_sample_weights(weights)
-        else:
-            self.loss_weights = (weights / weights.mean()).to(self.ctx.device)
+        self.loss_weights = apply_upweights(upweights(self.errors, self.hp["lambda_up"]), self.hp["upweight"],
+                                            self.ctx.train_loader, self.ctx.device)
 
     def update(self, batch: Batch, step: int) -> dict[str, float]:
         weights = None if self.loss_weights is None else self.loss_weights[batch["idx"].to(self.ctx.device)]

@@ -11,6 +11,7 @@ from torch import nn
 from earlyreadout.data.loader import Batch
 from earlyreadout.hooks import stage_layer
 from earlyreadout.methods.base import OPTIMIZER_HPARAMS, Context, Method, register
+from earlyreadout.methods.jtt import apply_upweights
 from earlyreadout.params import Choice, IntRange, Param
 from earlyreadout.readout_reweight import READOUT_REWEIGHT_PARAMS, ReadoutReweighter
 
@@ -58,10 +59,7 @@ class ReadoutReweight(Method):
             seed = int(torch.randint(2**31 - 1, ()))  # drawn from the epoch's seeded RNG: same on every rank
             self.weights = self.reweighter.weights(self.ctx.train, seed, self.ctx.train_loader.batch_size)
             self.stats = dict(self.reweighter.last)
-        if self.hp["upweight"] == "sample":
-            self.ctx.train_loader.set_sample_weights(self.weights)
-        else:
-            self.loss_weights = (self.weights / self.weights.mean()).to(self.ctx.device)
+        self.loss_weights = apply_upweights(self.weights, self.hp["upweight"], self.ctx.train_loader, self.ctx.device)
 
     def update(self, batch: Batch, step: int) -> dict[str, float]:
         losses = F.cross_entropy(self.network(batch["x"]), batch["y"], reduction="none")
