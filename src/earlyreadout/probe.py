@@ -16,8 +16,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from earlyreadout.data.base import GroupedDataset
-from earlyreadout.data.loader import BatchLoader
 from earlyreadout.hooks import FeatureTap, unwrap
+from earlyreadout.inference import collect_logits
 
 
 def grid_pool(feature: torch.Tensor, grid: int = 4) -> torch.Tensor:
@@ -68,17 +68,12 @@ def layer_features(model: nn.Module, layer: str, dataset: GroupedDataset, device
                    batch_size: int = 512) -> torch.Tensor:
     """Grid-pooled features of `layer` for every example of `dataset` (model in eval mode, no gradient)."""
     model = unwrap(model)
-    was_training = model.training
-    model.eval()
-    out = []
-    try:
-        with torch.no_grad(), FeatureTap(model, [layer]) as tap:
-            for batch in BatchLoader(dataset, batch_size):
-                model(batch["x"].to(device))
-                out.append(grid_pool(tap.features[layer].float()).cpu())
-    finally:
-        model.train(was_training)
-    return torch.cat(out)
+    with FeatureTap(model, [layer]) as tap:
+        def pooled(x: torch.Tensor) -> torch.Tensor:
+            model(x)
+            return grid_pool(tap.features[layer].float())
+
+        return collect_logits(pooled, model, dataset, batch_size, device, desc="probe features", progress=False)
 
 
 def probe_layer(model: nn.Module, layer: str, dataset: GroupedDataset, device: torch.device | str,
