@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -55,3 +56,9 @@ def tiny_config(tmp_path: Path, method: str = "erm", data: str = "colored-digits
         "out": str(tmp_path / "run"),
     }
     return build_config(raw)
+
+
+def folder_digest(folder: Path) -> dict[str, str]:
+    """{relative path: sha1} of every file below `folder`: equal before and after means nothing changed."""
+    return {str(p.relative_to(folder)): hashlib.sha1(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 import sys
@@ -10,6 +9,8 @@ from pathlib import Path
 
 import pytest
 import torch
+
+from conftest import folder_digest
 
 RUN = ["--data", "colored-digits", "data.n_train=64", "data.n_val=32", "data.n_test=32", "data.size=16",
        "model.width=4", "--epochs", "1", "--batch-size", "32", "--device", "cpu"]
@@ -30,10 +31,6 @@ def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "earlyreadout", *args], check=False, capture_output=True, text=True,
                           cwd=cwd, env=env)
 
-
-def digest(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha1(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 @pytest.fixture(scope="module")
@@ -63,13 +60,13 @@ def truncate(path: Path) -> None:
 ])
 def test_a_broken_checkpoint_is_one_line_and_changes_nothing(finished, tmp_path, name, damage, expected):
     run = broken_copy(finished, tmp_path, name, damage)
-    before = digest(run)
+    before = folder_digest(run)
     result = cli("train", "--resume", "--out", "run", cwd=tmp_path)
     assert result.returncode == 2
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and expected in lines[0] and "Traceback" not in result.stderr, result.stderr
     assert "checkpoints/best.pt (the model selected so far) is usable" in lines[0]
-    assert digest(run) == before
+    assert folder_digest(run) == before
     assert not (run / "checkpoints" / "pwned").exists()
 
 

@@ -6,12 +6,11 @@ fragment of the expected message. Each row also checks that the finished run is 
 
 from __future__ import annotations
 
-import hashlib
 import shutil
-from pathlib import Path
 
 import pytest
 
+from conftest import folder_digest
 from earlyreadout.cli import main
 
 TINY = ["--data", "colored-digits", "data.n_train=64", "data.n_val=32", "data.n_test=32", "data.size=16",
@@ -90,16 +89,12 @@ def finished(tmp_path_factory):
     return root / "run"
 
 
-def digest(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha1(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
-
 
 @pytest.mark.parametrize("args, expected", ROWS, ids=[" ".join(a)[:60] for a, _ in ROWS])
 def test_bad_input_is_one_line_and_exit_2(args, expected, finished, tmp_path, capsys):
     run = tmp_path / "run"
     shutil.copytree(finished, run)
-    before = digest(run)
+    before = folder_digest(run)
     empty = tmp_path / "empty"
     empty.mkdir()
     argv = [a.replace("RUN", str(run)).replace("TMP", str(empty)) for a in args]
@@ -110,4 +105,4 @@ def test_bad_input_is_one_line_and_exit_2(args, expected, finished, tmp_path, ca
     assert code == 2, err
     assert len(lines) == 1 and "Traceback" not in err, err
     assert expected.replace("TMP", str(empty)) in lines[0], lines[0]
-    assert digest(run) == before
+    assert folder_digest(run) == before
