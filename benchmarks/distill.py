@@ -27,8 +27,8 @@ import torch
 
 from earlyreadout.config import build_config
 from earlyreadout.distributed import DistInfo
-from earlyreadout.engine import build_run, train
 from earlyreadout.methods import METHODS
+from earlyreadout.train.engine import build_run, train
 
 ROOT = Path("runs/benchmarks/distill")
 RESULT = Path(__file__).parent / "results" / "distill.json"

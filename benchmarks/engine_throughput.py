@@ -18,9 +18,9 @@ import torch.nn.functional as F
 
 from earlyreadout.config import build_config
 from earlyreadout.data import DATASETS, load_splits
-from earlyreadout.engine import train
 from earlyreadout.models import build_model
 from earlyreadout.params import resolve
+from earlyreadout.train.engine import train
 
 EPOCHS, BATCH, REPEATS = 2, 64, 3
 DATA = {"n_train": 4000, "n_val": 200, "n_test": 200}

@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 
 from earlyreadout.config import build_config
-from earlyreadout.engine import train
+from earlyreadout.train.engine import train
 
 SEEDS = (0, 1, 2)
 

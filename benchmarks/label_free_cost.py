@@ -19,8 +19,8 @@ from protocol import RESULTS
 
 from earlyreadout.config import build_config
 from earlyreadout.data import DATASETS, load_splits
-from earlyreadout.engine import train
 from earlyreadout.params import resolve
+from earlyreadout.train.engine import train
 
 ROUNDS = 2
 METHODS = ("erm", "readout-reweight", "jtt", "sieve")

@@ -43,7 +43,7 @@ def run_job(job: Job) -> dict[str, Any]:
     import torch
 
     from earlyreadout.config import build_config
-    from earlyreadout.engine import train
+    from earlyreadout.train.engine import train
 
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:

@@ -21,11 +21,12 @@ from pathlib import Path
 import torch
 
 from earlyreadout.config import build_config
-from earlyreadout.diagnose import MODEL_OUTPUT, diagnose_model
-from earlyreadout.engine import RunDir, load_trained, train
-from earlyreadout.inference import collect_logits
+from earlyreadout.explain.diagnose import MODEL_OUTPUT, diagnose_model
 from earlyreadout.models import MODELS
-from earlyreadout.readout_fit import FoldedReadouts
+from earlyreadout.readout.fit import FoldedReadouts
+from earlyreadout.train.engine import train
+from earlyreadout.train.inference import collect_logits
+from earlyreadout.train.runs import RunDir, load_trained
 
 DATASETS = ("colored-digits", "dominoes")
 EPOCHS = 5

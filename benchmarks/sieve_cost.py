@@ -17,7 +17,7 @@ import torch
 
 from earlyreadout.config import build_config
 from earlyreadout.distributed import DistInfo
-from earlyreadout.engine import build_run
+from earlyreadout.train.engine import build_run
 
 ROUNDS, STEPS = 7, 10
 DATA = {"name": "dominoes", "n_train": 640, "n_val": 8, "n_test": 8}

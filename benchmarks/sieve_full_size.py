@@ -37,7 +37,7 @@ def run(job: tuple[str, dict, int, str]) -> dict:
     import torch
 
     from earlyreadout.config import build_config
-    from earlyreadout.engine import train
+    from earlyreadout.train.engine import train
 
     torch.set_num_threads(1)
     method, hp, seed, out = job

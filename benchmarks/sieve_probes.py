@@ -22,9 +22,10 @@ from sklearn.preprocessing import StandardScaler
 
 from earlyreadout.config import build_config
 from earlyreadout.data import DATASETS, load_splits
-from earlyreadout.engine import load_trained, train
-from earlyreadout.hooks import FeatureTap
 from earlyreadout.params import resolve
+from earlyreadout.readout.hooks import FeatureTap
+from earlyreadout.train.engine import train
+from earlyreadout.train.runs import load_trained
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt

@@ -22,8 +22,8 @@ import torch
 
 from earlyreadout.config import build_config
 from earlyreadout.data import DATASETS, load_splits
-from earlyreadout.engine import train
 from earlyreadout.params import resolve
+from earlyreadout.train.engine import train
 
 OUT = Path(__file__).parent / "results" / "sieve_vs_erm.json"
 SEEDS = (0, 1, 2)

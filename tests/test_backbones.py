@@ -10,13 +10,13 @@ import torch
 
 from earlyreadout.config import build_config
 from earlyreadout.data import DATASETS, load_splits
-from earlyreadout.engine import train
 from earlyreadout.errors import UserError
-from earlyreadout.hooks import FeatureTap, find_module, parameters_feeding
 from earlyreadout.models import build_model
 from earlyreadout.models.hf import segment_ids
 from earlyreadout.params import resolve
-from earlyreadout.readout import EarlyReadout
+from earlyreadout.readout.heads import EarlyReadout
+from earlyreadout.readout.hooks import FeatureTap, find_module, parameters_feeding
+from earlyreadout.train.engine import train
 
 IMAGE_INFO = {"modality": "image", "shape": (3, 32, 32)}
 WORDS = ["good", "bad", "film", "book", "not", "very", "the", "a", "is", "."]

@@ -10,9 +10,8 @@ import torch
 from PIL import Image
 
 from earlyreadout.data import DATASETS, BatchLoader, load_splits
-from earlyreadout.engine import evaluate_logits
 from earlyreadout.errors import UserError
-from earlyreadout.metrics import overlapping_group_accuracy
+from earlyreadout.metrics import evaluate_logits, overlapping_group_accuracy
 from earlyreadout.params import resolve
 
 

@@ -12,10 +12,16 @@ import torch
 from conftest import tiny_config
 from earlyreadout.cli import main
 from earlyreadout.data.base import TensorGroupedDataset
-from earlyreadout.diagnose import CSV_COLUMNS, MODEL_OUTPUT, diagnose_model, flagging_quality, minority_groups
-from earlyreadout.engine import train
+from earlyreadout.explain.diagnose import (
+    CSV_COLUMNS,
+    MODEL_OUTPUT,
+    diagnose_model,
+    flagging_quality,
+    minority_groups,
+)
 from earlyreadout.models.cnn import SmallCNN
-from earlyreadout.readout_fit import FoldedReadouts, fold_ids
+from earlyreadout.readout.fit import FoldedReadouts, fold_ids
+from earlyreadout.train.engine import train
 
 
 def grouped(counts: list[int], class_names=("a", "b"), attribute_names=("p", "q")) -> TensorGroupedDataset:
@@ -156,7 +162,7 @@ def test_diagnose_command_writes_json_csv_and_plots(trained_run, tmp_path, capsy
 
 
 def test_diagnose_defaults_to_the_model_stages(trained_run):
-    from earlyreadout.diagnose import diagnose
+    from earlyreadout.explain.diagnose import diagnose
 
     summary = diagnose(trained_run, epochs=1, log=lambda _m: None)
     assert list(summary["layers"]) == ["block1", "block2", "block3", "block4", MODEL_OUTPUT]

@@ -10,12 +10,12 @@ from torch import nn
 from conftest import tiny_config
 from earlyreadout.cli import main
 from earlyreadout.config import build_config
-from earlyreadout.distill_losses import distillation_loss, kd_divergence, per_instance_distillation
 from earlyreadout.distributed import DistInfo
-from earlyreadout.engine import build_run, train
 from earlyreadout.errors import UserError
-from earlyreadout.readout_reweight import ReadoutReweighter
-from earlyreadout.readout_weights import ReadoutWeighter
+from earlyreadout.methods.distill_losses import distillation_loss, kd_divergence, per_instance_distillation
+from earlyreadout.readout.reweight import ReadoutReweighter
+from earlyreadout.readout.weights import ReadoutWeighter
+from earlyreadout.train.engine import build_run, train
 
 LN3 = math.log(3.0)
 # Teacher p = (3/4, 1/4), student p = (1/2, 1/2): KL = 3/4 ln(3/2) + 1/4 ln(1/2).

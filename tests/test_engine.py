@@ -9,11 +9,12 @@ import pytest
 import torch
 
 from conftest import tiny_config
-from earlyreadout.checkpoint import load_checkpoint
 from earlyreadout.distributed import DistInfo
-from earlyreadout.engine import build_run, load_trained, train
 from earlyreadout.errors import UserError
 from earlyreadout.methods import METHODS
+from earlyreadout.train.checkpoint import load_checkpoint
+from earlyreadout.train.engine import build_run, train
+from earlyreadout.train.runs import load_trained
 
 
 def quiet(_msg: str) -> None:
@@ -141,7 +142,7 @@ def test_a_run_that_cannot_start_leaves_nothing_blocking_its_retry(tmp_path):
 
 
 def test_atomic_writes_leave_no_temp_files_and_usual_permissions(tmp_path):
-    from earlyreadout.checkpoint import save_checkpoint, write_json
+    from earlyreadout.train.checkpoint import save_checkpoint, write_json
 
     write_json({"a": float("nan")}, tmp_path / "m.json")
     save_checkpoint({"w": torch.ones(2)}, tmp_path / "c.pt")

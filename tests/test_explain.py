@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from earlyreadout.errors import UserError
-from earlyreadout.explain import gradcam, region_mass, token_attributions, token_mass
+from earlyreadout.explain.gradcam import gradcam, region_mass, token_attributions, token_mass
 
 
 class HalfSighted(nn.Module):

@@ -9,8 +9,8 @@ from PIL import Image
 from tests.conftest import tiny_config
 
 from earlyreadout.cli import main
-from earlyreadout.engine import train
-from earlyreadout.gradcam import region_area
+from earlyreadout.explain.runs import region_area
+from earlyreadout.train.engine import train
 
 
 @pytest.fixture(scope="module")

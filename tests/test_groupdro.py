@@ -8,11 +8,11 @@ from conftest import tiny_config
 from earlyreadout.data.base import TensorGroupedDataset
 from earlyreadout.data.loader import BatchLoader
 from earlyreadout.distributed import DistInfo
-from earlyreadout.engine import build_run
 from earlyreadout.errors import UserError
 from earlyreadout.methods.base import Context
 from earlyreadout.methods.groupdro import GroupDRO, group_balanced_weights, group_sums, update_group_weights
 from earlyreadout.params import resolve
+from earlyreadout.train.engine import build_run
 
 
 def test_group_sums_hand_made():

@@ -9,8 +9,8 @@ import torch
 from torch import nn
 
 from earlyreadout.errors import UserError
-from earlyreadout.hooks import FeatureTap, as_tensor, call_model, find_module, parameters_feeding
 from earlyreadout.models.cnn import SmallCNN
+from earlyreadout.readout.hooks import FeatureTap, as_tensor, call_model, find_module, parameters_feeding
 
 
 def no_hooks_left(model: nn.Module) -> bool:

@@ -88,3 +88,10 @@ def test_no_import_cycle():
 def test_own_modules_are_imported_at_module_level():
     _, nested = graph()
     assert [n for n in nested if n.split(":")[0] not in DEFERRED_OK] == []
+
+
+def test_the_top_level_stays_small_and_files_stay_short():
+    top = sorted(p.name for p in PACKAGE.glob("*.py"))
+    assert len(top) <= 12, top
+    long = {str(p.relative_to(PACKAGE)): n for p in PACKAGE.rglob("*.py") if (n := len(p.read_text().splitlines())) >= 350}
+    assert long == {}

@@ -4,10 +4,10 @@ from torch import nn
 
 from conftest import tiny_config
 from earlyreadout.data.loader import BatchLoader
-from earlyreadout.engine import train
 from earlyreadout.methods.base import Context
 from earlyreadout.methods.jtt import JTT, training_errors, upweights
 from earlyreadout.params import resolve
+from earlyreadout.train.engine import train
 
 
 class ConstantClassifier(nn.Module):

@@ -4,10 +4,10 @@ import pytest
 import torch
 
 from conftest import tiny_config, tiny_splits
-from earlyreadout.engine import train
 from earlyreadout.models.cnn import SmallCNN
-from earlyreadout.probe import cross_fitted_probe, grid_pool, logistic_probe_accuracy, probe_layer
-from earlyreadout.report_plots import measures_png, series
+from earlyreadout.readout.probe import cross_fitted_probe, grid_pool, logistic_probe_accuracy, probe_layer
+from earlyreadout.report.plots import measures_png, series
+from earlyreadout.train.engine import train
 
 
 def quiet(_message):

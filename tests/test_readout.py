@@ -9,7 +9,7 @@ from torch import nn
 
 from earlyreadout.errors import UserError
 from earlyreadout.models.cnn import SmallCNN
-from earlyreadout.readout import EarlyReadout, ReadoutHead, ResidualConvBlock, pool
+from earlyreadout.readout.heads import EarlyReadout, ReadoutHead, ResidualConvBlock, pool
 
 
 def no_hooks_left(model: nn.Module) -> bool:

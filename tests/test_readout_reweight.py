@@ -5,12 +5,12 @@ import pytest
 import torch
 
 from conftest import tiny_config, tiny_splits
-from earlyreadout.engine import train
 from earlyreadout.errors import ConfigError
 from earlyreadout.models.cnn import SmallCNN
-from earlyreadout.readout_fit import FoldedReadouts
-from earlyreadout.readout_reweight import READOUT_REWEIGHT_PARAMS, ReadoutReweighter
-from earlyreadout.scores import flag_weights
+from earlyreadout.readout.fit import FoldedReadouts
+from earlyreadout.readout.reweight import READOUT_REWEIGHT_PARAMS, ReadoutReweighter
+from earlyreadout.readout.scores import flag_weights
+from earlyreadout.train.engine import train
 
 
 def quiet(_message):

@@ -12,10 +12,10 @@ from tests import chromium
 from tests.conftest import tiny_config
 
 from earlyreadout.cli import main
-from earlyreadout.engine import train
 from earlyreadout.errors import UserError
-from earlyreadout.explain_figures import png_bytes
-from earlyreadout.report import best_cells, find_runs, group_runs, mean_std, setting_key, write_report
+from earlyreadout.explain.figures import png_bytes
+from earlyreadout.report.page import best_cells, find_runs, group_runs, mean_std, setting_key, write_report
+from earlyreadout.train.engine import train
 
 TINY_COMPARE = ["--data", "dominoes", "--epochs", "2", "--batch-size", "16", "data.n_train=96", "data.n_val=48",
                 "data.n_test=48", "data.size=8", "model.width=8", "train.progress=false"]

@@ -10,12 +10,12 @@ from torch import nn
 
 from conftest import tiny_config
 from earlyreadout.config import build_config
-from earlyreadout.engine import train
 from earlyreadout.errors import ConfigError, UserError
-from earlyreadout.hooks import stage_layer
 from earlyreadout.methods import METHODS
 from earlyreadout.models.cnn import SmallCNN
-from earlyreadout.sieve import SIEVE_PARAMS, FeatureSieve, forget_loss
+from earlyreadout.readout.hooks import stage_layer
+from earlyreadout.readout.sieve import SIEVE_PARAMS, FeatureSieve, forget_loss
+from earlyreadout.train.engine import train
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "sieve.md"
 

@@ -43,7 +43,8 @@ def overrides_from(args: argparse.Namespace) -> list[str]:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from earlyreadout.config import apply_overrides, build_config, load_config
-    from earlyreadout.engine import saved_config, train
+    from earlyreadout.train.engine import train
+    from earlyreadout.train.runs import saved_config
 
     if args.resume:
         if not args.out:
@@ -57,7 +58,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def report_run(result: dict, out: str) -> None:
     """Print a finished run's results table; under torchrun only the first process prints."""
-    from earlyreadout.report_table import print_table
+    from earlyreadout.report.table import print_table
 
     if os.environ.get("RANK", "0") == "0":
         print_table([result])
@@ -136,8 +137,9 @@ def _distill_args(p: argparse.ArgumentParser) -> None:
 def cmd_distill(args: argparse.Namespace) -> int:
     """`train` with a teacher: method (default dedier), data (default the teacher's) and student from flags."""
     from earlyreadout.config import apply_overrides, build_config, read_yaml
-    from earlyreadout.engine import RunDir, saved_config, train
     from earlyreadout.methods import METHODS
+    from earlyreadout.train.engine import train
+    from earlyreadout.train.runs import RunDir, saved_config
 
     if args.resume:
         return cmd_train(args)
@@ -185,7 +187,7 @@ def _gradcam_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_gradcam(args: argparse.Namespace) -> int:
-    from earlyreadout.gradcam import explain_runs, write_explanation
+    from earlyreadout.explain.runs import explain_runs, write_explanation
 
     runs = [args.run_dir] + ([args.vs] if args.vs else [])
     explanation = explain_runs(runs, args.layer, args.n, args.split, args.group, args.n_mass, args.device)
@@ -210,7 +212,7 @@ def _report_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from earlyreadout.report import write_report
+    from earlyreadout.report.page import write_report
 
     path = write_report(args.runs, args.out, gradcam=not args.no_gradcam, n_gradcam=args.n, device=args.device,
                         title=args.title)
@@ -236,7 +238,7 @@ def _diagnose_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_diagnose(args: argparse.Namespace) -> int:
-    from earlyreadout.diagnose import diagnose
+    from earlyreadout.explain.diagnose import diagnose
 
     diagnose(args.run_dir, args.layer, args.epochs, args.head, args.out, args.folds, device=args.device,
              seed=args.seed)

@@ -6,13 +6,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-from earlyreadout.checkpoint import write_json
 from earlyreadout.config import load_config
 from earlyreadout.data import DATASETS
-from earlyreadout.engine import RunDir, train
 from earlyreadout.errors import UserError
-from earlyreadout.report import write_report
-from earlyreadout.report_table import table
+from earlyreadout.report.page import write_report
+from earlyreadout.report.table import table
+from earlyreadout.train.checkpoint import write_json
+from earlyreadout.train.engine import train
+from earlyreadout.train.runs import RunDir
 
 CEILING = "ceiling"
 CEILING_CORRELATION = 0.5

@@ -17,6 +17,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from earlyreadout.errors import UserError
+
 
 @dataclass(frozen=True)
 class DistInfo:
@@ -142,3 +144,16 @@ def check_in_sync(module: nn.Module, rtol: float = 1e-5) -> None:
 def barrier() -> None:
     if dist.is_initialized():
         dist.barrier()
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UserError(f"unknown device {name!r}; use cpu, cuda, cuda:N or auto") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"device {name!r} was requested but no CUDA GPU is available; use device=cpu")
+    return device
+

@@ -7,6 +7,9 @@ from typing import Any
 
 import torch
 
+from earlyreadout.data.base import GroupedDataset
+from earlyreadout.errors import UserError
+
 
 def group_accuracy(pred: torch.Tensor, y: torch.Tensor, g: torch.Tensor, n_groups: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(accuracy per group, count per group); an empty group's accuracy is NaN."""
@@ -79,3 +82,32 @@ def overlapping_group_accuracy(logits: torch.Tensor, y: torch.Tensor, membership
         "groups": [{"name": n, "n": int(c), "accuracy": None if c == 0 else float(a)}
                    for n, c, a in zip(names, counts.tolist(), acc.tolist())],
     }
+
+
+METRIC_OF = {
+    "worst_group": "worst_group_accuracy",
+    "adjusted": "adjusted_accuracy",
+    "average": "average_accuracy",
+    "worst_class": "worst_class_accuracy",
+}
+
+
+def selection_metric(select_by: str, val: GroupedDataset) -> tuple[str, str]:
+    """(criterion name, metrics key); `auto` is worst-group with group labels, else average accuracy."""
+    if select_by == "auto":
+        select_by = "worst_group" if val.has_attributes else "average"
+    if select_by in ("worst_group", "adjusted") and not val.has_attributes:
+        raise UserError(f"select_by={select_by} needs group labels on val, which {val.name} does not have; "
+                        "use select_by=average or worst_class")
+    return select_by, METRIC_OF[select_by]
+
+
+def evaluate_logits(logits: torch.Tensor, dataset: GroupedDataset) -> dict[str, Any]:
+    """Split metrics; datasets with overlapping evaluation groups add them under `eval_groups`."""
+    result = summarize(logits, dataset.y, dataset.g, dataset.group_names,
+                       [dataset.group_of(i) for i in range(dataset.n_groups)], dataset.n_classes)
+    if dataset.eval_groups is not None:
+        names, membership = dataset.eval_groups
+        result["eval_groups"] = overlapping_group_accuracy(logits, dataset.y, membership, names)
+    return result
+

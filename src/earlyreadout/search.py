@@ -22,13 +22,15 @@ from typing import Any
 import optuna
 import sqlalchemy.exc
 
-from earlyreadout.checkpoint import write_json
 from earlyreadout.config import RunConfig, apply_overrides, build_config, read_yaml
 from earlyreadout.data import load_splits
-from earlyreadout.engine import RunDir, selection_metric, train
 from earlyreadout.errors import ConfigError, UserError
 from earlyreadout.methods import METHODS
+from earlyreadout.metrics import selection_metric
 from earlyreadout.params import Choice, IntRange, LogUniform, Param, Space, Uniform, resolve
+from earlyreadout.train.checkpoint import write_json
+from earlyreadout.train.engine import silent, train
+from earlyreadout.train.runs import RunDir
 
 SEARCH_OPTIONS: dict[str, Param] = {
     "space": Param({}, "per-hyperparameter ranges overriding the method's: [low, high], [low, high, log], "
@@ -176,7 +178,7 @@ class Search:
             if RunDir(run_dir).done.exists():
                 result = json.loads(RunDir(run_dir).metrics.read_text())
             else:
-                result = train(cfg, resume=resume, log=_silent, splits=self.splits, on_epoch_end=report)
+                result = train(cfg, resume=resume, log=silent, splits=self.splits, on_epoch_end=report)
         except KeyboardInterrupt:
             trial.set_user_attr("interrupted", True)
             raise
@@ -230,7 +232,7 @@ class Search:
                 runs.append(json.loads(run.metrics.read_text()))
                 continue
             print(f"best trial {best.number}, seed {seed} -> {cfg.out}", flush=True)
-            runs.append(train(cfg, resume=run.last.exists(), log=_silent, splits=self.splits))
+            runs.append(train(cfg, resume=run.last.exists(), log=silent, splits=self.splits))
         summary = {
             "study": self.study.study_name, "best_trial": best.number, "params": best.params,
             "search_val": best.value, "selected_by": f"val {self.select_by}",
@@ -272,10 +274,6 @@ def describe(trial: optuna.trial.FrozenTrial, select_by: str) -> str:
     params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in trial.params.items())
     value = "" if trial.value is None else f" val {select_by} {trial.value:.4f}"
     return f"trial {trial.number} {trial.state.name.lower()}{value}  ({params})"
-
-
-def _silent(_message: str) -> None:
-    pass
 
 
 def _stop_on_sigterm(_signum: int, _frame: Any) -> None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from earlyreadout.data.base import GroupedDataset
@@ -48,12 +49,32 @@ class Context:
     world_size: int = 1
     extras: dict[str, Any] = field(default_factory=dict)
 
+    def shuffled_train_loader(self) -> BatchLoader:
+        """A loader over all of train (this process's own, not sharded) in a fresh order drawn from the
+        global RNG, for a method's inner passes (an ERM stage, readout fitting)."""
+        return BatchLoader(self.train, self.train_loader.batch_size, shuffle=True,
+                           seed=int(torch.randint(2**31 - 1, ())))
+
+
+def train_erm(model: nn.Module, optimizer: torch.optim.Optimizer, loader: BatchLoader, epochs: int,
+              device: torch.device) -> None:
+    """The ERM stage methods share (JTT's identification model, JTT-KD's error-set model): `epochs` of
+    plain cross-entropy over `loader`, in train mode."""
+    model.train()
+    for epoch in range(epochs):
+        loader.set_epoch(epoch)
+        for batch in loader:
+            loss = F.cross_entropy(model(batch["x"].to(device)), batch["y"].to(device))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+
 
 def run_loader(ctx: Context) -> RunLoader:
     """The context's way to read another run; a clear error where the context was built without one."""
     if ctx.load_run is None:
         raise UserError("this method reads another run (a teacher or an error-set model), which needs a Context "
-                        "with load_run, e.g. earlyreadout.engine.load_trained")
+                        "with load_run, e.g. earlyreadout.train.runs.load_trained")
     return ctx.load_run
 
 

@@ -7,16 +7,16 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from earlyreadout.data.loader import Batch, BatchLoader
-from earlyreadout.hooks import stage_layer
-from earlyreadout.inference import collect_logits
+from earlyreadout.data.loader import Batch
 from earlyreadout.methods.base import Context, register
 from earlyreadout.methods.kd import KD, KD_HPARAMS, WEIGHTING_HPARAMS
 from earlyreadout.params import Choice, Param, Uniform
-from earlyreadout.readout import READOUT_HEAD_PARAMS
-from earlyreadout.readout_reweight import READOUT_REWEIGHT_PARAMS, ReadoutReweighter
-from earlyreadout.readout_weights import ReadoutWeighter
-from earlyreadout.scores import error_weights
+from earlyreadout.readout.heads import READOUT_HEAD_PARAMS
+from earlyreadout.readout.hooks import stage_layer
+from earlyreadout.readout.reweight import READOUT_REWEIGHT_PARAMS, ReadoutReweighter
+from earlyreadout.readout.scores import error_weights
+from earlyreadout.readout.weights import ReadoutWeighter
+from earlyreadout.train.inference import collect_logits
 
 
 @register("dedier")
@@ -82,8 +82,7 @@ class DeDiER(KD):
         if self.hp["reinit_readout"]:
             self.weighter.reset()
         device = self.ctx.device
-        loader = BatchLoader(self.ctx.train, self.ctx.train_loader.batch_size, shuffle=True,
-                             seed=int(torch.randint(2**31 - 1, ())))
+        loader = self.ctx.shuffled_train_loader()
         was_training = self.network.training
         self.network.eval()  # features as at inference: no batch-norm statistics are updated
         try:

@@ -9,10 +9,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from earlyreadout.data.loader import Batch, BatchLoader
-from earlyreadout.hooks import unwrap
-from earlyreadout.inference import collect_logits
-from earlyreadout.methods.base import OPTIMIZER_HPARAMS, Context, Method, register
+from earlyreadout.methods.base import OPTIMIZER_HPARAMS, Context, Method, register, train_erm
 from earlyreadout.params import Choice, IntRange, LogUniform, Param
+from earlyreadout.readout.hooks import unwrap
+from earlyreadout.train.inference import collect_logits
 
 
 def training_errors(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -76,11 +76,8 @@ class JTT(Method):
 
     def run_stage1(self) -> None:
         """Train ERM for `T` epochs, record its training errors, then restore the initial network."""
-        loader, device = self.ctx.train_loader, self.ctx.device
-        for epoch in range(self.hp["T"]):
-            loader.set_epoch(epoch)
-            for batch in loader:
-                self.erm_step({k: v.to(device) for k, v in batch.items()}, None)
+        device = self.ctx.device
+        train_erm(self.network, self.optimizers["main"], self.ctx.train_loader, self.hp["T"], device)
         logits = collect_logits(self.predict, self, self.ctx.train, self.ctx.eval_batch_size, device,
                                 self.ctx.rank, self.ctx.world_size, desc="jtt errors", progress=False)
         self.errors = training_errors(logits, self.ctx.train.y)

@@ -6,17 +6,16 @@ import copy
 from typing import Any, ClassVar
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from earlyreadout.data.loader import Batch, BatchLoader
+from earlyreadout.data.loader import Batch
 from earlyreadout.errors import UserError
-from earlyreadout.hooks import unwrap
-from earlyreadout.inference import collect_logits
-from earlyreadout.methods.base import Context, register, run_loader
+from earlyreadout.methods.base import Context, register, run_loader, train_erm
 from earlyreadout.methods.jtt import training_errors, upweights
 from earlyreadout.methods.kd import KD, KD_HPARAMS, WEIGHTING_HPARAMS
 from earlyreadout.params import Choice, IntRange, Param
+from earlyreadout.readout.hooks import unwrap
+from earlyreadout.train.inference import collect_logits
 
 
 @register("jtt-kd")
@@ -54,17 +53,8 @@ class JTTKD(KD):
             _, model, _ = run_loader(ctx)(self.hp["erm_run"], str(ctx.device))
         else:
             model = copy.deepcopy(unwrap(self.network))  # the student's initial weights, trained with CE only
-            opt = self.make_optimizer(model.parameters())
-            loader = BatchLoader(ctx.train, ctx.train_loader.batch_size, shuffle=True,
-                                 seed=int(torch.randint(2**31 - 1, ())))
-            model.train()
-            for epoch in range(self.hp["erm_epochs"]):
-                loader.set_epoch(epoch)
-                for batch in loader:
-                    loss = F.cross_entropy(model(batch["x"].to(ctx.device)), batch["y"].to(ctx.device))
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    opt.step()
+            train_erm(model, self.make_optimizer(model.parameters()), ctx.shuffled_train_loader(),
+                      self.hp["erm_epochs"], ctx.device)
         logits = collect_logits(model, model, ctx.train, ctx.eval_batch_size, ctx.device)
         if logits.shape[1] != ctx.n_classes:
             raise UserError(f"erm_run {self.hp['erm_run']!r} predicts {logits.shape[1]} classes but "

@@ -8,10 +8,10 @@ import torch
 from torch import nn
 
 from earlyreadout.data.loader import Batch
-from earlyreadout.distill_losses import WEIGHTED_TERMS, distillation_loss
 from earlyreadout.methods.base import OPTIMIZER_HPARAMS, Context, Method, register, run_loader
+from earlyreadout.methods.distill_losses import WEIGHTED_TERMS, distillation_loss
+from earlyreadout.methods.teacher import FrozenTeacher
 from earlyreadout.params import Choice, Param, Uniform
-from earlyreadout.teacher import FrozenTeacher
 
 KD_HPARAMS: dict[str, Param] = {
     **OPTIMIZER_HPARAMS,

@@ -9,11 +9,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from earlyreadout.data.loader import Batch
-from earlyreadout.hooks import stage_layer
 from earlyreadout.methods.base import OPTIMIZER_HPARAMS, Context, Method, register
 from earlyreadout.methods.jtt import apply_upweights
 from earlyreadout.params import Choice, IntRange, Param
-from earlyreadout.readout_reweight import READOUT_REWEIGHT_PARAMS, ReadoutReweighter
+from earlyreadout.readout.hooks import stage_layer
+from earlyreadout.readout.reweight import READOUT_REWEIGHT_PARAMS, ReadoutReweighter
 
 
 @register("readout-reweight")

@@ -8,11 +8,11 @@ from typing import Any, ClassVar
 from torch import nn
 
 from earlyreadout.data.loader import Batch
-from earlyreadout.hooks import stage_layer
 from earlyreadout.methods.base import OPTIMIZER_HPARAMS, Context, Method, register
 from earlyreadout.params import Choice, Param
-from earlyreadout.probe import probe_layer
-from earlyreadout.sieve import SIEVE_PARAMS, FeatureSieve
+from earlyreadout.readout.hooks import stage_layer
+from earlyreadout.readout.probe import probe_layer
+from earlyreadout.readout.sieve import SIEVE_PARAMS, FeatureSieve
 
 
 @register("sieve")

@@ -31,9 +31,9 @@ from torch.func import functional_call
 
 from earlyreadout import distributed
 from earlyreadout.errors import ConfigError, UserError
-from earlyreadout.hooks import find_module, parameters_feeding, unwrap
 from earlyreadout.params import Choice, LogUniform, Param, resolve
-from earlyreadout.readout import HEAD_FAMILIES, TOKEN_POOLS, EarlyReadout
+from earlyreadout.readout.heads import HEAD_FAMILIES, TOKEN_POOLS, EarlyReadout
+from earlyreadout.readout.hooks import parameters_feeding, unwrap
 
 MODES = ("three-pass", "single-pass")
 
@@ -45,14 +45,6 @@ def forget_loss(logits: torch.Tensor) -> torch.Tensor:
 
 def accuracy(logits: torch.Tensor, y: torch.Tensor) -> float:
     return float((logits.argmax(1) == y).float().mean())
-
-
-class _Reached(Exception):
-    """Raised by a forward hook to stop a forward pass once the aux layer has run."""
-
-
-def _stop(_module: nn.Module, _inputs: Any, _output: Any) -> None:
-    raise _Reached
 
 
 SIEVE_PARAMS: dict[str, Param] = {
@@ -153,14 +145,7 @@ class FeatureSieve(nn.Module):
 
     def _forward_to_aux(self, x: Any) -> torch.Tensor:
         """The aux layer's feature of `x`, stopping the forward there (the upper layers are not run)."""
-        handle = find_module(self._model[0], self.aux_layer).register_forward_hook(_stop)
-        try:
-            unwrap(self._model[0])(x)
-        except _Reached:
-            pass
-        finally:
-            handle.remove()
-        return self.readout.features(detach=False)[self.aux_layer]
+        return self.readout.tap.forward_until(x, self.aux_layer)
 
     def loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The loss to back-propagate for this batch, from the main output of the model's forward.

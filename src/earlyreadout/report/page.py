@@ -17,10 +17,10 @@ from typing import Any
 
 import yaml
 
-from earlyreadout.checkpoint import write_text
 from earlyreadout.errors import UserError
-from earlyreadout.gradcam import explain_runs
-from earlyreadout.report_plots import curves_png, measures_png
+from earlyreadout.explain.runs import explain_runs
+from earlyreadout.report.plots import curves_png, measures_png
+from earlyreadout.train.checkpoint import write_text
 
 VOLATILE = {"out": None, "train": ("seed", "device", "progress", "num_workers", "eval_batch_size")}
 HEADLINE = (("worst_group_accuracy", "worst-group"), ("adjusted_accuracy", "adjusted"),

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from earlyreadout.explain_figures import png_bytes
+from earlyreadout.explain.figures import png_bytes
 
 
 def series(logs: Sequence[Sequence[dict[str, Any]]], field: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:

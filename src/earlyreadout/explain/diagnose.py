@@ -17,14 +17,16 @@ from typing import Any
 import torch
 from torch import nn
 
-from earlyreadout.checkpoint import write_json
 from earlyreadout.data.base import GroupedDataset
-from earlyreadout.diagnose_plots import plot_diagnosis
-from earlyreadout.engine import evaluate_logits, load_trained, resolve_device
+from earlyreadout.distributed import resolve_device
 from earlyreadout.errors import UserError
+from earlyreadout.explain.diagnose_plots import plot_diagnosis
+from earlyreadout.metrics import evaluate_logits
 from earlyreadout.models import MODELS
-from earlyreadout.readout_fit import FoldedReadouts
-from earlyreadout.scores import probability_outputs
+from earlyreadout.readout.fit import FoldedReadouts
+from earlyreadout.readout.scores import probability_outputs
+from earlyreadout.train.checkpoint import write_json
+from earlyreadout.train.runs import load_trained
 
 CSV_COLUMNS = ("split", "idx", "y", "a", "g", "layer", "pred", "margin", "correct", "score")
 MODEL_OUTPUT = "model output"  # the model's own final prediction, reported next to the readouts

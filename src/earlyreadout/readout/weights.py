@@ -10,8 +10,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from earlyreadout import distributed
-from earlyreadout.readout import EarlyReadout
-from earlyreadout.scores import error_weights
+from earlyreadout.readout.heads import EarlyReadout
+from earlyreadout.readout.scores import error_weights
 
 
 class ReadoutWeighter(nn.Module):

@@ -20,11 +20,11 @@ from torch import nn
 
 from earlyreadout.data.base import GroupedDataset
 from earlyreadout.errors import ConfigError
-from earlyreadout.hooks import find_module
 from earlyreadout.params import Choice, IntRange, LogUniform, Param, Uniform, resolve
-from earlyreadout.readout import READOUT_HEAD_PARAMS
-from earlyreadout.readout_fit import FoldedReadouts
-from earlyreadout.scores import WEIGHTINGS, confident_error, flag_weights
+from earlyreadout.readout.fit import FoldedReadouts
+from earlyreadout.readout.heads import READOUT_HEAD_PARAMS
+from earlyreadout.readout.hooks import find_module
+from earlyreadout.readout.scores import WEIGHTINGS, confident_error, flag_weights
 
 READOUT_REWEIGHT_PARAMS: dict[str, Param] = {
     **READOUT_HEAD_PARAMS,

@@ -72,24 +72,54 @@ def as_tensor(output: Any) -> torch.Tensor:
     raise TypeError(f"cannot read a feature tensor from a module output of type {type(output).__name__}")
 
 
-class FeatureTap:
-    """Forward hooks recording the outputs of named layers; `features[path]` after each forward.
+class _Reached(Exception):
+    """Raised by a forward hook to stop a forward pass once a layer has run."""
 
-    Use as a context manager, or call `close()`: no hook is left on the model afterwards. A module run
-    several times in one forward (shared weights) keeps its last output.
+
+def _stop(_module: nn.Module, _inputs: Any, _output: Any) -> None:
+    raise _Reached
+
+
+class FeatureTap:
+    """The one hook manager: forward hooks recording the outputs of named layers, `features[path]` after
+    each forward, used by readouts, the sieve, probes and Grad-CAM.
+
+    With `differentiable=True` an output that does not require grad (frozen layers, integer inputs) is
+    replaced by a copy that does, so gradients can be taken with respect to it (Grad-CAM, attributions).
+    `forward_until` runs a forward only up to one tapped layer. Use as a context manager, or call
+    `close()`: no hook is left on the model afterwards. A module run several times in one forward (shared
+    weights) keeps its last output.
     """
 
-    def __init__(self, model: nn.Module, paths: Iterable[str]):
+    def __init__(self, model: nn.Module, paths: Iterable[str], differentiable: bool = False):
+        self.model = model
         self.paths = list(dict.fromkeys(paths))
+        self.differentiable = differentiable
         self.features: dict[str, torch.Tensor] = {}
-        modules = [find_module(model, path) for path in self.paths]  # every path is checked before any hook
-        self._handles = [m.register_forward_hook(self._recorder(p)) for p, m in zip(self.paths, modules)]
+        self.modules = {path: find_module(model, path) for path in self.paths}  # every path checked before any hook
+        self._handles = [m.register_forward_hook(self._recorder(p)) for p, m in self.modules.items()]
 
     def _recorder(self, path: str) -> Any:
-        def record(_module: nn.Module, _inputs: Any, output: Any) -> None:
+        def record(_module: nn.Module, _inputs: Any, output: Any) -> Any:
+            if self.differentiable and isinstance(output, torch.Tensor) and not output.requires_grad:
+                output = output.detach().requires_grad_(True)
+                self.features[path] = output
+                return output  # the substitute flows on, so the logits depend on it
             self.features[path] = as_tensor(output)
+            return None
 
         return record
+
+    def forward_until(self, inputs: Any, path: str) -> torch.Tensor:
+        """The output of tapped layer `path` for `inputs`, stopping the forward there (later layers never run)."""
+        handle = self.modules[path].register_forward_hook(_stop)  # after the recorder, so it records first
+        try:
+            call_model(unwrap(self.model), inputs)
+        except _Reached:
+            pass
+        finally:
+            handle.remove()
+        return self.features[path]
 
     def close(self) -> None:
         for handle in self._handles:

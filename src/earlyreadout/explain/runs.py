@@ -14,15 +14,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from earlyreadout.checkpoint import write_json, write_text
 from earlyreadout.config import RunConfig
 from earlyreadout.data import DATASETS
 from earlyreadout.data.base import GroupedDataset
-from earlyreadout.engine import load_trained
 from earlyreadout.errors import UserError, did_you_mean
-from earlyreadout.explain import gradcam, region_mass, token_attributions, token_mass
-from earlyreadout.explain_figures import overlay_grid, token_html
+from earlyreadout.explain.figures import overlay_grid, token_html
+from earlyreadout.explain.gradcam import gradcam, region_mass, token_attributions, token_mass
 from earlyreadout.models import MODELS
+from earlyreadout.train.checkpoint import write_json, write_text
+from earlyreadout.train.runs import load_trained
 
 
 @dataclass

@@ -1,18 +1,14 @@
 """The training recipe shared by every method: setup -> epochs (train, validate, select) -> test -> save.
 
-A run directory holds `config.yaml` (resolved config), `versions.json`, `log.jsonl` (one row per epoch),
-`checkpoints/last.pt` (everything a resume needs), `checkpoints/best.pt` (the selected model),
-`metrics.json` and a `done` marker.
+The run directory it writes is described in `earlyreadout.train.runs`.
 """
 
 from __future__ import annotations
 
 import json
-import platform
 import random
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,36 +16,18 @@ import torch
 import yaml
 from torch import nn
 
-from earlyreadout import __version__, distributed
-from earlyreadout.checkpoint import load_checkpoint, save_checkpoint, write_json, write_text
-from earlyreadout.config import RunConfig, build_config
+from earlyreadout import distributed
+from earlyreadout.config import RunConfig
 from earlyreadout.data import BatchLoader, GroupedDataset, load_splits
 from earlyreadout.errors import UserError
-from earlyreadout.hooks import unwrap
-from earlyreadout.inference import collect_logits
 from earlyreadout.methods import METHODS, Context, Method
-from earlyreadout.metrics import overlapping_group_accuracy, summarize
+from earlyreadout.metrics import evaluate_logits, selection_metric
 from earlyreadout.models import MODELS, build_model
 from earlyreadout.progress import bar
-
-METRIC_OF = {
-    "worst_group": "worst_group_accuracy",
-    "adjusted": "adjusted_accuracy",
-    "average": "average_accuracy",
-    "worst_class": "worst_class_accuracy",
-}
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise UserError(f"unknown device {name!r}; use cpu, cuda, cuda:N or auto") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"device {name!r} was requested but no CUDA GPU is available; use device=cpu")
-    return device
+from earlyreadout.readout.hooks import unwrap
+from earlyreadout.train.checkpoint import load_checkpoint, save_checkpoint, write_json, write_text
+from earlyreadout.train.inference import collect_logits
+from earlyreadout.train.runs import RunDir, load_trained, versions
 
 
 def seed_everything(seed: int) -> None:
@@ -61,69 +39,6 @@ def seed_everything(seed: int) -> None:
 def epoch_seed(seed: int, epoch: int) -> int:
     """The global RNG seed of one epoch, so a resumed epoch draws exactly what the original did."""
     return seed * 100_003 + epoch + 1
-
-
-def selection_metric(select_by: str, val: GroupedDataset) -> tuple[str, str]:
-    """(criterion name, metrics key); `auto` is worst-group with group labels, else average accuracy."""
-    if select_by == "auto":
-        select_by = "worst_group" if val.has_attributes else "average"
-    if select_by in ("worst_group", "adjusted") and not val.has_attributes:
-        raise UserError(f"select_by={select_by} needs group labels on val, which {val.name} does not have; "
-                        "use select_by=average or worst_class")
-    return select_by, METRIC_OF[select_by]
-
-
-def evaluate_logits(logits: torch.Tensor, dataset: GroupedDataset) -> dict[str, Any]:
-    """Split metrics; datasets with overlapping evaluation groups add them under `eval_groups`."""
-    result = summarize(logits, dataset.y, dataset.g, dataset.group_names,
-                       [dataset.group_of(i) for i in range(dataset.n_groups)], dataset.n_classes)
-    if dataset.eval_groups is not None:
-        names, membership = dataset.eval_groups
-        result["eval_groups"] = overlapping_group_accuracy(logits, dataset.y, membership, names)
-    return result
-
-
-def versions() -> dict[str, str]:
-    return {"earlyreadout": __version__, "torch": torch.__version__, "numpy": np.__version__,
-            "python": platform.python_version()}
-
-
-class RunDir:
-    """Paths of a run directory, and the checks that keep an existing run from being overwritten."""
-
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self.config = self.path / "config.yaml"
-        self.log = self.path / "log.jsonl"
-        self.metrics = self.path / "metrics.json"
-        self.last = self.path / "checkpoints" / "last.pt"
-        self.best = self.path / "checkpoints" / "best.pt"
-        self.done = self.path / "done"
-
-    def prepare(self, resume: bool) -> None:
-        if resume:
-            if not self.last.is_file():
-                raise UserError(f"--resume: {str(self.path)!r} has no checkpoint to resume "
-                                f"(expected {self.last}); start a new run without --resume")
-            return
-        if self.config.exists() or self.last.exists() or self.metrics.exists():
-            raise UserError(f"{str(self.path)!r} already holds a run; pass --resume to continue it "
-                            "or choose another --out")
-        try:
-            (self.path / "checkpoints").mkdir(parents=True, exist_ok=True)
-            probe = self.path / ".write-test"
-            probe.write_text("")
-            probe.unlink()
-        except OSError as e:
-            raise UserError(f"cannot write to output directory {str(self.path)!r}: {e.strerror}") from None
-
-
-def saved_config(path: str | Path) -> dict[str, Any]:
-    """The raw resolved config stored in a run directory."""
-    run = RunDir(path)
-    if not run.config.is_file():
-        raise UserError(f"{str(run.path)!r} is not a run directory (no config.yaml)")
-    return yaml.safe_load(run.config.read_text())
 
 
 def build_run(cfg: RunConfig, device: torch.device, dist: distributed.DistInfo,
@@ -173,11 +88,11 @@ def train(cfg: RunConfig, resume: bool = False, log: Callable[[str], None] = pri
     `on_epoch_end(epoch, val_metrics)` is called after each epoch is logged and checkpointed; it may
     raise to stop the run (hyperparameter search prunes trials this way).
     """
-    device = resolve_device(cfg.train["device"])
+    device = distributed.resolve_device(cfg.train["device"])
     dist = distributed.setup(device)
     device = distributed.local_device(device, dist)
     if not dist.is_main:
-        log = _silent
+        log = silent
     run = RunDir(cfg.out)
     if dist.is_main:
         run.prepare(resume)
@@ -266,20 +181,5 @@ def train(cfg: RunConfig, resume: bool = False, log: Callable[[str], None] = pri
     return result
 
 
-def _silent(_message: str) -> None:
-    pass
-
-
-def load_trained(path: str | Path, device: str = "cpu") -> tuple[RunConfig, nn.Module, dict[str, GroupedDataset]]:
-    """The selected model of a finished run, its config and its data splits (rebuilt from the config)."""
-    run = RunDir(path)
-    cfg = build_config(saved_config(path))
-    if not run.best.is_file():
-        raise UserError(f"{str(run.path)!r} has no trained model (expected {run.best}); train it first")
-    splits = load_splits(cfg.data, cfg.data_options)
-    train = splits["train"]
-    model = build_model(cfg.model, cfg.model_options, train.info, train.n_classes)
-    model.load_state_dict(load_checkpoint(run.best, map_location=device,
-                                          advice=f"train {str(run.path)!r} again with another --out"))
-    return cfg, model.to(device).eval(), splits
-
+def silent(_message: str) -> None:
+    """A log function that drops every message (ranks other than the main one, search trials)."""

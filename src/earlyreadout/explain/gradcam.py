@@ -1,6 +1,6 @@
 """What a model looks at: Grad-CAM for convolutional layers, gradient x input for token embeddings.
 
-Both work on any model through a forward hook on a layer addressed by module path, and leave no hook
+Both work on any model through a `FeatureTap` on a layer addressed by module path, and leave no hook
 behind. Grad-CAM (Selvaraju et al., 2017) weights each channel of a layer's feature map by the spatial
 mean of the gradient of the explained logit, sums the channels, keeps the positive part and upsamples
 to the input size.
@@ -8,49 +8,14 @@ to the input size.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from earlyreadout.errors import UserError
-from earlyreadout.hooks import as_tensor, find_module, unwrap
-
-if TYPE_CHECKING:
-    from typing_extensions import Self
+from earlyreadout.readout.hooks import FeatureTap, unwrap
 
 Region = tuple[int, int, int, int]  # rows r0:r1, columns c0:c1 of the input
-
-
-class ActivationTap:
-    """A forward hook keeping one layer's output as a tensor autograd can differentiate with respect to.
-
-    When the output does not require grad (frozen layers, integer inputs), the hook substitutes a copy
-    that does, so gradients reach it for any model. Use as a context manager: the hook is removed after.
-    """
-
-    def __init__(self, model: nn.Module, path: str):
-        self.path = path
-        self.activation: torch.Tensor | None = None
-        self._handle = find_module(model, path).register_forward_hook(self._record)
-
-    def _record(self, _module: nn.Module, _inputs: Any, output: Any) -> Any:
-        if isinstance(output, torch.Tensor) and not output.requires_grad:
-            output = output.detach().requires_grad_(True)
-            self.activation = output
-            return output
-        self.activation = as_tensor(output)
-        return None
-
-    def close(self) -> None:
-        self._handle.remove()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def _explained_grad(model: nn.Module, x: torch.Tensor, layer: str,
@@ -63,9 +28,9 @@ def _explained_grad(model: nn.Module, x: torch.Tensor, layer: str,
     was_training = model.training
     model.eval()
     try:
-        with torch.enable_grad(), ActivationTap(model, layer) as tap:
+        with torch.enable_grad(), FeatureTap(model, [layer], differentiable=True) as tap:
             logits = model(x)
-            activation = tap.activation
+            activation = tap.features.get(layer)
             if activation is None or not activation.requires_grad:
                 raise UserError(f"layer {layer!r} did not produce a differentiable output in the forward pass; "
                                 "choose a layer that the model's prediction depends on")

@@ -1,0 +1,1 @@
+"""Early readouts: heads, layer hooks, cross-fitting, scores and weights, the Feature Sieve, readout reweighting and probes."""

@@ -1,0 +1,1 @@
+"""The training recipe: engine, run directories, checkpoints and inference."""
