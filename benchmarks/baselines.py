@@ -34,7 +34,7 @@ SETUP = {
 }
 METHODS = {
     "erm": {},
-    "jtt": {"T": 1, "lambda_up": 20.0},
+    "jtt": {"erm_epochs": 1, "lambda_up": 20.0},
     "groupdro": {"eta": 0.1},
 }
 

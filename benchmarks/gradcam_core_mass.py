@@ -33,7 +33,7 @@ SETUP = {
     "n_mass": 300,
 }
 DATASETS_UNDER_TEST = {"dominoes": {}, "colored-digits": {"spurious": "patch"}}
-METHODS = {"erm": {}, "groupdro": {}, "sieve": {"aux_layer": "block1", "forget_every": 1, "forget_weight": 1.0}}
+METHODS = {"erm": {}, "groupdro": {}, "sieve": {"readout_layer": "block1", "forget_every": 1, "forget_weight": 1.0}}
 
 
 def main() -> None:

@@ -29,7 +29,7 @@ GRIDS = {
         {"weighting": "lambda", "lambda_up": 100.0},
         {"weighting": "lambda", "lambda_up": 100.0, "readout_layer": "stage:2"},
     ],
-    "jtt": [{"T": t, "lambda_up": lam, "upweight": u}
+    "jtt": [{"T": t, "lambda_up": lam, "upweight": u}  # T: erm_epochs by its earlier name, as the recorded keys hold it
             for t, lam, u in itertools.product((1, 2), (20.0, 50.0, 100.0), ("loss", "sample"))],
 }
 

@@ -21,7 +21,7 @@ from earlyreadout.train.engine import build_run
 
 ROUNDS, STEPS = 7, 10
 DATA = {"name": "dominoes", "n_train": 640, "n_val": 8, "n_test": 8}
-HEADS = {"default head": {}, "linear head": {"aux_head": "linear"}}
+HEADS = {"default head": {}, "linear head": {"readout_head": "linear"}}
 VARIANTS = {
     "erm": {"name": "erm"},
     **{f"{mode} F={f}, {head}": {"name": "sieve", "mode": mode, "forget_every": f, "monitor": False, **h}
@@ -60,7 +60,7 @@ def main() -> None:
         "setup": {"data": DATA, "model": "small-cnn (width 32)", "batch_size": 64, "threads": 1,
                   "rounds": ROUNDS, "steps_per_round": STEPS,
                   "default head": {k: v for k, v in methods["single-pass F=5, default head"].hp.items()
-                                   if k in ("aux_layer", "aux_head", "aux_depth", "aux_width")}},
+                                   if k in ("readout_layer", "readout_head", "readout_depth", "readout_width")}},
         "ratio_to_erm": {name: statistics.median(t) / erm for name, t in times.items() if name != "erm"},
         "target": "single-pass F=5 <= 1.15",
     }

@@ -20,14 +20,14 @@ from pathlib import Path
 DATA = sys.argv[1] if len(sys.argv) > 1 else "colored-digits"
 OUT = Path(__file__).parent / "results" / f"sieve_full_size_{DATA}.json"
 SEEDS = (0, 1, 2)
-LINEAR1 = {"mode": "three-pass", "aux_layer": "block1", "aux_head": "linear", "forget_every": 1}
+LINEAR1 = {"mode": "three-pass", "readout_layer": "block1", "readout_head": "linear", "forget_every": 1}
 CANDIDATES = [
     {"forget_every": 0},                                   # no forgetting
     {**LINEAR1, "forget_lr": 0.1},
     {**LINEAR1, "forget_lr": 1.0},
-    {**LINEAR1, "aux_head": "mlp", "aux_width": 64, "forget_lr": 0.1},
-    {"mode": "single-pass", "aux_layer": "block1", "aux_head": "linear", "forget_every": 1, "forget_weight": 10.0},
-    {"mode": "three-pass", "aux_layer": "stage:2", "aux_head": "conv", "aux_depth": 2, "aux_width": 64,
+    {**LINEAR1, "readout_head": "mlp", "readout_width": 64, "forget_lr": 0.1},
+    {"mode": "single-pass", "readout_layer": "block1", "readout_head": "linear", "forget_every": 1, "forget_weight": 10.0},
+    {"mode": "three-pass", "readout_layer": "stage:2", "readout_head": "conv", "readout_depth": 2, "readout_width": 64,
      "forget_every": 1, "forget_lr": 0.1},                # the first defaults: conv head after block2
 ]
 

@@ -22,11 +22,13 @@ import matplotlib
 import yaml
 from protocol import RESULTS, Job, run_jobs, summary
 
+from earlyreadout.readout.sieve import RENAMED
+
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-SPACE = ("forget_every", "forget_lr", "aux_lr", "lr", "aux_layer", "aux_head", "aux_width", "aux_depth",
-         "aux_steps", "forget_steps", "mode", "forget_weight")
+SPACE = ("forget_every", "forget_lr", "readout_lr", "lr", "readout_layer", "readout_head", "readout_width", "readout_depth",
+         "readout_steps", "forget_steps", "mode", "forget_weight")
 
 
 def trial_rows(search_dir: Path) -> list[dict]:
@@ -39,7 +41,8 @@ def trial_rows(search_dir: Path) -> list[dict]:
         epochs = [json.loads(line) for line in log.read_text().splitlines() if line]
         if not epochs:
             continue
-        method = yaml.safe_load((trial / "config.yaml").read_text())["method"]
+        saved = yaml.safe_load((trial / "config.yaml").read_text())["method"]
+        method = {RENAMED.get(k, k): v for k, v in saved.items()}  # searches run before the aux_* renames
         metrics = json.loads((trial / "metrics.json").read_text()) if (trial / "metrics.json").is_file() else None
         spurious = [e.get("measures", {}).get("probe_spurious") for e in epochs]
         core = [e.get("measures", {}).get("probe_core") for e in epochs]

@@ -33,13 +33,13 @@ SETUP = {
     "model": "small-cnn (width 32)",
     "selection": "checkpoint and settings by validation worst-group accuracy",
 }
-BASE = {"aux_layer": "block1", "aux_head": "conv", "aux_depth": 2, "aux_width": 64, "monitor": True}
+BASE = {"readout_layer": "block1", "readout_head": "conv", "readout_depth": 2, "readout_width": 64, "monitor": True}
 CANDIDATES = [
     {**BASE, "forget_every": 0},  # no forgetting: ERM plus a readout that never shapes the network
     {**BASE, "mode": "three-pass", "forget_every": 1, "forget_lr": 0.1},
-    {**BASE, "mode": "three-pass", "forget_every": 1, "forget_lr": 0.5, "aux_lr": 0.1},
-    {**BASE, "mode": "three-pass", "aux_layer": "block2", "forget_every": 1, "forget_lr": 0.1},
-    {**BASE, "mode": "three-pass", "aux_head": "linear", "forget_every": 1, "forget_lr": 1.0, "aux_lr": 0.1},
+    {**BASE, "mode": "three-pass", "forget_every": 1, "forget_lr": 0.5, "readout_lr": 0.1},
+    {**BASE, "mode": "three-pass", "readout_layer": "block2", "forget_every": 1, "forget_lr": 0.1},
+    {**BASE, "mode": "three-pass", "readout_head": "linear", "forget_every": 1, "forget_lr": 1.0, "readout_lr": 0.1},
 ]
 
 

@@ -2,6 +2,7 @@ import pytest
 
 from earlyreadout.config import apply_overrides, build_config, load_config
 from earlyreadout.errors import ConfigError
+from earlyreadout.params import RenamedSetting, apply_renames
 
 
 def test_defaults_and_dataset_default_model():
@@ -38,3 +39,21 @@ def test_unknown_names_suggest():
 def test_override_syntax_error():
     with pytest.raises(ConfigError, match="key=value"):
         apply_overrides({}, ["train.epochs"])
+
+
+@pytest.mark.parametrize("method, old, new", [("jtt", "T", "erm_epochs"), ("sieve", "aux_lr", "readout_lr"),
+                                              ("sieve", "aux_layer", "readout_layer")])
+def test_a_setting_given_by_its_earlier_name_is_accepted_with_a_warning(method, old, new):
+    value = build_config({"method": {"name": method}}).method_hp[new]
+    with pytest.warns(RenamedSetting, match=f"'{old}' is now called '{new}'"):
+        cfg = build_config({"method": {"name": method, old: value}})
+    assert cfg.method_hp[new] == value and old not in cfg.method_hp
+    with pytest.warns(RenamedSetting), pytest.raises(ConfigError, match=f"give only '{new}'"):
+        build_config({"method": {"name": method, old: value, new: value}})
+
+
+def test_renames_map_old_names_and_leave_the_rest():
+    with pytest.warns(RenamedSetting):
+        given, problems = apply_renames({"a": 1, "old": 2}, {"old": "new"}, "x")
+    assert given == {"a": 1, "new": 2} and problems == []
+    assert apply_renames({"a": 1}, {"old": "new"}, "x") == ({"a": 1}, [])

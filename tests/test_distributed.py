@@ -53,13 +53,13 @@ def teacher(tmp_path_factory):
     return out
 
 
-SIEVE = ["method.aux_head=linear", "method.forget_every=1", "method.forget_lr=0.1"]
+SIEVE = ["method.readout_head=linear", "method.forget_every=1", "method.forget_lr=0.1"]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("method, hp", [
     ("groupdro", ["method.eta=0.5"]),
-    ("jtt", ["method.T=1", "method.lambda_up=4"]),
+    ("jtt", ["method.erm_epochs=1", "method.lambda_up=4"]),
     ("sieve", SIEVE + ["method.mode=three-pass"]),  # aux and forget steps outside DDP's backward
     ("sieve", SIEVE + ["method.mode=single-pass"]),
     ("dedier", ["method.readout_head=linear", "method.refresh=online", "method.warmup_epochs=0"]),

@@ -25,7 +25,7 @@ class ConstantClassifier(nn.Module):
 
 
 def make_jtt(train_split, network, **hp):
-    values, problems = resolve(JTT.hparams, {"T": 1, "lambda_up": 5.0, **hp}, "jtt")
+    values, problems = resolve(JTT.hparams, {"erm_epochs": 1, "lambda_up": 5.0, **hp}, "jtt")
     assert not problems
     loader = BatchLoader(train_split, 16, shuffle=True, seed=0)
     ctx = Context(n_classes=train_split.n_classes, n_groups=train_split.n_groups, train=train_split,
@@ -91,5 +91,5 @@ def test_stage2_restarts_from_the_initial_network_and_resume_skips_stage1(digits
 
 
 def test_jtt_runs_in_the_engine(tmp_path):
-    result = train(tiny_config(tmp_path, "jtt", hp={"T": 1, "lambda_up": 10}), log=lambda _m: None)
+    result = train(tiny_config(tmp_path, "jtt", hp={"erm_epochs": 1, "lambda_up": 10}), log=lambda _m: None)
     assert result["method"] == "jtt" and 0 <= result["test"]["worst_group_accuracy"] <= 1

@@ -36,17 +36,17 @@ def load_study(out):
 
 def test_space_comes_from_the_method_and_the_config_overrides_it():
     space = build_space("jtt", {})
-    assert space["T"] == IntRange(1, 5) and isinstance(space["lambda_up"], LogUniform) and "lr" in space
-    space = build_space("jtt", {"T": [2, 4], "lambda_up": None, "momentum": [0.5, 0.9]})
-    assert space["T"] == IntRange(2, 4) and "lambda_up" not in space and space["momentum"] == Uniform(0.5, 0.9)
+    assert space["erm_epochs"] == IntRange(1, 5) and isinstance(space["lambda_up"], LogUniform) and "lr" in space
+    space = build_space("jtt", {"erm_epochs": [2, 4], "lambda_up": None, "momentum": [0.5, 0.9]})
+    assert space["erm_epochs"] == IntRange(2, 4) and "lambda_up" not in space and space["momentum"] == Uniform(0.5, 0.9)
 
 
 def test_bad_space_lists_every_problem():
     with pytest.raises(ConfigError) as e:
-        build_space("jtt", {"lamda_up": [1, 2], "T": [0, 3], "lr": [0.1, 0.01, "log"], "upweight": "loss"})
+        build_space("jtt", {"lamda_up": [1, 2], "erm_epochs": [0, 3], "lr": [0.1, 0.01, "log"], "upweight": "loss"})
     text = str(e.value)
     assert "unknown parameter 'lamda_up'" in text and "did you mean 'lambda_up'" in text
-    assert "search.space.T: both ends must be an int in the range [1, inf)" in text
+    assert "search.space.erm_epochs: both ends must be an int in the range [1, inf)" in text
     assert "search.space.lr: need low < high" in text
     assert "search.space.upweight must be [low, high]" in text
 

@@ -13,6 +13,7 @@ from earlyreadout.config import build_config
 from earlyreadout.errors import ConfigError, UserError
 from earlyreadout.methods import METHODS
 from earlyreadout.models.cnn import SmallCNN
+from earlyreadout.params import RenamedSetting
 from earlyreadout.readout.hooks import stage_layer
 from earlyreadout.readout.sieve import SIEVE_PARAMS, FeatureSieve, forget_loss
 from earlyreadout.train.engine import train
@@ -44,15 +45,15 @@ def snapshot(module):
 @pytest.mark.parametrize("mode", ["three-pass", "single-pass"])
 def test_forget_step_changes_only_the_early_layers(mode):
     model, x, y = cnn_and_batch()
-    sieve = FeatureSieve(model, "block2", 2, x[:2], mode=mode, forget_every=1, forget_lr=0.5, aux_head="conv",
-                         aux_depth=1, aux_width=8)
+    sieve = FeatureSieve(model, "block2", 2, x[:2], mode=mode, forget_every=1, forget_lr=0.5, readout_head="conv",
+                         readout_depth=1, readout_width=8)
     assert set(sieve.early_names) == {"block1.0.weight", "block1.1.weight", "block1.1.bias",
                                       "block2.0.weight", "block2.1.weight", "block2.1.bias"}
     model_before, head_before = snapshot(model), snapshot(sieve.head)
     if mode == "three-pass":
         sieve.forget_step(x, y)
     else:  # only the forgetting term, through an optimizer over the whole model
-        sieve.main_weight, sieve.aux_weight = 0.0, 0.0
+        sieve.main_weight, sieve.readout_weight = 0.0, 0.0
         opt = torch.optim.SGD(model.parameters(), lr=0.5)
         opt.zero_grad()
         sieve.loss(model(x), y).backward()
@@ -97,8 +98,8 @@ def forget_grad_early(model, head_w, head_b, x):
 def test_single_pass_gradients_match_hand_written_reference():
     model, x, y = tiny_problem()
     a1, a2, a3 = 0.7, 1.3, 2.0
-    sieve = FeatureSieve(model, "early", 2, x[:2], mode="single-pass", aux_head="linear", forget_every=1,
-                         main_weight=a1, aux_weight=a2, forget_weight=a3)
+    sieve = FeatureSieve(model, "early", 2, x[:2], mode="single-pass", readout_head="linear", forget_every=1,
+                         main_weight=a1, readout_weight=a2, forget_weight=a3)
     w, b = sieve.head.out.weight.detach().clone(), sieve.head.out.bias.detach().clone()
     with torch.no_grad():
         h = model.early(x)
@@ -118,9 +119,9 @@ def test_single_pass_gradients_match_hand_written_reference():
 
 def test_three_pass_updates_match_hand_written_reference():
     model, x, y = tiny_problem()
-    aux_lr, forget_lr, a2, a3 = 0.1, 0.3, 1.5, 2.0
-    sieve = FeatureSieve(model, "early", 2, x[:2], mode="three-pass", aux_head="linear", forget_every=1,
-                         aux_lr=aux_lr, forget_lr=forget_lr, aux_weight=a2, forget_weight=a3, forget_steps=1)
+    readout_lr, forget_lr, a2, a3 = 0.1, 0.3, 1.5, 2.0
+    sieve = FeatureSieve(model, "early", 2, x[:2], mode="three-pass", readout_head="linear", forget_every=1,
+                         readout_lr=readout_lr, forget_lr=forget_lr, readout_weight=a2, forget_weight=a3, forget_steps=1)
     w, b = sieve.head.out.weight.detach().clone(), sieve.head.out.bias.detach().clone()
     early_w, early_b = model.early.weight.detach().clone(), model.early.bias.detach().clone()
     upper = model.upper.weight.detach().clone()
@@ -130,7 +131,7 @@ def test_three_pass_updates_match_hand_written_reference():
     stats = sieve.step(x, y)
 
     hw, hb = head_grads(w, b, h, y)  # aux step: first SGD-momentum step is p -= lr * grad
-    w2, b2 = w - aux_lr * a2 * hw, b - aux_lr * a2 * hb
+    w2, b2 = w - readout_lr * a2 * hw, b - readout_lr * a2 * hb
     torch.testing.assert_close(sieve.head.out.weight.detach(), w2)
     torch.testing.assert_close(sieve.head.out.bias.detach(), b2)
     with torch.no_grad():
@@ -146,12 +147,12 @@ def test_three_pass_updates_match_hand_written_reference():
 
 def test_forgetting_schedule_and_monitor():
     model, x, y = cnn_and_batch()
-    sieve = FeatureSieve(model, "block1", 2, x[:2], mode="three-pass", forget_every=3, monitor=True, aux_head="linear")
+    sieve = FeatureSieve(model, "block1", 2, x[:2], mode="three-pass", forget_every=3, monitor=True, readout_head="linear")
     forgot = ["forget_loss" in sieve.step(x, y) for _ in range(7)]
     assert forgot == [True, False, False, True, False, False, True]
     assert "readout_acc_after_forget" in sieve.last_forget
     assert int(sieve.state_dict()["steps"]) == 7
-    none = FeatureSieve(model, "block1", 2, x[:2], forget_every=0, aux_head="linear")
+    none = FeatureSieve(model, "block1", 2, x[:2], forget_every=0, readout_head="linear")
     assert not any("forget_loss" in none.step(x, y) for _ in range(3))
 
 
@@ -168,7 +169,7 @@ def test_bad_settings_are_user_errors():
 
 @pytest.mark.parametrize("mode", ["three-pass", "single-pass"])
 def test_method_trains_and_resumes_like_an_uninterrupted_run(tmp_path, mode):
-    hp = {"mode": mode, "forget_every": 4, "aux_width": 8}
+    hp = {"mode": mode, "forget_every": 4, "readout_width": 8}
     full = train(tiny_config(tmp_path / "full", "sieve", hp=hp), log=quiet)
     train(tiny_config(tmp_path / "cut", "sieve", hp=hp, train={"epochs": 1}), log=quiet)
     resumed = train(tiny_config(tmp_path / "cut", "sieve", hp=hp), resume=True, log=quiet)
@@ -200,9 +201,9 @@ def test_the_library_sieve_defaults_are_the_declared_ones_and_old_names_still_wo
     sieve = FeatureSieve(model, "block1", 2, x[:2])
     assert sieve.settings == {k: p.default for k, p in SIEVE_PARAMS.items()}
     assert METHODS.get("sieve").hparams["mode"] is SIEVE_PARAMS["mode"]  # one declaration for both
-    with pytest.warns(DeprecationWarning, match="'width' is now 'aux_width'"):
-        old = FeatureSieve(model, "block1", 2, x[:2], head="conv", width=8, depth=1)
-    assert (old.settings["aux_head"], old.settings["aux_width"], old.settings["aux_depth"]) == ("conv", 8, 1)
+    with pytest.warns(RenamedSetting, match="'width' is now called 'readout_width'"):
+        old = FeatureSieve(model, "block1", 2, x[:2], head="conv", width=8, aux_depth=1)
+    assert (old.settings["readout_head"], old.settings["readout_width"], old.settings["readout_depth"]) == ("conv", 8, 1)
     with pytest.raises(ConfigError, match="did you mean 'forget_lr'"):
         FeatureSieve(model, "block1", 2, x[:2], forget_rate=0.1)
 
@@ -210,8 +211,8 @@ def test_the_library_sieve_defaults_are_the_declared_ones_and_old_names_still_wo
 def test_repeated_aux_and_forget_steps_in_three_pass_mode():
     model, x, y = cnn_and_batch()
     calls = {"aux": 0, "forget": 0}
-    sieve = FeatureSieve(model, "block1", 2, x[:2], mode="three-pass", forget_every=2, aux_head="linear",
-                         aux_steps=3, forget_steps=2)
+    sieve = FeatureSieve(model, "block1", 2, x[:2], mode="three-pass", forget_every=2, readout_head="linear",
+                         readout_steps=3, forget_steps=2)
     for name in calls:
         step = getattr(sieve, f"{name}_step")
 

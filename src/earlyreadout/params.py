@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -152,14 +154,36 @@ class Param:
         return out
 
 
-def resolve(specs: dict[str, Param], given: dict[str, Any], owner: str) -> tuple[dict[str, Any], list[str]]:
+class RenamedSetting(FutureWarning):
+    """A setting given by the name it had in an earlier release: still accepted, under its new name."""
+
+
+def apply_renames(given: dict[str, Any], renamed: Mapping[str, str], owner: str) -> tuple[dict[str, Any], list[str]]:
+    """(`given` with old setting names replaced by their new names, problems); one warning names every rename.
+
+    Giving a setting under both its old and its new name is a problem, not a silent choice.
+    """
+    old = [k for k in given if k in renamed]
+    if not old:
+        return dict(given), []
+    out = {k: v for k, v in given.items() if k not in renamed}
+    problems = [f"{owner}: {k!r} and {renamed[k]!r} name the same setting; give only {renamed[k]!r}"
+                for k in old if renamed[k] in given]
+    out.update({renamed[k]: given[k] for k in old if renamed[k] not in given})
+    warnings.warn(f"{owner}: " + ", ".join(f"{k!r} is now called {renamed[k]!r}" for k in old) +
+                  " (the old names will stop working in a later release)", RenamedSetting, stacklevel=3)
+    return out, problems
+
+
+def resolve(specs: dict[str, Param], given: dict[str, Any], owner: str,
+            renamed: Mapping[str, str] | None = None) -> tuple[dict[str, Any], list[str]]:
     """Fill defaults and validate `given` against `specs`; return (values, problems).
 
     Every problem is collected (unknown keys with suggestions, wrong types, out-of-range values), so a
-    user sees them all at once.
+    user sees them all at once. `renamed` maps earlier names of settings to their current ones.
     """
+    given, problems = apply_renames(given, renamed or {}, owner)
     values: dict[str, Any] = {}
-    problems: list[str] = []
     for key in given:
         if key not in specs:
             problems.append(

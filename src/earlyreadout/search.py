@@ -27,7 +27,7 @@ from earlyreadout.data import load_splits
 from earlyreadout.errors import ConfigError, UserError
 from earlyreadout.methods import METHODS
 from earlyreadout.metrics import selection_metric
-from earlyreadout.params import Choice, IntRange, LogUniform, Param, Space, Uniform, resolve
+from earlyreadout.params import Choice, IntRange, LogUniform, Param, Space, Uniform, apply_renames, resolve
 from earlyreadout.train.checkpoint import write_json
 from earlyreadout.train.engine import silent, train
 from earlyreadout.train.runs import RunDir
@@ -73,9 +73,10 @@ def parse_range(name: str, spec: Param, value: Any) -> tuple[Space | None, str |
 
 def build_space(method: str, overrides: dict[str, Any]) -> dict[str, Space]:
     """The method's declared search spaces, with the config's `search.space` entries replacing them."""
-    hparams = METHODS.get(method).hparams
+    method_cls = METHODS.get(method)
+    hparams = method_cls.hparams
     space: dict[str, Space] = {k: p.search for k, p in hparams.items() if p.search is not None}
-    problems: list[str] = []
+    overrides, problems = apply_renames(overrides, method_cls.renamed, f"method {method!r} (in search.space)")
     for name, value in overrides.items():
         if name not in hparams:
             _, unknown = resolve(hparams, {name: None}, f"method {method!r} (in search.space)")

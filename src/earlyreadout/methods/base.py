@@ -86,6 +86,7 @@ class Method(nn.Module):
     """
 
     hparams: ClassVar[dict[str, Param]] = OPTIMIZER_HPARAMS
+    renamed: ClassVar[dict[str, str]] = {}  # earlier names of settings -> current ones (accepted with a warning)
     needs_groups: ClassVar[bool] = False
 
     def __init__(self, network: nn.Module, hp: dict[str, Any], ctx: Context):

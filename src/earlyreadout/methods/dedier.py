@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, ClassVar
 
 import torch
@@ -10,12 +11,12 @@ from torch import nn
 from earlyreadout.data.loader import Batch
 from earlyreadout.methods.base import Context, register
 from earlyreadout.methods.kd import KD, KD_HPARAMS, WEIGHTING_HPARAMS
-from earlyreadout.params import Choice, Param, Uniform
+from earlyreadout.params import Choice, Param
 from earlyreadout.readout.heads import READOUT_HEAD_PARAMS
 from earlyreadout.readout.hooks import stage_layer
 from earlyreadout.readout.reweight import READOUT_REWEIGHT_PARAMS, ReadoutReweighter
 from earlyreadout.readout.scores import error_weights
-from earlyreadout.readout.weights import ReadoutWeighter
+from earlyreadout.readout.weights import ERROR_WEIGHT_PARAMS, READOUT_WEIGHTER_PARAMS, ReadoutWeighter
 from earlyreadout.train.inference import collect_logits
 
 
@@ -34,7 +35,7 @@ class DeDiER(KD):
         **KD_HPARAMS,
         **WEIGHTING_HPARAMS,
         "alpha": READOUT_REWEIGHT_PARAMS["alpha"],
-        "beta": Param(4.0, "scale in exp(beta * m^alpha); 0 = plain KD", low=0.0, search=Uniform(0.5, 5.0)),
+        "beta": replace(ERROR_WEIGHT_PARAMS["beta"], help="scale in exp(beta * m^alpha); 0 = plain KD"),
         "readout_layer": Param("stage:1", "student layer the readout reads: a module path, or stage:N for "
                                "the model's N-th named stage", search=Choice(("stage:1", "stage:2"))),
         **READOUT_HEAD_PARAMS,
@@ -53,9 +54,7 @@ class DeDiER(KD):
         super().__init__(network, hp, ctx)
         self.readout_layer = stage_layer(hp["readout_layer"], ctx.extras.get("model_stages"), "readout_layer")
         self.weighter = ReadoutWeighter(network, self.readout_layer, ctx.n_classes, ctx.example_input,
-                                        alpha=hp["alpha"], beta=hp["beta"], head=hp["readout_head"],
-                                        depth=hp["readout_depth"], width=hp["readout_width"],
-                                        lr=hp["readout_lr"], token_pool=hp["readout_token_pool"])
+                                        **{k: hp[k] for k in READOUT_WEIGHTER_PARAMS})
         self.optimizers["readout"] = self.weighter.optimizer
         self.crossfit = None
         if hp["folds"] > 1:

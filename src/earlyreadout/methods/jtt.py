@@ -37,7 +37,7 @@ def apply_upweights(weights: torch.Tensor, upweight: str, loader: BatchLoader, d
 
 @register("jtt")
 class JTT(Method):
-    """JTT (Liu et al., ICML 2021): ERM for `T` epochs, then retrain with its errors up-weighted.
+    """JTT (Liu et al., ICML 2021): ERM for `erm_epochs` (the paper's T) epochs, then retrain with its errors up-weighted.
 
     Stage 1 runs inside the first epoch's `on_epoch_start` (so `train.epochs` counts the final model's
     epochs and selection sees only stage-2 models). Stage 2 restarts from the network's initial weights
@@ -49,14 +49,16 @@ class JTT(Method):
 
     hparams: ClassVar[dict[str, Param]] = {
         **OPTIMIZER_HPARAMS,
-        "T": Param(1, "epochs of the stage-1 ERM model whose training errors are up-weighted", low=1,
-                   search=IntRange(1, 5)),
+        "erm_epochs": Param(1, "epochs of the stage-1 ERM model whose training errors are up-weighted (the "
+                            "paper's T)", low=1, search=IntRange(1, 5)),
         "lambda_up": Param(100.0, "weight of the error set in stage 2 (paper: 6 to 100; 100 won the full-size "
                            "search on the built-in benchmarks)", low=1.0, search=LogUniform(5.0, 200.0)),
         "upweight": Param("loss", "how errors are up-weighted: loss (weighting; won the search by 40-70 points) "
                           "or sample (oversampling, as the reference code)", choices=("loss", "sample"),
                           search=Choice(("loss", "sample"))),
     }
+
+    renamed: ClassVar[dict[str, str]] = {"T": "erm_epochs"}
 
     def __init__(self, network: nn.Module, hp: dict[str, Any], ctx: Context):
         super().__init__(network, hp, ctx)
@@ -75,9 +77,9 @@ class JTT(Method):
         return loss.item()
 
     def run_stage1(self) -> None:
-        """Train ERM for `T` epochs, record its training errors, then restore the initial network."""
+        """Train ERM for `erm_epochs` epochs, record its training errors, then restore the initial network."""
         device = self.ctx.device
-        train_erm(self.network, self.optimizers["main"], self.ctx.train_loader, self.hp["T"], device)
+        train_erm(self.network, self.optimizers["main"], self.ctx.train_loader, self.hp["erm_epochs"], device)
         logits = collect_logits(self.predict, self, self.ctx.train, self.ctx.eval_batch_size, device,
                                 self.ctx.rank, self.ctx.world_size, desc="jtt errors", progress=False)
         self.errors = training_errors(logits, self.ctx.train.y)

@@ -12,7 +12,7 @@ from earlyreadout.methods.base import OPTIMIZER_HPARAMS, Context, Method, regist
 from earlyreadout.params import Choice, Param
 from earlyreadout.readout.hooks import stage_layer
 from earlyreadout.readout.probe import probe_layer
-from earlyreadout.readout.sieve import SIEVE_PARAMS, FeatureSieve
+from earlyreadout.readout.sieve import RENAMED, SIEVE_PARAMS, FeatureSieve
 
 
 @register("sieve")
@@ -30,7 +30,7 @@ class Sieve(Method):
         **OPTIMIZER_HPARAMS,
         "lr": replace(OPTIMIZER_HPARAMS["lr"], default=0.027,
                       help="learning rate of the main network (the sieve's search chose 0.027; ERM's default is 0.01)"),
-        "aux_layer": Param("stage:2", "layer the readout reads: a module path, or stage:N for the model's N-th "
+        "readout_layer": Param("stage:2", "layer the readout reads: a module path, or stage:N for the model's N-th "
                            "named stage", search=Choice(("stage:1", "stage:2"))),
         **SIEVE_PARAMS,
         "probe": Param(True, "after each epoch, fit fresh probes (converged logistic regressions on the aux "
@@ -38,9 +38,11 @@ class Sieve(Method):
                        "attribute; logged under measures"),
     }
 
+    renamed: ClassVar[dict[str, str]] = RENAMED
+
     def __init__(self, network: nn.Module, hp: dict[str, Any], ctx: Context):
         super().__init__(network, hp, ctx)
-        layer = stage_layer(hp["aux_layer"], ctx.extras.get("model_stages"), "aux_layer")
+        layer = stage_layer(hp["readout_layer"], ctx.extras.get("model_stages"), "readout_layer")
         self.sieve = FeatureSieve(network, layer, ctx.n_classes, ctx.example_input,
                                   **{k: hp[k] for k in SIEVE_PARAMS})
         self.optimizers["main"] = self.make_optimizer(network.parameters())
@@ -51,7 +53,7 @@ class Sieve(Method):
         val = self.ctx.val
         if not self.hp["probe"] or val is None:
             return {}
-        return probe_layer(self.network, self.sieve.aux_layer, val, self.ctx.device, self.ctx.eval_batch_size)
+        return probe_layer(self.network, self.sieve.readout_layer, val, self.ctx.device, self.ctx.eval_batch_size)
 
     def update(self, batch: Batch, step: int) -> dict[str, float]:
         x, y = batch["x"], batch["y"]

@@ -157,7 +157,7 @@ def parameters_feeding(model: nn.Module, path: str, example_input: Any) -> list[
 def stage_layer(spec: str, stages: list[str] | None, setting: str = "layer") -> str:
     """A module path from `spec`: `stage:N` is the model's N-th named stage (1-based), anything else a path.
 
-    `setting` names the option in error messages (e.g. `aux_layer`).
+    `setting` names the option in error messages (e.g. `readout_layer`).
     """
     if not spec.startswith("stage:"):
         return spec

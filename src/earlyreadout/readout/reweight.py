@@ -25,6 +25,7 @@ from earlyreadout.readout.fit import FoldedReadouts
 from earlyreadout.readout.heads import READOUT_HEAD_PARAMS
 from earlyreadout.readout.hooks import find_module
 from earlyreadout.readout.scores import WEIGHTINGS, confident_error, flag_weights
+from earlyreadout.readout.weights import ERROR_WEIGHT_PARAMS
 
 READOUT_REWEIGHT_PARAMS: dict[str, Param] = {
     **READOUT_HEAD_PARAMS,
@@ -35,9 +36,8 @@ READOUT_REWEIGHT_PARAMS: dict[str, Param] = {
                    "(1 = no cross-fitting)", low=1, search=Choice((2, 3, 5))),
     "weighting": Param("exp", "exp: DeDiER's exp(beta * m^alpha) on the readout's errors (m: its margin); "
                        "lambda: lambda_up on every error", choices=WEIGHTINGS, search=Choice(WEIGHTINGS)),
-    "alpha": Param(0.05, "exponent on the readout margin in exp(beta * m^alpha)", low=0.0, open_low=True,
-                   search=LogUniform(0.02, 1.0)),
-    "beta": Param(4.0, "scale in exp(beta * m^alpha); 0 = no up-weighting", low=0.0, search=Uniform(1.0, 5.0)),
+    "alpha": replace(ERROR_WEIGHT_PARAMS["alpha"], search=LogUniform(0.02, 1.0)),
+    "beta": replace(ERROR_WEIGHT_PARAMS["beta"], search=Uniform(1.0, 5.0)),
     "lambda_up": Param(50.0, "weight of the readout's errors when weighting=lambda", low=1.0,
                        search=LogUniform(5.0, 200.0)),
 }

@@ -7,21 +7,20 @@
   autograd); the head and the upper layers never change because of it.
 
 Two modes. `three-pass` (the reference code): the aux and forget steps run their own forward/backward
-passes (stopped at the aux layer), the forget step with plain SGD at `forget_lr`; `aux_steps` and
+passes (stopped at the aux layer), the forget step with plain SGD at `forget_lr`; `readout_steps` and
 `forget_steps` repeat them on the same batch (1 each in the reference). `single-pass` (the
-paper's Algorithm 1): `loss()` returns `main_weight * CE(main) + aux_weight * CE(aux) + [k % F == 0] *
+paper's Algorithm 1): `loss()` returns `main_weight * CE(main) + readout_weight * CE(aux) + [k % F == 0] *
 forget_weight * L_f` from the user's one forward, for one backward; the forget term's head runs with
 detached parameters, so its gradient flows only into the early layers, and the user's optimizer applies it.
 Under DDP the head's and the forget step's gradients are averaged over processes (the main backward is
 DDP's), so every rank keeps identical weights.
 
-    sieve = FeatureSieve(model, "block1", n_classes=2, example_input=x[:2], mode="single-pass", aux_head="linear")
+    sieve = FeatureSieve(model, "block1", n_classes=2, example_input=x[:2], mode="single-pass", readout_head="linear")
     loss = sieve.loss(model(x), y); opt.zero_grad(); loss.backward(); opt.step(); sieve.step(x, y)
 """
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import torch
@@ -50,45 +49,39 @@ def accuracy(logits: torch.Tensor, y: torch.Tensor) -> float:
 SIEVE_PARAMS: dict[str, Param] = {
     "mode": Param("three-pass", "single-pass: one forward/backward of the combined loss; three-pass: "
                   "separate aux and forget passes as the reference code", choices=MODES, search=Choice(MODES)),
-    "aux_head": Param("linear", "readout head family", choices=HEAD_FAMILIES, search=Choice(HEAD_FAMILIES)),
-    "aux_depth": Param(2, "conv blocks of a conv head", low=0, search=Choice((1, 2))),
-    "aux_width": Param(64, "channels / hidden units of a conv or mlp head", low=1, search=Choice((32, 64, 128))),
-    "aux_token_pool": Param("cls", "how a readout on token sequences pools them: cls (position 0) or mean",
+    "readout_head": Param("linear", "readout head family", choices=HEAD_FAMILIES, search=Choice(HEAD_FAMILIES)),
+    "readout_depth": Param(2, "conv blocks of a conv head", low=0, search=Choice((1, 2))),
+    "readout_width": Param(64, "channels / hidden units of a conv or mlp head", low=1, search=Choice((32, 64, 128))),
+    "readout_token_pool": Param("cls", "how a readout on token sequences pools them: cls (position 0) or mean",
                             choices=TOKEN_POOLS),
     "forget_every": Param(1, "a forget step every this many steps; 0 = no forgetting (plain ERM + a readout)",
                           low=0, search=Choice((0, 1, 2, 5, 15))),
     "forget_lr": Param(1.1e-3, "plain-SGD learning rate of the forget step (three-pass)", low=0.0,
                        search=LogUniform(1e-3, 1e-1)),
-    "aux_lr": Param(2.6e-3, "SGD learning rate of the readout head", low=0.0, open_low=True,
+    "readout_lr": Param(2.6e-3, "SGD learning rate of the readout head", low=0.0, open_low=True,
                     search=LogUniform(1e-3, 1e-1)),
-    "aux_momentum": Param(0.9, "SGD momentum of the readout head", low=0.0, high=1.0, open_high=True),
-    "aux_weight_decay": Param(0.0, "weight decay of the readout head", low=0.0),
+    "readout_momentum": Param(0.9, "SGD momentum of the readout head", low=0.0, high=1.0, open_high=True),
+    "readout_weight_decay": Param(0.0, "weight decay of the readout head", low=0.0),
     "main_weight": Param(1.0, "a1: weight of the main cross-entropy", low=0.0),
-    "aux_weight": Param(1.0, "a2: weight of the readout cross-entropy", low=0.0, open_low=True),
+    "readout_weight": Param(1.0, "a2: weight of the readout cross-entropy", low=0.0, open_low=True),
     "forget_weight": Param(0.65, "a3: weight of the forgetting loss (single-pass: the step is lr * a3)", low=0.0,
                            search=LogUniform(0.1, 10.0)),
-    "aux_steps": Param(1, "readout-head steps per batch before a forget step (three-pass); more bring the head "
+    "readout_steps": Param(1, "readout-head steps per batch before a forget step (three-pass); more bring the head "
                        "closer to what the layer holds", low=1, search=Choice((1, 3))),
     "forget_steps": Param(3, "forget steps per forget event (three-pass)", low=1, search=Choice((1, 3))),
     "monitor": Param(True, "measure the readout's accuracy right after each forget step (one extra forward to the "
                      "aux layer per forget step)"),
 }
-RENAMED = {"head": "aux_head", "depth": "aux_depth", "width": "aux_width", "token_pool": "aux_token_pool"}
+# earlier names of the settings: the aux_* names of the first releases, and the library's bare head names
+RENAMED = {**{f"aux_{k}": f"readout_{k}" for k in ("layer", "head", "depth", "width", "token_pool", "lr", "momentum",
+                                                    "weight_decay", "weight", "steps")},
+           **{k: f"readout_{k}" for k in ("head", "depth", "width", "token_pool")}}
 
 
 def sieve_settings(settings: dict[str, Any], owner: str = "FeatureSieve") -> dict[str, Any]:
-    """`settings` validated against `SIEVE_PARAMS` with every other setting at its declared default.
-
-    The names before the `aux_` prefix (head, depth, width, token_pool) still work, with a warning.
-    """
-    given = dict(settings)
-    renamed = [old for old in RENAMED if old in given]
-    for old in renamed:
-        given.setdefault(RENAMED[old], given.pop(old))
-    if renamed:
-        warnings.warn(f"{owner}: " + ", ".join(f"{old!r} is now {RENAMED[old]!r}" for old in renamed),
-                      DeprecationWarning, stacklevel=3)
-    values, problems = resolve(SIEVE_PARAMS, given, owner)
+    """`settings` validated against `SIEVE_PARAMS` with every other setting at its declared default; the
+    names in `RENAMED` still work, with a warning."""
+    values, problems = resolve(SIEVE_PARAMS, settings, owner, RENAMED)
     if problems:
         raise ConfigError(problems)
     return values
@@ -98,30 +91,30 @@ class FeatureSieve(nn.Module):
     """Feature Sieve (Tiwari & Shenoy, ICML 2023): forget in early layers what an early readout decodes.
 
     Owns the readout head, its optimizer (SGD momentum), and the forget optimizer (plain SGD over the
-    parameters feeding `aux_layer`). Call `loss(logits, y)` on the main output of each batch (it adds the
+    parameters feeding `readout_layer`). Call `loss(logits, y)` on the main output of each batch (it adds the
     sieve terms in single-pass mode) and `step(x, y)` after the main optimizer step. The step counter is a
     buffer, so it is saved with `state_dict()`. Settings are keyword arguments named and defaulted as in
     `SIEVE_PARAMS`, the declaration the `sieve` method, the CLI and the search read too.
     """
 
-    def __init__(self, model: nn.Module, aux_layer: str, n_classes: int, example_input: Any, **settings: Any):
+    def __init__(self, model: nn.Module, readout_layer: str, n_classes: int, example_input: Any, **settings: Any):
         super().__init__()
         s = sieve_settings(settings)
         self.settings = s
         self._model = [model]  # a list, so the model is not registered (nor saved) as a submodule
-        self.aux_layer = aux_layer
+        self.readout_layer = readout_layer
         self.mode, self.forget_every, self.monitor = s["mode"], s["forget_every"], s["monitor"]
-        self.main_weight, self.aux_weight, self.forget_weight = s["main_weight"], s["aux_weight"], s["forget_weight"]
-        self.aux_steps, self.forget_steps = s["aux_steps"], s["forget_steps"]
-        self.readout = EarlyReadout(model, aux_layer, n_classes, example_input, s["aux_head"], s["aux_depth"],
-                                    s["aux_width"], s["aux_token_pool"])
-        feeding = set(parameters_feeding(model, aux_layer, example_input))
+        self.main_weight, self.readout_weight, self.forget_weight = s["main_weight"], s["readout_weight"], s["forget_weight"]
+        self.readout_steps, self.forget_steps = s["readout_steps"], s["forget_steps"]
+        self.readout = EarlyReadout(model, readout_layer, n_classes, example_input, s["readout_head"], s["readout_depth"],
+                                    s["readout_width"], s["readout_token_pool"])
+        feeding = set(parameters_feeding(model, readout_layer, example_input))
         self.early_names = [n for n, _ in unwrap(model).named_parameters() if n in feeding]
         self.early = [p for n, p in unwrap(model).named_parameters() if n in feeding]
         if not self.early:
-            raise UserError(f"no trainable parameter feeds layer {aux_layer!r}; attach the sieve to a later layer")
-        self.aux_optimizer = torch.optim.SGD(self.head.parameters(), lr=s["aux_lr"], momentum=s["aux_momentum"],
-                                             weight_decay=s["aux_weight_decay"])
+            raise UserError(f"no trainable parameter feeds layer {readout_layer!r}; attach the sieve to a later layer")
+        self.aux_optimizer = torch.optim.SGD(self.head.parameters(), lr=s["readout_lr"], momentum=s["readout_momentum"],
+                                             weight_decay=s["readout_weight_decay"])
         self.forget_optimizer = torch.optim.SGD(self.early, lr=s["forget_lr"], momentum=0.0, weight_decay=0.0)
         self.register_buffer("steps", torch.zeros((), dtype=torch.long))
         self.last_forget: dict[str, float] = {}
@@ -129,7 +122,7 @@ class FeatureSieve(nn.Module):
 
     @property
     def head(self) -> nn.Module:
-        return self.readout.head(self.aux_layer)
+        return self.readout.head(self.readout_layer)
 
     @property
     def forgets_now(self) -> bool:
@@ -145,21 +138,21 @@ class FeatureSieve(nn.Module):
 
     def _forward_to_aux(self, x: Any) -> torch.Tensor:
         """The aux layer's feature of `x`, stopping the forward there (the upper layers are not run)."""
-        return self.readout.tap.forward_until(x, self.aux_layer)
+        return self.readout.tap.forward_until(x, self.readout_layer)
 
     def loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The loss to back-propagate for this batch, from the main output of the model's forward.
 
-        three-pass: `main_weight * CE(logits, y)`. single-pass: plus `aux_weight * CE(readout on the
+        three-pass: `main_weight * CE(logits, y)`. single-pass: plus `readout_weight * CE(readout on the
         detached feature)` and, on forget steps, `forget_weight * L_f` restricted to the early layers.
         """
         total = self.main_weight * F.cross_entropy(logits, y)
         if self.mode == "three-pass":
             return total
-        feature = self.readout.features(detach=False)[self.aux_layer]
+        feature = self.readout.features(detach=False)[self.readout_layer]
         aux_logits = self.head(feature.detach())
         aux = F.cross_entropy(aux_logits, y)
-        total = total + self.aux_weight * aux
+        total = total + self.readout_weight * aux
         self._pending = {"aux_loss": aux.item(), "readout_acc": accuracy(aux_logits, y)}
         if self.forgets_now:
             forget_logits = self.frozen_head(feature)
@@ -174,7 +167,7 @@ class FeatureSieve(nn.Module):
         the shared backward (single-pass); advances the step counter. Returns numbers to log."""
         forgot = self.forgets_now
         if self.mode == "three-pass":
-            for _ in range(self.aux_steps):  # several steps bring the head closer to what the layer holds
+            for _ in range(self.readout_steps):  # several steps bring the head closer to what the layer holds
                 stats = self.aux_step(x, y)
             if forgot:
                 stats.update(self.forget_step(x, y))
@@ -202,7 +195,7 @@ class FeatureSieve(nn.Module):
         logits = self.head(feature)
         aux = F.cross_entropy(logits, y)
         self.aux_optimizer.zero_grad(set_to_none=True)
-        (self.aux_weight * aux).backward()
+        (self.readout_weight * aux).backward()
         distributed.sync_gradients(self.head.parameters())
         self.aux_optimizer.step()
         return {"aux_loss": aux.item(), "readout_acc": accuracy(logits, y)}

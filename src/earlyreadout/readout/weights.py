@@ -10,8 +10,17 @@ import torch.nn.functional as F
 from torch import nn
 
 from earlyreadout import distributed
-from earlyreadout.readout.heads import EarlyReadout
+from earlyreadout.errors import ConfigError
+from earlyreadout.params import Param, Uniform, resolve
+from earlyreadout.readout.heads import READOUT_HEAD_PARAMS, EarlyReadout
 from earlyreadout.readout.scores import error_weights
+
+ERROR_WEIGHT_PARAMS: dict[str, Param] = {
+    "alpha": Param(0.05, "exponent on the readout margin in exp(beta * m^alpha)", low=0.0, open_low=True),
+    "beta": Param(4.0, "scale in exp(beta * m^alpha); 0 = no up-weighting", low=0.0, search=Uniform(0.5, 5.0)),
+}
+READOUT_WEIGHTER_PARAMS: dict[str, Param] = {**READOUT_HEAD_PARAMS, **ERROR_WEIGHT_PARAMS}
+RENAMED = {k: f"readout_{k}" for k in ("head", "depth", "width", "lr", "token_pool")}  # the first release's names
 
 
 class ReadoutWeighter(nn.Module):
@@ -24,16 +33,18 @@ class ReadoutWeighter(nn.Module):
         w = weighter.weights(y)      # from the readout before it sees this batch
         weighter.update(y)           # one readout step; the student is never changed by it
 
-    The student's layers keep learning from the student's own loss: the readout only reads them.
+    The student's layers keep learning from the student's own loss: the readout only reads them. Settings
+    are keyword arguments named and defaulted as in `READOUT_WEIGHTER_PARAMS`, which DeDiER declares too.
     """
 
-    def __init__(self, model: nn.Module, layer: str, n_classes: int, example_input: Any, alpha: float = 0.05,
-                 beta: float = 4.0, head: str = "linear", depth: int = 2, width: int = 128, lr: float = 1e-2,
-                 token_pool: str = "cls"):
+    def __init__(self, model: nn.Module, layer: str, n_classes: int, example_input: Any, **settings: Any):
         super().__init__()
-        self.layer, self.alpha, self.beta, self.lr = layer, alpha, beta, lr
-        self.readout = EarlyReadout(model, layer, n_classes, example_input, head=head, depth=depth, width=width,
-                                    token_pool=token_pool)
+        s, problems = resolve(READOUT_WEIGHTER_PARAMS, settings, "ReadoutWeighter", RENAMED)
+        if problems:
+            raise ConfigError(problems)
+        self.layer, self.alpha, self.beta, self.lr = layer, s["alpha"], s["beta"], s["readout_lr"]
+        self.readout = EarlyReadout(model, layer, n_classes, example_input, head=s["readout_head"],
+                                    depth=s["readout_depth"], width=s["readout_width"], token_pool=s["readout_token_pool"])
         self.optimizer = self._new_optimizer()
 
     def _new_optimizer(self) -> torch.optim.Optimizer:
