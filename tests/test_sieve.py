@@ -227,3 +227,30 @@ def test_repeated_aux_and_forget_steps_in_three_pass_mode():
     assert calls == {"aux": 6, "forget": 2}
     with pytest.raises(UserError, match=r"'forget_steps' parameter of FeatureSieve must be an int in the range \[1"):
         FeatureSieve(model, "block1", 2, x[:2], forget_steps=0)
+
+
+def test_reinit_every_gives_the_head_fresh_weights_and_a_fresh_optimizer():
+    model, x, y = cnn_and_batch()
+    sieve = FeatureSieve(model, "block1", 2, x[:2], mode="three-pass", forget_every=0, reinit_every=2)
+    sieve.step(x, y)
+    trained = [p.detach().clone() for p in sieve.head.parameters()]
+    assert sieve.aux_optimizer.state  # momentum buffers after one step
+    sieve.step(x, y)  # the second step ends with a re-initialisation
+    assert not sieve.aux_optimizer.state
+    assert all(not torch.equal(a, b) for a, b in zip(trained, sieve.head.parameters()))
+    never = FeatureSieve(model, "block1", 2, x[:2], mode="three-pass", forget_every=0)
+    never.step(x, y)
+    never.step(x, y)
+    assert never.aux_optimizer.state
+
+
+def test_sieves_on_two_stages_train_resume_and_probe_both(tmp_path):
+    hp = {"readout_layer": "stage:1,stage:2", "mode": "three-pass", "forget_every": 1}
+    full = train(tiny_config(tmp_path / "full", "sieve", hp=hp), log=quiet)
+    train(tiny_config(tmp_path / "cut", "sieve", hp=hp, train={"epochs": 1}), log=quiet)
+    resumed = train(tiny_config(tmp_path / "cut", "sieve", hp=hp), resume=True, log=quiet)
+    assert resumed["test"]["worst_group_accuracy"] == full["test"]["worst_group_accuracy"]
+    rows = [json.loads(line) for line in (tmp_path / "full" / "run" / "log.jsonl").read_text().splitlines()]
+    assert {"probe_spurious", "probe_spurious@block2"} <= set(rows[-1]["measures"])
+    with pytest.raises(ConfigError, match="need mode=three-pass"):
+        train(tiny_config(tmp_path / "single", "sieve", hp={**hp, "mode": "single-pass"}), log=quiet)

@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 from torch import nn
 
 from earlyreadout.data.loader import Batch
+from earlyreadout.errors import ConfigError
 from earlyreadout.methods.base import OPTIMIZER_HPARAMS, Context, Method, register
 from earlyreadout.params import Choice, Param
 from earlyreadout.readout.hooks import stage_layer
@@ -31,7 +32,8 @@ class Sieve(Method):
         "lr": replace(OPTIMIZER_HPARAMS["lr"], default=0.027,
                       help="learning rate of the main network (the sieve's search chose 0.027; ERM's default is 0.01)"),
         "readout_layer": Param("stage:2", "layer the readout reads: a module path, or stage:N for the model's N-th "
-                           "named stage", search=Choice(("stage:1", "stage:2"))),
+                               "named stage; several, comma-separated, put a sieve on each (three-pass mode)",
+                               search=Choice(("stage:1", "stage:2"))),
         **SIEVE_PARAMS,
         "probe": Param(True, "after each epoch, fit fresh probes (converged logistic regressions on the aux "
                        "layer's frozen features of val, two halves cross-fitted) for the label and the spurious "
@@ -42,27 +44,38 @@ class Sieve(Method):
 
     def __init__(self, network: nn.Module, hp: dict[str, Any], ctx: Context):
         super().__init__(network, hp, ctx)
-        layer = stage_layer(hp["readout_layer"], ctx.extras.get("model_stages"), "readout_layer")
-        self.sieve = FeatureSieve(network, layer, ctx.n_classes, ctx.example_input,
-                                  **{k: hp[k] for k in SIEVE_PARAMS})
+        layers = [stage_layer(s.strip(), ctx.extras.get("model_stages"), "readout_layer")
+                  for s in hp["readout_layer"].split(",")]
+        if len(layers) > 1 and hp["mode"] != "three-pass":
+            raise ConfigError([f"method 'sieve': several readout layers ({hp['readout_layer']}) need mode=three-pass; "
+                               "single-pass adds one sieve's terms to the main loss"])
+        self.sieves = nn.ModuleList([FeatureSieve(network, layer, ctx.n_classes, ctx.example_input,
+                                                  **{k: hp[k] for k in SIEVE_PARAMS}) for layer in layers])
         self.optimizers["main"] = self.make_optimizer(network.parameters())
-        self.optimizers["aux"] = self.sieve.aux_optimizer
-        self.optimizers["forget"] = self.sieve.forget_optimizer
+        for i, sieve in enumerate(self.sieves):
+            suffix = f":{i}" if i else ""  # the first sieve's keys are those of one-layer runs
+            self.optimizers["aux" + suffix] = sieve.aux_optimizer
+            self.optimizers["forget" + suffix] = sieve.forget_optimizer
 
     def epoch_measures(self, epoch: int) -> dict[str, float]:
         val = self.ctx.val
         if not self.hp["probe"] or val is None:
             return {}
-        return probe_layer(self.network, self.sieve.readout_layer, val, self.ctx.device, self.ctx.eval_batch_size)
+        measures: dict[str, float] = {}
+        for i, sieve in enumerate(self.sieves):
+            probes = probe_layer(self.network, sieve.readout_layer, val, self.ctx.device, self.ctx.eval_batch_size)
+            measures.update({(f"{k}@{sieve.readout_layer}" if i else k): v for k, v in probes.items()})
+        return measures
 
     def update(self, batch: Batch, step: int) -> dict[str, float]:
         x, y = batch["x"], batch["y"]
-        loss = self.sieve.loss(self.network(x), y)
+        first = self.sieves[0]
+        loss = first.loss(self.network(x), y)
         opt = self.optimizers["main"]
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        stats = self.sieve.step(x, y)
+        stats = [sieve.step(x, y) for sieve in self.sieves][0]
         # forget-step numbers are logged at every step as their latest value, so epoch means stay meaningful
         return {"loss": loss.item(), "aux_loss": stats["aux_loss"], "readout_acc": stats["readout_acc"],
-                **self.sieve.last_forget}
+                **first.last_forget}

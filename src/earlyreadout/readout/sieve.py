@@ -69,6 +69,8 @@ SIEVE_PARAMS: dict[str, Param] = {
     "readout_steps": Param(1, "readout-head steps per batch before a forget step (three-pass); more bring the head "
                        "closer to what the layer holds", low=1, search=Choice((1, 3))),
     "forget_steps": Param(3, "forget steps per forget event (three-pass)", low=1, search=Choice((1, 3))),
+    "reinit_every": Param(0, "re-initialise the readout head and its optimizer every this many steps (0 = never), "
+                          "so forgetting meets heads that have not co-adapted with the layer", low=0),
     "monitor": Param(True, "measure the readout's accuracy right after each forget step (one extra forward to the "
                      "aux layer per forget step)"),
 }
@@ -105,7 +107,7 @@ class FeatureSieve(nn.Module):
         self.readout_layer = readout_layer
         self.mode, self.forget_every, self.monitor = s["mode"], s["forget_every"], s["monitor"]
         self.main_weight, self.readout_weight, self.forget_weight = s["main_weight"], s["readout_weight"], s["forget_weight"]
-        self.readout_steps, self.forget_steps = s["readout_steps"], s["forget_steps"]
+        self.readout_steps, self.forget_steps, self.reinit_every = s["readout_steps"], s["forget_steps"], s["reinit_every"]
         self.readout = EarlyReadout(model, readout_layer, n_classes, example_input, s["readout_head"], s["readout_depth"],
                                     s["readout_width"], s["readout_token_pool"])
         feeding = set(parameters_feeding(model, readout_layer, example_input))
@@ -123,6 +125,11 @@ class FeatureSieve(nn.Module):
     @property
     def head(self) -> nn.Module:
         return self.readout.head(self.readout_layer)
+
+    def reset_head(self) -> None:
+        """A fresh readout head (new random weights) and a fresh optimizer state for it."""
+        self.readout.reset()
+        self.aux_optimizer.state.clear()
 
     @property
     def forgets_now(self) -> bool:
@@ -186,6 +193,8 @@ class FeatureSieve(nn.Module):
         if forgot:
             self.last_forget = {k: v for k, v in stats.items() if "forget" in k}
         self.steps += 1
+        if self.reinit_every > 0 and int(self.steps) % self.reinit_every == 0:
+            self.reset_head()
         return stats
 
     def aux_step(self, x: Any, y: torch.Tensor) -> dict[str, float]:

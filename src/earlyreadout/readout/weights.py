@@ -52,9 +52,7 @@ class ReadoutWeighter(nn.Module):
 
     def reset(self) -> None:
         """Re-initialise the readout head and its optimizer."""
-        for module in self.readout.heads.modules():
-            if hasattr(module, "reset_parameters"):
-                module.reset_parameters()
+        self.readout.reset()
         self.optimizer = self._new_optimizer()
 
     def logits(self) -> torch.Tensor:
