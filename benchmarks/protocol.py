@@ -58,7 +58,8 @@ def run_job(job: Job) -> dict[str, Any]:
             "test_worst_group": r["test"]["worst_group_accuracy"], "test_average": r["test"]["average_accuracy"],
             "test_adjusted": r["test"]["adjusted_accuracy"], "best_epoch": r["best_epoch"],
             "train_time_s": r["train_time_s"],
-            "val_worst_group_curve": [row["val"]["worst_group_accuracy"] for row in rows]}
+            "val_worst_group_curve": [row["val"]["worst_group_accuracy"] for row in rows],
+            "measures": [row.get("measures", {}) for row in rows]}
 
 
 def run_jobs(jobs: Iterable[Job], log: Path, workers: int = 2) -> dict[str, dict[str, Any]]:
