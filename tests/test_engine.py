@@ -41,6 +41,7 @@ def test_run_directory_is_self_describing(tmp_path):
     best = max(rows, key=lambda r: r["val"]["worst_group_accuracy"])
     assert metrics["best_epoch"] == best["epoch"]
     assert metrics["val"]["worst_group_accuracy"] == pytest.approx(best["val"]["worst_group_accuracy"])
+    assert best["val"] == metrics["val"]  # per-group metrics have one shape: the log's val is metrics.json's
 
 
 def test_selected_checkpoint_is_restored_for_test(tmp_path):

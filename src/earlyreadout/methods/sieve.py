@@ -47,8 +47,8 @@ class Sieve(Method):
         layers = [stage_layer(s.strip(), ctx.extras.get("model_stages"), "readout_layer")
                   for s in hp["readout_layer"].split(",")]
         if len(layers) > 1 and hp["mode"] != "three-pass":
-            raise ConfigError([f"method 'sieve': several readout layers ({hp['readout_layer']}) need mode=three-pass; "
-                               "single-pass adds one sieve's terms to the main loss"])
+            raise ConfigError([(f"method 'sieve': several readout layers ({hp['readout_layer']}) need "
+                                "mode=three-pass; single-pass adds one sieve's terms to the main loss")])
         self.sieves = nn.ModuleList([FeatureSieve(network, layer, ctx.n_classes, ctx.example_input,
                                                   **{k: hp[k] for k in SIEVE_PARAMS}) for layer in layers])
         self.optimizers["main"] = self.make_optimizer(network.parameters())
@@ -75,7 +75,7 @@ class Sieve(Method):
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        stats = [sieve.step(x, y) for sieve in self.sieves][0]
+        first_stats, *_ = [sieve.step(x, y) for sieve in self.sieves]  # every sieve steps; the first is logged
         # forget-step numbers are logged at every step as their latest value, so epoch means stay meaningful
-        return {"loss": loss.item(), "aux_loss": stats["aux_loss"], "readout_acc": stats["readout_acc"],
+        return {"loss": loss.item(), "aux_loss": first_stats["aux_loss"], "readout_acc": first_stats["readout_acc"],
                 **first.last_forget}

@@ -13,7 +13,7 @@ from earlyreadout.explain.figures import png_bytes
 
 def series(logs: Sequence[Sequence[dict[str, Any]]], field: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """(epochs, {name: array of shape (seeds, epochs)}) of the numbers under `field` in log.jsonl rows
-    (e.g. `val_groups`, `measures`), cut to the shortest run; a missing value is NaN."""
+    (e.g. `measures`), cut to the shortest run; a missing value is NaN."""
     logs = [list(log) for log in logs if log]
     if not logs:
         return np.zeros(0), {}
@@ -29,8 +29,11 @@ def series(logs: Sequence[Sequence[dict[str, Any]]], field: str) -> tuple[np.nda
 
 
 def group_curves(logs: Sequence[Sequence[dict[str, Any]]]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """(epochs, {group: array of shape (seeds, epochs)}) of per-group validation accuracy."""
-    return series(logs, "val_groups")
+    """(epochs, {group: array of shape (seeds, epochs)}) of per-group validation accuracy, read from each
+    row's `val.groups` (the list of {name, n, accuracy, ...} that metrics.json holds too)."""
+    named = [[{"epoch": row["epoch"], "groups": {g["name"]: g["accuracy"] for g in row["val"].get("groups", [])}}
+              for row in log] for log in logs]
+    return series(named, "groups")
 
 
 def lines_png(title: str, epochs: np.ndarray, curves: dict[str, np.ndarray], n_seeds: int, ylabel: str,

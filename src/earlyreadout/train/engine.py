@@ -148,8 +148,7 @@ def train(cfg: RunConfig, resume: bool = False, log: Callable[[str], None] = pri
         if improved:
             best_score, best_epoch = metrics[key], epoch
         row = {"epoch": epoch, "step": step, "train": mean_over_ranks(sums, n),
-               "val": {k: v for k, v in metrics.items() if k != "groups"},
-               "val_groups": {g["name"]: g["accuracy"] for g in metrics["groups"]}, "time_s": elapsed}
+               "val": metrics, "time_s": elapsed}  # val metrics in the shape of metrics.json's splits
         if measures:
             row["measures"] = measures
         if dist.is_main:
