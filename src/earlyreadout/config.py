@@ -18,6 +18,7 @@ from earlyreadout.errors import ConfigError, UserError, did_you_mean
 from earlyreadout.methods import METHODS
 from earlyreadout.models import MODELS
 from earlyreadout.params import Param, resolve
+from earlyreadout.train.precision import PRECISIONS
 
 SELECTION = ("auto", "worst_group", "adjusted", "average", "worst_class")
 
@@ -30,6 +31,10 @@ TRAIN_OPTIONS: dict[str, Param] = {
                        "val has group labels, else average", choices=SELECTION),
     "device": Param("auto", "cpu, cuda, cuda:N, or auto (cuda when available)"),
     "num_workers": Param(0, "data-loading worker processes for lazily loaded datasets", low=0),
+    "precision": Param("fp32", "fp32, or bf16 / fp16 mixed precision (torch.autocast for every training step and "
+                       "evaluation; fp16 with a gradient scaler)", choices=PRECISIONS),
+    "channels_last": Param(False, "channels-last memory format for 4-D image inputs and the network (faster "
+                           "convolutions on GPUs)"),
     "progress": Param(None, "progress bars; null = only on an interactive terminal outside CI",
                       nullable=True, kind=bool),
 }

@@ -32,6 +32,7 @@ class BatchLoader:
         rank: int = 0,
         world_size: int = 1,
         num_workers: int = 0,
+        pin_memory: bool = False,
     ):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -46,6 +47,7 @@ class BatchLoader:
         self.rank = rank
         self.world_size = world_size
         self.num_workers = num_workers
+        self.pin_memory = pin_memory  # page-locked batches, so copies to a GPU can be asynchronous
         self.epoch = 0
         self.sample_weights: torch.Tensor | None = None
         self._x = dataset.tensors()
@@ -92,9 +94,11 @@ class BatchLoader:
             chunks.pop()
         if self._x is not None:
             for c in chunks:
-                yield {"x": self._x[c], "y": self.dataset.y[c], "a": self._a[c], "g": self._g[c], "idx": c}
+                batch = {"x": self._x[c], "y": self.dataset.y[c], "a": self._a[c], "g": self._g[c], "idx": c}
+                yield {k: v.pin_memory() for k, v in batch.items()} if self.pin_memory else batch
         else:
             loader: Any = DataLoader(
-                self.dataset, batch_sampler=[c.tolist() for c in chunks], num_workers=self.num_workers
+                self.dataset, batch_sampler=[c.tolist() for c in chunks], num_workers=self.num_workers,
+                pin_memory=self.pin_memory,
             )
             yield from loader

@@ -15,6 +15,7 @@ from earlyreadout.data.loader import Batch, BatchLoader
 from earlyreadout.errors import UserError
 from earlyreadout.params import LogUniform, Param
 from earlyreadout.registry import Registry
+from earlyreadout.train.precision import grad_scaler
 
 METHODS: Registry[type[Method]] = Registry("method")
 register = METHODS.register
@@ -47,6 +48,7 @@ class Context:
     eval_batch_size: int = 512
     rank: int = 0
     world_size: int = 1
+    precision: str = "fp32"
     extras: dict[str, Any] = field(default_factory=dict)
 
     def shuffled_train_loader(self) -> BatchLoader:
@@ -95,6 +97,15 @@ class Method(nn.Module):
         self.hp = dict(hp)
         self.ctx = ctx
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        self.scaler = grad_scaler(ctx.device, ctx.precision)
+
+    def minimize(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
+        """One optimizer step on `loss`: zero the gradients, backward and step, through the loss scaler that
+        fp16 needs (a pass-through for fp32 and bf16)."""
+        optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(optimizer)
+        self.scaler.update()
 
     def make_optimizer(self, params: Any, lr: float | None = None, weight_decay: float | None = None,
                        momentum: float | None = None, kind: str | None = None) -> torch.optim.Optimizer:
@@ -136,6 +147,7 @@ class Method(nn.Module):
             "method": self.state_dict(),
             "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
             "extra": self.extra_state(),
+            "scaler": self.scaler.state_dict(),
         }
 
     def load_checkpoint(self, state: dict[str, Any]) -> None:
@@ -143,3 +155,5 @@ class Method(nn.Module):
         for k, o in self.optimizers.items():
             o.load_state_dict(state["optimizers"][k])
         self.load_extra_state(state.get("extra", {}))
+        if state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])

@@ -21,8 +21,5 @@ class ERM(Method):
 
     def update(self, batch: Batch, step: int) -> dict[str, float]:
         loss = F.cross_entropy(self.network(batch["x"]), batch["y"])
-        opt = self.optimizers["main"]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        self.minimize(loss, self.optimizers["main"])
         return {"loss": loss.item()}

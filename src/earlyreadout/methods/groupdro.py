@@ -82,9 +82,6 @@ class GroupDRO(Method):
         local_sums, _ = group_sums(losses, batch["g"], len(self.q))
         weight = (self.q / counts.clamp_min(1)).to(losses.dtype)
         loss = (weight * local_sums).sum() * self.ctx.world_size
-        opt = self.optimizers["main"]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        self.minimize(loss, self.optimizers["main"])
         return {"loss": float((self.q * group_loss).sum()), "worst_group_loss": float(group_loss[present].max()),
                 "q_max": float(self.q.max())}

@@ -70,10 +70,7 @@ class JTT(Method):
     def erm_step(self, batch: Batch, weights: torch.Tensor | None) -> float:
         losses = F.cross_entropy(self.network(batch["x"]), batch["y"], reduction="none")
         loss = losses.mean() if weights is None else (losses * weights).mean()
-        opt = self.optimizers["main"]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        self.minimize(loss, self.optimizers["main"])
         return loss.item()
 
     def run_stage1(self) -> None:

@@ -59,10 +59,7 @@ class KD(Method):
             loss = distillation_loss(*args)
         else:  # subclasses that weight declare WEIGHTING_HPARAMS
             loss = distillation_loss(*args, weights, self.hp["weighted_terms"], self.hp["normalize_weights"])
-        opt = self.optimizers["main"]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        self.minimize(loss, self.optimizers["main"])
         stats = {"loss": loss.item()}
         if weights is not None:
             stats["mean_weight"] = weights.float().mean().item()

@@ -66,10 +66,7 @@ class ReadoutReweight(Method):
         if self.loss_weights is not None:
             losses = losses * self.loss_weights[batch["idx"].to(self.ctx.device)]
         loss = losses.mean()
-        opt = self.optimizers["main"]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        self.minimize(loss, self.optimizers["main"])
         return {"loss": loss.item(), **self.stats}
 
     def extra_state(self) -> dict[str, Any]:

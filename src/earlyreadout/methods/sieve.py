@@ -71,10 +71,7 @@ class Sieve(Method):
         x, y = batch["x"], batch["y"]
         first = self.sieves[0]
         loss = first.loss(self.network(x), y)
-        opt = self.optimizers["main"]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        self.minimize(loss, self.optimizers["main"])
         first_stats, *_ = [sieve.step(x, y) for sieve in self.sieves]  # every sieve steps; the first is logged
         # forget-step numbers are logged at every step as their latest value, so epoch means stay meaningful
         return {"loss": loss.item(), "aux_loss": first_stats["aux_loss"], "readout_acc": first_stats["readout_acc"],

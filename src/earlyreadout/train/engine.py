@@ -27,6 +27,7 @@ from earlyreadout.progress import bar
 from earlyreadout.readout.hooks import unwrap
 from earlyreadout.train.checkpoint import load_checkpoint, save_checkpoint, write_json, write_text
 from earlyreadout.train.inference import collect_logits
+from earlyreadout.train.precision import autocast
 from earlyreadout.train.runs import RunDir, load_trained, versions
 
 
@@ -51,26 +52,33 @@ def build_run(cfg: RunConfig, device: torch.device, dist: distributed.DistInfo,
     if method_cls.needs_groups and not train.has_attributes:
         raise UserError(f"method {cfg.method!r} needs group labels on train, which {train.name} does not have")
     network = build_model(cfg.model, cfg.model_options, train.info, train.n_classes).to(device)
+    if cfg.train["channels_last"]:
+        network = network.to(memory_format=torch.channels_last)
     stages = list(getattr(network, "stages", None) or MODELS.get(cfg.model).stages)
     if dist.world_size > 1:
         if device.type == "cuda":  # one set of batch statistics over the global batch (gloo/CPU has none)
             network = nn.SyncBatchNorm.convert_sync_batchnorm(network)
         network = nn.parallel.DistributedDataParallel(network)
     loader = BatchLoader(train, cfg.train["batch_size"], shuffle=True, seed=cfg.train["seed"],
-                         rank=dist.rank, world_size=dist.world_size, num_workers=cfg.train["num_workers"])
+                         rank=dist.rank, world_size=dist.world_size, num_workers=cfg.train["num_workers"],
+                         pin_memory=device.type == "cuda")
     example = train.tensors()[:2] if train.tensors() is not None else torch.stack([train.get_x(0), train.get_x(1)])
     ctx = Context(n_classes=train.n_classes, n_groups=train.n_groups, train=train, train_loader=loader,
                   example_input=example.to(device), device=device, val=splits.get("val"), load_run=load_trained,
                   eval_batch_size=cfg.train["eval_batch_size"], rank=dist.rank, world_size=dist.world_size,
-                  extras={"model_stages": stages})
+                  precision=cfg.train["precision"], extras={"model_stages": stages})
     method = method_cls(network, cfg.method_hp, ctx).to(device)
     return method, splits, loader
 
 
-def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
-    if device.type == "cpu":
-        return batch
-    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+def to_device(batch: dict[str, torch.Tensor], device: torch.device,
+              memory_format: torch.memory_format | None = None) -> dict[str, torch.Tensor]:
+    """The batch on `device` (non-blocking copies from pinned memory), 4-D images in `memory_format`."""
+    if device.type != "cpu":
+        batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+    if memory_format is not None and batch["x"].dim() == 4:
+        batch = {**batch, "x": batch["x"].contiguous(memory_format=memory_format)}
+    return batch
 
 
 def mean_over_ranks(sums: dict[str, float], n: int) -> dict[str, float]:
@@ -107,8 +115,15 @@ def train(cfg: RunConfig, resume: bool = False, log: Callable[[str], None] = pri
     distributed.barrier()
     progress = cfg.train["progress"] if dist.is_main else False
 
+    precision = cfg.train["precision"]
+    memory_format = torch.channels_last if cfg.train["channels_last"] else None
+
+    def predict(x: torch.Tensor) -> torch.Tensor:
+        with autocast(device, precision):
+            return method.predict(x if memory_format is None or x.dim() != 4 else x.to(memory_format=memory_format))
+
     def score(split: GroupedDataset) -> dict[str, Any]:
-        logits = collect_logits(method.predict, method, split, cfg.train["eval_batch_size"], device,
+        logits = collect_logits(predict, method, split, cfg.train["eval_batch_size"], device,
                                 dist.rank, dist.world_size, desc=f"eval {split.split}", progress=progress)
         return evaluate_logits(logits, split)
 
@@ -134,7 +149,8 @@ def train(cfg: RunConfig, resume: bool = False, log: Callable[[str], None] = pri
         sums: dict[str, float] = {}
         n = 0
         for batch in bar(loader, desc=f"epoch {epoch + 1}/{cfg.train['epochs']}", enabled=progress):
-            stats = method.update(to_device(batch, device), step)
+            with autocast(device, precision):
+                stats = method.update(to_device(batch, device, memory_format), step)
             step += 1
             n += 1
             for k, v in stats.items():

@@ -1,0 +1,83 @@
+"""Mixed precision (train.precision) and channels-last: the switches, and every method training under bf16."""
+
+import json
+
+import pytest
+import torch
+
+from conftest import tiny_config
+from earlyreadout.distributed import DistInfo
+from earlyreadout.methods import METHODS
+from earlyreadout.train.engine import build_run, train
+from earlyreadout.train.precision import autocast, grad_scaler
+
+CPU = torch.device("cpu")
+
+
+def quiet(_message: str) -> None:
+    pass
+
+
+def test_precision_switches():
+    x = torch.randn(4, 8)
+    w = torch.randn(8, 3)
+    with autocast(CPU, "fp32"):
+        assert (x @ w).dtype == torch.float32
+    with autocast(CPU, "bf16"):
+        assert (x @ w).dtype == torch.bfloat16
+    assert not grad_scaler(CPU, "fp32").is_enabled() and not grad_scaler(CPU, "bf16").is_enabled()
+    assert grad_scaler(CPU, "fp16").is_enabled()
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("teacher")
+    train(tiny_config(tmp, train={"epochs": 1}), log=quiet)
+    return str(tmp / "run")
+
+
+@pytest.mark.parametrize("name", METHODS.names())
+def test_every_method_steps_under_bf16_autocast(name, tmp_path, teacher):
+    """The engine's autocast around update: finite numbers and every network parameter still trained."""
+    hp = {"teacher": teacher} if "teacher" in METHODS.get(name).hparams else {}
+    cfg = tiny_config(tmp_path, name, hp=hp, train={"precision": "bf16"})
+    method, _, loader = build_run(cfg, CPU, DistInfo())
+    before = {k: v.detach().clone() for k, v in method.network.named_parameters()}
+    method.train()
+    method.on_epoch_start(0)
+    for step, batch in zip(range(3), loader):
+        with autocast(CPU, "bf16"):
+            stats = method.update(batch, step)
+        assert all(torch.isfinite(torch.tensor(v)) for v in stats.values()), stats
+    assert all(p.dtype == torch.float32 for p in method.network.parameters())  # master weights stay fp32
+    unchanged = [k for k, v in method.network.named_parameters()
+                 if v.requires_grad and k not in getattr(method, "frozen_parameters", set())
+                 and torch.equal(v, before[k])]
+    assert not unchanged
+
+
+def test_bf16_run_resumes_like_an_uninterrupted_one_and_differs_from_fp32(tmp_path):
+    opts = {"precision": "bf16"}
+    full = train(tiny_config(tmp_path / "full", train=opts), log=quiet)
+    train(tiny_config(tmp_path / "cut", train={**opts, "epochs": 1}), log=quiet)
+    resumed = train(tiny_config(tmp_path / "cut", train=opts), resume=True, log=quiet)
+    resumed["train_time_s"] = full["train_time_s"]
+    assert resumed == full
+    fp32 = train(tiny_config(tmp_path / "fp32"), log=quiet)
+    rows = [json.loads(line) for line in (tmp_path / "fp32" / "run" / "log.jsonl").read_text().splitlines()]
+    bf16 = [json.loads(line) for line in (tmp_path / "full" / "run" / "log.jsonl").read_text().splitlines()]
+    assert rows[0]["train"]["loss"] != bf16[0]["train"]["loss"]  # the switch reaches the arithmetic
+    assert abs(fp32["test"]["average_accuracy"] - full["test"]["average_accuracy"]) < 0.2
+
+
+def test_fp16_run_scales_its_loss_and_saves_the_scale(tmp_path):
+    train(tiny_config(tmp_path, train={"precision": "fp16", "epochs": 1}), log=quiet)
+    state = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=True)
+    assert state["method_state"]["scaler"]["scale"] > 0  # an active scaler has a scale to resume with
+
+
+def test_channels_last_trains_and_stores_a_plain_state_dict(tmp_path):
+    result = train(tiny_config(tmp_path, train={"channels_last": True, "epochs": 1}), log=quiet)
+    assert 0.0 <= result["test"]["average_accuracy"] <= 1.0
+    saved = torch.load(tmp_path / "run" / "checkpoints" / "best.pt", weights_only=True)
+    assert all(torch.isfinite(v.float()).all() for v in saved.values())
