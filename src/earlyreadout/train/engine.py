@@ -94,8 +94,10 @@ def train(cfg: RunConfig, resume: bool = False, log: Callable[[str], None] = pri
     if not dist.is_main:
         log = silent
     run = RunDir(cfg.out)
+    log_rows: list[dict[str, Any]] = []
     if dist.is_main:
-        run.prepare(resume)
+        run.prepare(resume, cfg)
+        log_rows = run.read_log() if resume else []
     # build everything before writing into the run directory, so a run that cannot start leaves no files
     # behind that would block its corrected retry
     method, splits, loader = build_run(cfg, device, dist, splits)
@@ -121,8 +123,7 @@ def train(cfg: RunConfig, resume: bool = False, log: Callable[[str], None] = pri
         start, step = state["epoch"], state["step"]
         best_score, best_epoch, elapsed = state["best_score"], state["best_epoch"], state["elapsed"]
         if dist.is_main and run.log.exists():
-            rows = [r for r in run.log.read_text().splitlines() if r and json.loads(r)["epoch"] < start]
-            write_text("".join(r + "\n" for r in rows), run.log)
+            write_text("".join(json.dumps(r) + "\n" for r in log_rows if r.get("epoch", 0) < start), run.log)
         log(f"resuming {run.path} at epoch {start}")
 
     for epoch in range(start, cfg.train["epochs"]):
