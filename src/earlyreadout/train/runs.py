@@ -79,6 +79,19 @@ class RunDir:
             raise UserError(f"{role} {str(self.path)!r} is not a finished run (no done marker or checkpoints/best.pt);"
                             f" finish it with `earlyreadout train --resume --out {self.path}`")
 
+    def resume_point(self, cfg: RunConfig) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """(last checkpoint, log rows) of a run to resume with `cfg`, which must not end before the checkpoint."""
+        advice = ("the run cannot be resumed from it" + ("; checkpoints/best.pt (the model selected so far) is "
+                  "usable by itself" if self.best.is_file() else "") + "; start a new run with another --out")
+        state = load_checkpoint(self.last, advice=advice)
+        if not isinstance(state, dict) or not {"epoch", "step", "method_state"} <= set(state):
+            raise file_error("checkpoint", self.last, "is not a resume checkpoint (a model's weights?)", advice)
+        if state["epoch"] > cfg.train["epochs"]:
+            raise UserError(f"cannot resume {str(self.path)!r} with train.epochs={cfg.train['epochs']}: it has "
+                            f"already trained {state['epoch']} epochs; give at least that many, or start a new run "
+                            "with another --out")
+        return state, self.read_log()
+
     def read_metrics(self) -> dict[str, Any]:
         """The finished run's metrics.json."""
         return read_json_file(self.metrics, "metrics file", "recompute it with `earlyreadout train --resume "
@@ -112,6 +125,8 @@ def stored_config(path: str | Path) -> RunConfig:
 def refuse_changed_settings(run: RunDir, cfg: RunConfig) -> None:
     """Raise when `cfg` differs from the run's stored config in a setting that can change results."""
     stored, given = result_settings(stored_config(run.path).to_dict()), result_settings(cfg.to_dict())
+    for settings in (stored, given):  # a run may be extended: it then computes what a longer run would
+        settings.pop("train.epochs")
     def shown(settings: dict[str, Any], key: str) -> str:
         return repr(settings[key]) if key in settings else "unset"
 
