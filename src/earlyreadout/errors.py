@@ -50,7 +50,23 @@ def read_text_file(path: str | Path, what: str, advice: str = "") -> str:
         raise file_error(what, path, "is not a text file (not UTF-8)", advice) from None
 
 
-def _mapping(value: Any, what: str, path: Path, form: str, advice: str) -> dict[str, Any]:
+def _parse(text: str, form: str) -> tuple[Any, str | None]:
+    """(value, None), or (None, where and what the problem is) for JSON or YAML text."""
+    try:
+        return (json.loads(text) if form == "JSON" else yaml.safe_load(text)), None
+    except json.JSONDecodeError as e:
+        return None, (f"line {e.lineno}, " if "\n" in text.strip() else "") + f"column {e.colno}: {e.msg}"
+    except yaml.YAMLError as e:
+        mark, problem = getattr(e, "problem_mark", None), getattr(e, "problem", None) or str(e)
+        return None, (f"line {mark.line + 1}: " if mark is not None else "") + str(problem)
+
+
+def _read_mapping(text: str, what: str, path: Path, form: str, advice: str) -> dict[str, Any]:
+    """The mapping `text` holds (empty YAML is an empty one); anything else is a `file_error`."""
+    value, problem = _parse(text, form)
+    if problem is not None:
+        raise file_error(what, path, f"is not valid {form} ({problem})", advice)
+    value = {} if value is None and form == "YAML" else value
     if not isinstance(value, dict):
         raise file_error(what, path, f"must hold a {form} mapping, got {type(value).__name__}", advice)
     return value
@@ -58,36 +74,16 @@ def _mapping(value: Any, what: str, path: Path, form: str, advice: str) -> dict[
 
 def read_json_file(path: str | Path, what: str, advice: str = "") -> dict[str, Any]:
     """A JSON file holding one object (metrics, summaries); any other content is a `file_error`."""
-    path = Path(path)
-    try:
-        value = json.loads(read_text_file(path, what, advice))
-    except json.JSONDecodeError as e:
-        raise file_error(what, path, f"is not valid JSON (line {e.lineno}: {e.msg})", advice) from None
-    return _mapping(value, what, path, "JSON", advice)
+    return _read_mapping(read_text_file(path, what, advice), what, Path(path), "JSON", advice)
 
 
 def read_jsonl_file(path: str | Path, what: str, advice: str = "") -> list[dict[str, Any]]:
     """The objects of a JSON-lines file (blank lines skipped); a bad line is a `file_error` naming it."""
-    path = Path(path)
-    rows = []
-    for n, line in enumerate(read_text_file(path, what, advice).splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise file_error(f"line {n} of {what}", path, f"is not valid JSON ({e.msg})", advice) from None
-        rows.append(_mapping(row, f"line {n} of {what}", path, "JSON", advice))
-    return rows
+    lines = read_text_file(path, what, advice).splitlines()
+    return [_read_mapping(line, f"line {n} of {what}", Path(path), "JSON", advice)
+            for n, line in enumerate(lines, 1) if line.strip()]
 
 
 def read_yaml_file(path: str | Path, what: str, advice: str = "") -> dict[str, Any]:
     """A YAML file holding a mapping (an empty file is an empty one); any other content is a `file_error`."""
-    path = Path(path)
-    try:
-        value = yaml.safe_load(read_text_file(path, what, advice))
-    except yaml.YAMLError as e:
-        mark, problem = getattr(e, "problem_mark", None), getattr(e, "problem", None) or str(e)
-        where = f"line {mark.line + 1}: " if mark is not None else ""
-        raise file_error(what, path, f"is not valid YAML ({where}{problem})", advice) from None
-    return _mapping({} if value is None else value, what, path, "YAML", advice)
+    return _read_mapping(read_text_file(path, what, advice), what, Path(path), "YAML", advice)
