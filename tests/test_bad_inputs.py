@@ -141,6 +141,10 @@ FILE_ROWS = [
     ({"TMP/t.csv": "filename,label,split\nx,1,0\n"}, TEXT_CSV, "has no column 'y'"),
     ({"TMP/t.csv": bytes(range(256)) * 4}, TEXT_CSV, "as CSV ("),
     ({"TMP/t.csv": CSV_HEAD + "a cat,1,0,7\n"}, TEXT_CSV, "holds split values"),
+    # pretrained weights that are not a state dict
+    ({"TMP/w.pt": "not torch"}, ["train", "--model", "resnet", "model.arch=resnet18", "--weights", "TMP/w.pt", "--epochs", "1",
+      "--out", "TMP/x"],
+     "pretrained weights '"),
     # a tokenizer folder without a tokenizer
     ({"TMP/t.csv": CSV_OK, "TMP/tok/readme.txt": "hi"}, [*TEXT_CSV, "data.tokenizer=TMP/tok"],
      "holds no tokenizer files"),
