@@ -2,11 +2,13 @@
 
 One row per case: the command line (`RUN` stands for a finished tiny run, `TMP` for an empty folder), a
 fragment of the expected message. Each row also checks that the finished run is byte-identical after.
+`FILE_ROWS` first damage or plant files (`{path: text, bytes, None to delete, DIR for a folder}`), then run.
 """
 
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -82,6 +84,94 @@ ROWS = [
 ]
 
 
+CSV_HEAD = "filename,y,a,split\n"
+CSV_OK = CSV_HEAD + "a cat,1,0,0\na dog,0,1,1\na cow,0,1,2\n"
+TEXT_CSV = ["train", "--data", "csv", "--data-root", "TMP/t.csv", "data.modality=text", "--model", "bag-of-embeddings",
+            "--epochs", "1", "--device", "cpu", "--out", "TMP/x"]
+DISTILL = ["distill", "--student", "small-cnn", *TINY, "--out", "TMP/d"]
+RESUME = ["train", "--resume", "--out", "RUN"]
+SEARCH = ["search", "--method", "groupdro", *TINY, "--trials", "1", "--out", "TMP/s"]
+
+FILE_ROWS = [
+    # resume with settings that change results: every differing key named, stored vs given
+    ({}, [*RESUME, "--lr", "0.1"], "(method.lr: stored 0.01, given 0.1); resume without changing them"),
+    ({}, [*RESUME, "--lr", "0.1", "--seed", "3", "data.n_train=128"],
+     "method.lr: stored 0.01, given 0.1; data.n_train: stored 64, given 128; train.seed: stored 0, given 3"),
+    ({}, [*RESUME, "--method", "groupdro"], "method.name: stored 'erm', given 'groupdro'"),
+    ({}, [*RESUME, "train.select_by=average", "--device", "cpu"], "train.select_by: stored 'auto', given 'average'"),
+    ({"TMP/c.yaml": "method: {name: erm, lr: 0.05}\ndata: {name: colored-digits, n_train: 64}"},
+     [*RESUME, "-c", "TMP/c.yaml"], "method.lr: stored 0.01, given 0.05"),
+    ({}, ["distill", "--resume", "--out", "RUN", "--lr", "0.2"], "method.lr: stored 0.01, given 0.2"),
+    ({"RUN/checkpoints/last.pt": None}, RESUME, "has no checkpoint to resume"),
+    ({"RUN/checkpoints/last.pt": "RUN/checkpoints/best.pt"}, RESUME, "is not a resume checkpoint"),
+    # a run's config.yaml
+    ({"RUN/config.yaml": "method: [erm"}, RESUME, "config.yaml' is not valid YAML (line 1"),
+    ({"RUN/config.yaml": "- erm\n- sgd\n"}, RESUME, "config.yaml' must hold a YAML mapping, got list"),
+    ({"RUN/config.yaml": "method: {name: erm, lr: -1}\n"}, RESUME, "config.yaml' is not a valid config"),
+    ({"RUN/config.yaml": b"\xff\xfe\x00"}, RESUME, "config.yaml' is not a text file"),
+    ({"RUN/config.yaml": "method: [erm"}, ["gradcam", "--run", "RUN", "--out", "TMP/g"], "is not valid YAML"),
+    ({"RUN/config.yaml": "method: {name: ermm}\n"}, ["diagnose", "--run", "RUN", "--out", "TMP/dg"],
+     "is not a valid config (unknown method 'ermm'"),
+    ({"RUN/config.yaml": "7\n"}, ["report", "RUN", "--out", "TMP/r.html"], "must hold a YAML mapping, got int"),
+    ({"TMP/c.yaml": "[1, 2]"}, ["train", "-c", "TMP/c.yaml", "--out", "TMP/x"], "config file"),
+    ({"TMP/c.yaml": "DIR"}, ["train", "-c", "TMP/c.yaml", "--out", "TMP/x"], "is a folder, not a file"),
+    # metrics.json, log.jsonl and the other files a report reads
+    ({"RUN/metrics.json": "{\"val\": "}, ["report", "RUN", "--out", "TMP/r.html"],
+     "metrics file '", ),
+    ({"RUN/metrics.json": "[]"}, ["report", "RUN", "--out", "TMP/r.html"], "metrics.json' must hold a JSON mapping"),
+    ({"RUN/log.jsonl": "{\"epoch\": 0}\n{\"epoch\": 1"}, ["report", "RUN", "--out", "TMP/r.html"],
+     "line 2 of training log"),
+    ({"RUN/log.jsonl": "oops\n"}, RESUME, "line 1 of training log"),
+    ({"RUN/diagnosis.json": "{"}, ["report", "RUN", "--no-gradcam", "--out", "TMP/r.html"], "diagnosis '"),
+    ({"RUN/versions.json": "torch 2"}, ["report", "RUN", "--no-gradcam", "--out", "TMP/r.html"], "versions file"),
+    ({"TMP/c/erm/seed0": "RUN", "TMP/c/erm/seed0/metrics.json": "{"},
+     ["compare", "--methods", "erm", *TINY, "--out", "TMP/c"], "metrics file"),
+    # teachers
+    ({"RUN/done": None}, [*DISTILL, "--teacher", "RUN"], "is not a finished run (no done marker"),
+    ({}, [*DISTILL, "--teacher", "TMP"], "is not a finished run (no config.yaml: not a run directory)"),
+    ({}, [*DISTILL, "--method", "kd", "method.teacher=TMP"], "teacher '"),
+    # a study database that is not one
+    ({"TMP/s/study.db": "not a database, just text that is long enough to be a header"}, SEARCH,
+     "study storage 'sqlite:///"),
+    # data tables
+    ({"TMP/t.csv": CSV_HEAD}, TEXT_CSV, "has no rows (only a header)"),
+    ({"TMP/t.csv": CSV_HEAD + "a cat,1,0,0\na dog,,1,1\na cow,0,1,2\n"}, TEXT_CSV, "empty value on line 3"),
+    ({"TMP/t.csv": CSV_HEAD + "a cat,1,0,0\na cow,0,1,2\n"}, TEXT_CSV, "no val rows"),
+    ({"TMP/t.csv/metadata.csv": "DIR"}, TEXT_CSV, "(Is a directory)"),
+    ({"TMP/t.csv": "filename,label,split\nx,1,0\n"}, TEXT_CSV, "has no column 'y'"),
+    ({"TMP/t.csv": bytes(range(256)) * 4}, TEXT_CSV, "as CSV ("),
+    ({"TMP/t.csv": CSV_HEAD + "a cat,1,0,7\n"}, TEXT_CSV, "holds split values"),
+    # pretrained weights that are not a state dict
+    ({"TMP/w.pt": "not torch"}, ["train", "--model", "resnet", "model.arch=resnet18", "--weights", "TMP/w.pt", "--epochs", "1",
+      "--out", "TMP/x"],
+     "pretrained weights '"),
+    # a tokenizer folder without a tokenizer
+    ({"TMP/t.csv": CSV_OK, "TMP/tok/readme.txt": "hi"}, [*TEXT_CSV, "data.tokenizer=TMP/tok"],
+     "holds no tokenizer files"),
+]
+
+
+def plant(files: dict[str, str | bytes | None], run: Path, empty: Path) -> None:
+    """Write, copy (a value naming RUN/...), delete (None) or make a folder (DIR) at each path."""
+    def where(text: str) -> Path:
+        return Path(text.replace("RUN", str(run)).replace("TMP", str(empty)))
+
+    for name, content in files.items():
+        path = where(name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if content is None:
+            path.unlink()
+        elif content == "DIR":
+            path.mkdir()
+        elif isinstance(content, str) and content.startswith("RUN"):
+            source = where(content)
+            shutil.copytree(source, path) if source.is_dir() else shutil.copyfile(source, path)
+        elif isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content)
+
+
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
     root = tmp_path_factory.mktemp("finished")
@@ -90,13 +180,21 @@ def finished(tmp_path_factory):
 
 
 
-@pytest.mark.parametrize("args, expected", ROWS, ids=[" ".join(a)[:60] for a, _ in ROWS])
-def test_bad_input_is_one_line_and_exit_2(args, expected, finished, tmp_path, capsys):
+CASES = [({}, args, expected) for args, expected in ROWS] + FILE_ROWS
+
+
+def test_the_table_covers_every_failure_path():
+    assert len(CASES) >= 60
+
+
+@pytest.mark.parametrize("files, args, expected", CASES, ids=[" ".join(a)[:60] for _, a, _ in CASES])
+def test_bad_input_is_one_line_and_exit_2(files, args, expected, finished, tmp_path, capsys):
     run = tmp_path / "run"
     shutil.copytree(finished, run)
-    before = folder_digest(run)
     empty = tmp_path / "empty"
     empty.mkdir()
+    plant(files, run, empty)
+    before = folder_digest(run)
     argv = [a.replace("RUN", str(run)).replace("TMP", str(empty)) for a in args]
     capsys.readouterr()
     code = main(argv)

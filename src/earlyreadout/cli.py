@@ -42,14 +42,15 @@ def overrides_from(args: argparse.Namespace) -> list[str]:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from earlyreadout.config import apply_overrides, build_config, load_config
+    from earlyreadout.config import apply_overrides, build_config, load_config, read_yaml
     from earlyreadout.train.engine import train
-    from earlyreadout.train.runs import saved_config
+    from earlyreadout.train.runs import stored_config
 
-    if args.resume:
+    if args.resume:  # the config to run: the stored one (or -c FILE) with the flags; train refuses changes
         if not args.out:
             raise UserError("--resume needs --out pointing at the run to continue")
-        cfg = build_config(apply_overrides(saved_config(args.out), overrides_from(args)))
+        raw = read_yaml(args.config) if args.config else stored_config(args.out).to_dict()
+        cfg = build_config(apply_overrides(raw, overrides_from(args)))
     else:
         cfg = load_config(args.config, overrides_from(args))
     report_run(train(cfg, resume=args.resume), cfg.out)
@@ -141,19 +142,17 @@ def cmd_distill(args: argparse.Namespace) -> int:
     from earlyreadout.train.engine import train
     from earlyreadout.train.runs import RunDir, saved_config
 
+    given = ([f"method.teacher={args.teacher}"] if args.teacher else []) + (
+        [f"model.name={args.student}"] if args.student else [])
     if args.resume:
+        args.overrides = list(args.overrides) + given
         return cmd_train(args)
     raw = read_yaml(args.config) if args.config else {}
-    overrides = overrides_from(args)
     if args.teacher:
-        if not RunDir(args.teacher).best.is_file():
-            raise UserError(f"--teacher {args.teacher!r} is not a finished run (no checkpoints/best.pt); "
-                            "train the teacher first with `earlyreadout train --out DIR`")
-        overrides.append(f"method.teacher={args.teacher}")
+        RunDir(args.teacher).require_finished("teacher")
         if "data" not in raw and args.data is None:
             raw["data"] = saved_config(args.teacher)["data"]
-    if args.student:
-        overrides.append(f"model.name={args.student}")
+    overrides = overrides_from(args) + given
     if "method" not in raw and args.method is None:
         overrides.insert(0, "method.name=dedier")
     raw = apply_overrides(raw, overrides)
@@ -165,6 +164,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
     cfg = build_config(raw)
     if cfg.method_hp["teacher"] is None:
         raise UserError("distill needs a teacher: pass --teacher RUN_DIR (or set method.teacher in the config)")
+    RunDir(cfg.method_hp["teacher"]).require_finished("teacher")
     report_run(train(cfg), cfg.out)
     return 0
 

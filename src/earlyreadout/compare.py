@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +50,7 @@ def compare(methods: list[str], out: str | Path, config: str | None = None, over
         run = RunDir(cfg.out)
         if run.done.exists():
             print(f"== {m} seed {seed}: already done, reading {run.metrics}")
-            result = json.loads(run.metrics.read_text())
+            result = run.read_metrics()
         else:
             print(f"== {m} seed {seed} -> {cfg.out}")
             result = train(cfg, resume=run.last.exists())

@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from earlyreadout.data import DATASETS
-from earlyreadout.errors import ConfigError, UserError, did_you_mean
+from earlyreadout.errors import ConfigError, UserError, did_you_mean, read_yaml_file
 from earlyreadout.methods import METHODS
 from earlyreadout.models import MODELS
 from earlyreadout.params import Param, resolve
@@ -25,18 +25,19 @@ SELECTION = ("auto", "worst_group", "adjusted", "average", "worst_class")
 TRAIN_OPTIONS: dict[str, Param] = {
     "epochs": Param(10, "training epochs", low=1),
     "batch_size": Param(64, "training batch size (global, over all processes)", low=1),
-    "eval_batch_size": Param(512, "evaluation batch size", low=1),
+    "eval_batch_size": Param(512, "evaluation batch size", low=1, affects_results=False),
     "seed": Param(0, "training seed (initialisation, batch order)", low=0),
     "select_by": Param("auto", "validation metric that selects the checkpoint; auto = worst_group when "
                        "val has group labels, else average", choices=SELECTION),
-    "device": Param("auto", "cpu, cuda, cuda:N, or auto (cuda when available)"),
-    "num_workers": Param(0, "data-loading worker processes for lazily loaded datasets", low=0),
+    "device": Param("auto", "cpu, cuda, cuda:N, or auto (cuda when available)", affects_results=False),
+    "num_workers": Param(0, "data-loading worker processes for lazily loaded datasets", low=0,
+                         affects_results=False),
     "precision": Param("fp32", "fp32, or bf16 / fp16 mixed precision (torch.autocast for every training step and "
                        "evaluation; fp16 with a gradient scaler)", choices=PRECISIONS),
     "channels_last": Param(False, "channels-last memory format for 4-D image inputs and the network (faster "
                            "convolutions on GPUs)"),
     "progress": Param(None, "progress bars; null = only on an interactive terminal outside CI",
-                      nullable=True, kind=bool),
+                      nullable=True, kind=bool, affects_results=False),
 }
 
 SECTIONS = ("method", "data", "model", "train", "out", "search")  # `search` is read by search.py only
@@ -93,16 +94,9 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
-    p = Path(path)
-    if not p.is_file():
-        raise UserError(f"config file {str(p)!r} does not exist")
-    try:
-        data = yaml.safe_load(p.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise UserError(f"config file {str(p)!r} is not valid YAML: {e}".splitlines()[0]) from None
-    if not isinstance(data, dict):
-        raise UserError(f"config file {str(p)!r} must hold a mapping of sections, got {type(data).__name__}")
-    return data
+    """The raw sections of a YAML config file (one clear error when it is missing or not a mapping)."""
+    return read_yaml_file(path, "config file", "pass the path of a YAML config (sections: method, data, model, "
+                          "train, out)")
 
 
 def _section(raw: dict[str, Any], key: str, problems: list[str]) -> tuple[str | None, dict[str, Any]]:
@@ -169,3 +163,30 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     """A validated config from an optional YAML file and `key=value` overrides (later ones win)."""
     raw = read_yaml(path) if path else {}
     return build_config(apply_overrides(raw, overrides or []))
+
+
+def declared_params(config: dict[str, Any]) -> dict[str, Param]:
+    """{dotted key: its Param} for the sections of a (raw or resolved) config whose entries are known."""
+    found = {f"train.{k}": p for k, p in TRAIN_OPTIONS.items()}
+    for section, registry, attr in (("method", METHODS, "hparams"), ("data", DATASETS, "options"),
+                                    ("model", MODELS, "options")):
+        value = config.get(section)
+        name = value.get("name") if isinstance(value, dict) else value
+        if isinstance(name, str) and name in registry:
+            found.update({f"{section}.{k}": p for k, p in getattr(registry.get(name), attr).items()})
+    return found
+
+
+def result_settings(config: dict[str, Any]) -> dict[str, Any]:
+    """A config flattened to dotted keys (`method.lr`), less `out` and every setting declared
+    `affects_results=False`: what must match for two runs to compute the same thing."""
+    params = declared_params(config)
+    flat = {}
+    for section, value in config.items():
+        if section == "out":
+            continue
+        for key, v in (value.items() if isinstance(value, dict) else [("", value)]):
+            dotted = f"{section}.{key}" if key else section
+            if dotted not in params or params[dotted].affects_results:
+                flat[dotted] = v
+    return flat

@@ -68,6 +68,8 @@ class Param:
 
     The type is the default's type unless `kind` says otherwise; `None` is allowed when `nullable`.
     Bounds are inclusive unless `open_low` / `open_high`. A `path` is made absolute when it is read.
+    `affects_results=False` marks a setting that cannot change what a run computes (device, workers,
+    progress bars): a resume may change it, and a report groups runs across it.
     """
 
     default: Any
@@ -81,6 +83,7 @@ class Param:
     nullable: bool = False
     kind: type | None = None
     path: bool = False  # a file or folder: stored absolute, so a run resumes from any working directory
+    affects_results: bool = True
 
     @property
     def type(self) -> type:

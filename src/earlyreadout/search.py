@@ -24,7 +24,7 @@ import sqlalchemy.exc
 
 from earlyreadout.config import RunConfig, apply_overrides, build_config, read_yaml
 from earlyreadout.data import load_splits
-from earlyreadout.errors import ConfigError, UserError
+from earlyreadout.errors import ConfigError, UserError, file_error
 from earlyreadout.methods import METHODS
 from earlyreadout.metrics import selection_metric
 from earlyreadout.params import Choice, IntRange, LogUniform, Param, Space, Uniform, apply_renames, resolve
@@ -177,7 +177,7 @@ class Search:
 
         try:
             if RunDir(run_dir).done.exists():
-                result = json.loads(RunDir(run_dir).metrics.read_text())
+                result = RunDir(run_dir).read_metrics()
             else:
                 result = train(cfg, resume=resume, log=silent, splits=self.splits, on_epoch_end=report)
         except KeyboardInterrupt:
@@ -230,7 +230,7 @@ class Search:
             cfg = self.trial_config(best.params, self.out / "best" / f"seed{seed}", seed)
             run = RunDir(cfg.out)
             if run.done.exists():
-                runs.append(json.loads(run.metrics.read_text()))
+                runs.append(run.read_metrics())
                 continue
             print(f"best trial {best.number}, seed {seed} -> {cfg.out}", flush=True)
             runs.append(train(cfg, resume=run.last.exists(), log=silent, splits=self.splits))
@@ -248,16 +248,18 @@ def open_storage(url: str, engine_kwargs: dict[str, Any], heartbeat_s: int,
                  attempts: int = 5) -> optuna.storages.RDBStorage:
     """The study database; workers starting together on a new database may race to create its tables
     (the loser retries and then finds them), and a server may be briefly unreachable."""
+    advice = ("if that file is not a study database (or is damaged), move it away or choose another --out"
+              if url.startswith("sqlite") else "check the URL, the driver and that the server is reachable")
     for attempt in range(attempts):
         try:
             return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_s,
                                               grace_period=2 * heartbeat_s)
         except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.IntegrityError) as e:
             if attempt == attempts - 1:
-                raise UserError(f"cannot open study storage {url!r}: {e}".splitlines()[0]) from None
+                raise file_error("study storage", url, f"cannot be opened ({str(e).splitlines()[0]})", advice) from None
             time.sleep(0.5 + random.random())
         except (ImportError, ValueError, sqlalchemy.exc.SQLAlchemyError) as e:  # URL, driver, server
-            raise UserError(f"cannot open study storage {url!r}: {e}".splitlines()[0]) from None
+            raise file_error("study storage", url, f"cannot be opened ({str(e).splitlines()[0]})", advice) from None
     raise AssertionError("unreachable")
 
 

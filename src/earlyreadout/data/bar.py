@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -11,7 +10,7 @@ import torch
 from earlyreadout.data.base import GroupedDataset
 from earlyreadout.data.files import ROOT_OPTION, VAL_CARVE_OPTIONS, find_dataset_dir, split_off
 from earlyreadout.data.images import IMAGE_OPTIONS, IMAGE_SUFFIXES, image_split
-from earlyreadout.errors import UserError
+from earlyreadout.errors import UserError, read_json_file
 from earlyreadout.params import Param
 
 CLASSES = ("climbing", "diving", "fishing", "racing", "throwing", "pole vaulting")
@@ -48,7 +47,8 @@ class BAR:
     def splits(self) -> dict[str, GroupedDataset]:
         folder = find_dataset_dir(self.o["root"], "bar", "train", LAYOUTS)
         meta_path = folder / "metadata.json"
-        metadata = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+        metadata = read_json_file(meta_path, "bar: metadata file", "restore it from the BAR release") \
+            if meta_path.is_file() else {}
         files: dict[str, list[Path]] = {}
         for split in ("train", "test"):
             sub = folder / split

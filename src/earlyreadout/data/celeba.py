@@ -11,7 +11,7 @@ import torch
 from earlyreadout.data.base import GroupedDataset
 from earlyreadout.data.files import ROOT_OPTION, check_columns, find_dataset_dir, read_table, require_file
 from earlyreadout.data.images import IMAGE_OPTIONS, image_split
-from earlyreadout.errors import UserError
+from earlyreadout.errors import UserError, read_text_file
 from earlyreadout.params import Param
 
 LAYOUTS = ("celebA_v1.0", "celeba", "celebA", "CelebA")
@@ -24,7 +24,7 @@ def read_attributes(folder: Path) -> tuple[pd.DataFrame, Path]:
     if csv.is_file():
         return read_table(csv, "celeba", ["image_id"]).set_index("image_id"), csv
     txt = require_file(folder / "list_attr_celeba.txt", "celeba", "attribute file (.csv or .txt)")
-    lines = txt.read_text().splitlines()
+    lines = read_text_file(txt, "celeba: attribute file", "restore it from the CelebA release").splitlines()
     if len(lines) < 2:
         raise UserError(f"celeba: {str(txt)!r} is too short (expected a count line and a names line)")
     names = lines[1].split()

@@ -16,8 +16,13 @@ from earlyreadout.errors import UserError
 from earlyreadout.params import Param
 
 
-def codes(values: pd.Series) -> tuple[torch.Tensor, list[str]]:
-    """Integer codes and names of a label/attribute column: integers 0..K-1 are kept, other values sorted."""
+def codes(values: pd.Series, path: Path) -> tuple[torch.Tensor, list[str]]:
+    """Integer codes and names of a label/attribute column: integers 0..K-1 are kept, other values sorted.
+    An empty cell is an error naming its line of the CSV at `path`."""
+    if values.isna().any():
+        line = int(values.isna().to_numpy().nonzero()[0][0]) + 2  # 1-based, after the header line
+        raise UserError(f"csv: column {values.name!r} of {str(path)!r} has an empty value on line {line}; "
+                        "fill in every label and attribute (or drop those rows)")
     uniques = sorted(values.unique().tolist(), key=lambda v: (str(type(v)), v))
     if all(isinstance(v, int) for v in uniques) and uniques and min(uniques) >= 0:
         names = [str(v) for v in range(max(uniques) + 1)]
@@ -65,10 +70,10 @@ class MetadataCSV:
         columns += [c for c in (o["attribute_column"], o["pair_column"]) if c is not None]
         meta = read_table(path, "csv", columns)
         split = split_codes(meta[o["split_column"]], o["split_codes"], path, o["split_column"], "csv")
-        y, class_names = codes(meta[o["label_column"]])
+        y, class_names = codes(meta[o["label_column"]], path)
         a, attribute_names = (None, None)
         if o["attribute_column"] is not None:
-            a, attribute_names = codes(meta[o["attribute_column"]])
+            a, attribute_names = codes(meta[o["attribute_column"]], path)
         inputs = meta[o["input_column"]].fillna("").astype(str).tolist()
         pairs = None if o["pair_column"] is None else meta[o["pair_column"]].fillna("").astype(str).tolist()
         encoder = None
@@ -80,6 +85,9 @@ class MetadataCSV:
         out = {}
         for name in ("train", "val", "test"):
             rows = (split == name).to_numpy().nonzero()[0].tolist()
+            if not rows:
+                raise UserError(f"csv: no {name} rows in {str(path)!r} (column {o['split_column']!r} must give "
+                                f"every split examples; split codes {o['split_codes']})")
             ys, as_ = y[rows], (None if a is None else a[rows])
             if encoder is None:
                 out[name] = image_split("csv", name, [path.parent / inputs[i] for i in rows], ys, as_, class_names,

@@ -24,7 +24,7 @@ VAL_CARVE_OPTIONS: dict[str, Param] = {
 }
 
 
-def _listing(path: Path, n: int = 12) -> str:
+def listing(path: Path, n: int = 12) -> str:
     """A short listing of a folder's entries, for error messages."""
     try:
         names = sorted(p.name for p in path.iterdir())
@@ -53,14 +53,14 @@ def find_dataset_dir(root: str | None, dataset: str, marker: str, layouts: Seque
             return folder
     tried = ", ".join(str(c) for c in candidates)
     raise UserError(f"{dataset}: no {marker!r} found under data root {str(base)!r} (looked in {tried}); "
-                    f"the root holds: {_listing(base)}")
+                    f"the root holds: {listing(base)}")
 
 
 def require_file(path: Path, dataset: str, what: str = "file") -> Path:
     """`path` if it exists, else a UserError naming it and listing its folder."""
     if not path.exists():
         parent = path.parent
-        found = _listing(parent) if parent.is_dir() else f"(folder {str(parent)!r} does not exist)"
+        found = listing(parent) if parent.is_dir() else f"(folder {str(parent)!r} does not exist)"
         raise UserError(f"{dataset}: missing {what} {str(path)!r}; {parent.name or parent} holds: {found}")
     return path
 
@@ -82,9 +82,16 @@ def read_table(path: Path, dataset: str, columns: Sequence[str] = (), index_col:
     require_file(path, dataset)
     try:
         frame = pd.read_csv(path, index_col=index_col, **kwargs)  # type: ignore[call-overload]
+    except OSError as e:
+        raise UserError(f"{dataset}: cannot read {str(path)!r} ({e.strerror}); point the data options at a "
+                        "readable CSV file") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
-        raise UserError(f"{dataset}: cannot read {str(path)!r} as CSV: {str(e).splitlines()[0]}") from None
+        raise UserError(f"{dataset}: cannot read {str(path)!r} as CSV ({str(e).splitlines()[0]}); check that it is a "
+                        "comma-separated table with a header line") from None
     check_columns(frame, columns, path, dataset)
+    if frame.empty:
+        raise UserError(f"{dataset}: {str(path)!r} has no rows (only a header); point the data options at the "
+                        "dataset's full table")
     return frame
 
 

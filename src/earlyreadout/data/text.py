@@ -15,6 +15,7 @@ from typing import Any, Protocol
 import torch
 
 from earlyreadout.data.base import GroupedDataset
+from earlyreadout.data.files import listing
 from earlyreadout.errors import UserError
 from earlyreadout.params import Param
 
@@ -27,6 +28,7 @@ TEXT_OPTIONS: dict[str, Param] = {
 
 WORD = re.compile(r"\w+|[^\w\s]")
 SPECIALS = ("[PAD]", "[CLS]", "[SEP]", "[UNK]")
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json", "spiece.model")
 
 
 class Encoder(Protocol):
@@ -80,9 +82,12 @@ class HFTokenizer:
 
     def __init__(self, path: str):
         folder = Path(path).expanduser()
+        advice = "point data.tokenizer at a local folder saved with save_pretrained (e.g. the model's folder)"
         if not folder.is_dir():
-            raise UserError(f"tokenizer folder {str(folder)!r} does not exist; point data.tokenizer at a local "
-                            "folder saved with save_pretrained (e.g. the model's folder)")
+            raise UserError(f"tokenizer folder {str(folder)!r} does not exist; {advice}")
+        if not any((folder / name).is_file() for name in TOKENIZER_FILES):
+            raise UserError(f"tokenizer folder {str(folder)!r} holds no tokenizer files ({', '.join(TOKENIZER_FILES)});"
+                            f" it holds: {listing(folder)}; {advice}")
         try:
             from transformers import AutoTokenizer
         except ImportError:
@@ -90,9 +95,8 @@ class HFTokenizer:
         try:
             self.tok = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
         except (OSError, ValueError) as e:
-            found = ", ".join(sorted(p.name for p in folder.iterdir())) or "(empty)"
             raise UserError(f"cannot load a tokenizer from {str(folder)!r} ({str(e).splitlines()[0]}); "
-                            f"it holds: {found}") from None
+                            f"it holds: {listing(folder)}; {advice}") from None
         if self.tok.pad_token_id is None:
             raise UserError(f"the tokenizer in {str(folder)!r} has no padding token")
         self.path = str(folder)

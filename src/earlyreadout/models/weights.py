@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pickle
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,7 @@ import torch
 from torch import nn
 
 from earlyreadout.errors import UserError
+from earlyreadout.train.checkpoint import load_checkpoint
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
@@ -20,10 +20,8 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     if not p.is_file():
         raise UserError(f"pretrained weights {str(p)!r} were requested but the file does not exist; fix "
                         "model.weights (--weights) or set it to null to train from a random initialisation")
-    try:
-        state: Any = torch.load(p, map_location="cpu", weights_only=True)
-    except (RuntimeError, pickle.UnpicklingError, EOFError, ValueError) as e:  # corrupt or unsafe file
-        raise UserError(f"cannot read weights {str(p)!r}: {str(e).splitlines()[0]}") from None
+    state: Any = load_checkpoint(p, advice="fix model.weights (--weights) or set it to null to train from a random "
+                                 "initialisation", what="pretrained weights")
     for key in ("state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]

@@ -17,12 +17,13 @@ from typing import Any
 
 import yaml
 
-from earlyreadout.errors import UserError
+from earlyreadout.config import result_settings
+from earlyreadout.errors import UserError, read_json_file
 from earlyreadout.explain.runs import explain_runs
 from earlyreadout.report.plots import curves_png, measures_png
 from earlyreadout.train.checkpoint import write_text
+from earlyreadout.train.runs import RunDir, saved_config
 
-VOLATILE = {"out": None, "train": ("seed", "device", "progress", "num_workers", "eval_batch_size")}
 HEADLINE = (("worst_group_accuracy", "worst-group"), ("adjusted_accuracy", "adjusted"),
             ("average_accuracy", "average"), ("ece", "ECE"))
 
@@ -76,11 +77,9 @@ class Run:
 
 def read_run(path: Path) -> Run:
     """A run directory's config, metrics (None while unfinished) and per-epoch log."""
-    config = yaml.safe_load((path / "config.yaml").read_text())
-    metrics_path, log_path = path / "metrics.json", path / "log.jsonl"
-    metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else None
-    log = [json.loads(line) for line in log_path.read_text().splitlines() if line] if log_path.is_file() else []
-    return Run(path, config, metrics, log)
+    run = RunDir(path)
+    metrics = run.read_metrics() if run.metrics.exists() else None
+    return Run(path, saved_config(path), metrics, run.read_log())
 
 
 def find_runs(paths: Sequence[str | Path]) -> list[Run]:
@@ -100,10 +99,10 @@ def find_runs(paths: Sequence[str | Path]) -> list[Run]:
 
 
 def setting_key(config: dict[str, Any]) -> str:
-    """The config without what varies between seeds of one setting (seed, output folder, device...)."""
-    stripped = {k: v for k, v in config.items() if k != "out"}
-    stripped["train"] = {k: v for k, v in config.get("train", {}).items() if k not in VOLATILE["train"]}
-    return json.dumps(stripped, sort_keys=True, default=str)
+    """The config without what varies between seeds of one setting: the seed, the output folder and every
+    setting declared not to affect results (device, workers...)."""
+    settings = {k: v for k, v in result_settings(config).items() if k != "train.seed"}
+    return json.dumps(settings, sort_keys=True, default=str)
 
 
 def group_runs(runs: Sequence[Run]) -> dict[str, list[Run]]:
@@ -176,8 +175,11 @@ def metrics_table(settings: dict[str, list[Run]]) -> str:
     """Test metrics per setting (mean ± std over seeds), then accuracy per group with methods side by side."""
     finished = {label: [r for r in rs if r.metrics] for label, rs in settings.items()}
     finished = {label: rs for label, rs in finished.items() if rs}
+    unfinished = [str(r.path) for rs in settings.values() for r in rs if not r.metrics]
+    pending = (f'<p class="note">Not finished yet (no metrics.json), left out: {html.escape(", ".join(unfinished))}; '
+               "finish a run with <code>earlyreadout train --resume --out RUN</code>.</p>") if unfinished else ""
     if not finished:
-        return '<p class="note">No run has finished yet (no metrics.json).</p>'
+        return pending
     first = next(iter(finished.values()))[0].metrics
     header = ["method", "runs"] + [f"{t} (%)" for _, t in HEADLINE]
     rows = [[(label, None), (str(len(rs)), None)] + [_cell([r.metrics["test"].get(k) for r in rs]) for k, _ in HEADLINE]
@@ -189,7 +191,7 @@ def metrics_table(settings: dict[str, list[Run]]) -> str:
     per_group = [[(g["name"], None), (str(g["n"]), None)]
                  + [_cell([_group_accuracy(r.metrics["test"], g["name"]) for r in rs]) for rs in finished.values()]
                  for g in groups]
-    return (note + _table(header, rows, better) + "<h4>Test accuracy per group (%)</h4>"
+    return (pending + note + _table(header, rows, better) + "<h4>Test accuracy per group (%)</h4>"
             + _table(["group", "n"] + list(finished), per_group, [], across_rows=True))
 
 
@@ -225,7 +227,8 @@ def diagnosis_section(runs: Sequence[Run]) -> str:
             continue
         parts.append(f"<h3>{html.escape(run.method)} <code>{html.escape(str(run.path))}</code></h3>")
         if summary_path is not None:
-            parts.append(_diagnosis_table(json.loads(summary_path.read_text())))
+            parts.append(_diagnosis_table(read_json_file(summary_path, "diagnosis", "run `earlyreadout diagnose "
+                                                         f"--run {run.path}` again")))
         parts.append('<div class="figs">' + "".join(figure(p.read_bytes(), p.stem.replace("_", " "))
                                                     for p in pngs) + "</div>")
     return "".join(parts)
@@ -290,8 +293,10 @@ def configs_section(runs: Sequence[Run]) -> str:
     parts = []
     for run in runs:
         seed = run.config.get("train", {}).get("seed")
-        versions = run.path / "versions.json"
-        extra = f"\n# versions: {versions.read_text().strip()}" if versions.is_file() else ""
+        path = run.path / "versions.json"
+        versions = read_json_file(path, "versions file", "delete it (it only records library versions)") \
+            if path.exists() else None
+        extra = f"\n# versions: {json.dumps(versions)}" if versions else ""
         parts.append(f"<details><summary>{html.escape(run.method)}, seed {seed}: <code>{html.escape(str(run.path))}"
                      f"</code></summary><pre>{html.escape(yaml.safe_dump(run.config, sort_keys=False))}"
                      f"{html.escape(extra)}</pre></details>")

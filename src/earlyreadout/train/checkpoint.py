@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from earlyreadout.errors import UserError
+from earlyreadout.errors import file_error
 
 
 def _current_umask() -> int:
@@ -45,27 +45,27 @@ def save_checkpoint(obj: Any, path: str | Path) -> None:
     _atomic(Path(path), lambda f: torch.save(obj, f))
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", advice: str = "") -> Any:
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", advice: str = "",
+                    what: str = "checkpoint") -> Any:
     """Load a checkpoint with `weights_only=True` (no arbitrary code from pickles).
 
     A missing, truncated or foreign file, and one holding objects other than tensors and plain containers,
-    raise a `UserError` naming the file and what is wrong, followed by `advice` (what the user can do).
+    raise a `UserError` naming the file (as `what`) and what is wrong, followed by `advice` (what to do).
     """
     path = Path(path)
-    advice = f"; {advice}" if advice else ""
     if not path.is_file():
-        raise UserError(f"checkpoint {str(path)!r} does not exist{advice}")
+        raise file_error(what, path, "does not exist", advice)
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
         if "global" not in str(e).lower():  # a garbled pickle, not one naming a refused class or function
-            raise UserError(f"checkpoint {str(path)!r} is truncated or not a PyTorch checkpoint{advice}") from None
-        raise UserError(f"checkpoint {str(path)!r} holds objects other than tensors and plain containers and is "
-                        f"refused on purpose (loading it could run code; nothing was executed){advice}") from None
+            raise file_error(what, path, "is truncated or not a PyTorch checkpoint", advice) from None
+        raise file_error(what, path, "holds objects other than tensors and plain containers and is refused "
+                         "on purpose (loading it could run code; nothing was executed)", advice) from None
     except (RuntimeError, EOFError, KeyError, ValueError, OSError) as e:
         reason = str(e).splitlines()[0][:120] if str(e) else type(e).__name__
-        raise UserError(f"checkpoint {str(path)!r} is truncated or not a PyTorch checkpoint ({reason}){advice}"
-                        ) from None
+        raise file_error(what, path, f"is truncated or not a PyTorch checkpoint ({reason})", advice
+                         ) from None
 
 
 def write_json(obj: Any, path: str | Path) -> None:

@@ -102,8 +102,13 @@ def train(cfg: RunConfig, resume: bool = False, log: Callable[[str], None] = pri
     if not dist.is_main:
         log = silent
     run = RunDir(cfg.out)
+    # a resume's checkpoint and log, read (and checked) before anything is written
+    saved: dict[str, Any] | None = None
+    log_rows: list[dict[str, Any]] = []
     if dist.is_main:
-        run.prepare(resume)
+        run.prepare(resume, cfg)
+        if resume:
+            saved, log_rows = run.resume_point(cfg)
     # build everything before writing into the run directory, so a run that cannot start leaves no files
     # behind that would block its corrected retry
     method, splits, loader = build_run(cfg, device, dist, splits)
@@ -129,15 +134,12 @@ def train(cfg: RunConfig, resume: bool = False, log: Callable[[str], None] = pri
 
     start, step, best_score, best_epoch, elapsed = 0, 0, -float("inf"), -1, 0.0
     if resume:
-        advice = ("the run cannot be resumed from it" + ("; checkpoints/best.pt (the model selected so far) is "
-                  "usable by itself" if run.best.is_file() else "") + "; start a new run with another --out")
-        state = distributed.broadcast_object(load_checkpoint(run.last, advice=advice) if dist.is_main else None)
+        state = distributed.broadcast_object(saved)
         method.load_checkpoint(state["method_state"])
         start, step = state["epoch"], state["step"]
         best_score, best_epoch, elapsed = state["best_score"], state["best_epoch"], state["elapsed"]
         if dist.is_main and run.log.exists():
-            rows = [r for r in run.log.read_text().splitlines() if r and json.loads(r)["epoch"] < start]
-            write_text("".join(r + "\n" for r in rows), run.log)
+            write_text("".join(json.dumps(r) + "\n" for r in log_rows if r.get("epoch", 0) < start), run.log)
         log(f"resuming {run.path} at epoch {start}")
 
     for epoch in range(start, cfg.train["epochs"]):

@@ -14,15 +14,24 @@ from typing import Any
 
 import numpy as np
 import torch
-import yaml
 from torch import nn
 
 from earlyreadout import __version__
-from earlyreadout.config import RunConfig, build_config
+from earlyreadout.config import RunConfig, build_config, result_settings
 from earlyreadout.data import GroupedDataset, load_splits
-from earlyreadout.errors import UserError
+from earlyreadout.errors import (
+    ConfigError,
+    UserError,
+    file_error,
+    read_json_file,
+    read_jsonl_file,
+    read_yaml_file,
+)
 from earlyreadout.models import build_model
 from earlyreadout.train.checkpoint import load_checkpoint
+
+STORED_CONFIG_ADVICE = ("it was edited or written by another version; restore it, or train again with "
+                        "another --out")
 
 
 def versions() -> dict[str, str]:
@@ -42,11 +51,13 @@ class RunDir:
         self.best = self.path / "checkpoints" / "best.pt"
         self.done = self.path / "done"
 
-    def prepare(self, resume: bool) -> None:
+    def prepare(self, resume: bool, cfg: RunConfig) -> None:
+        """Refuse to overwrite an existing run, or to resume one with settings that change its results."""
         if resume:
             if not self.last.is_file():
                 raise UserError(f"--resume: {str(self.path)!r} has no checkpoint to resume "
                                 f"(expected {self.last}); start a new run without --resume")
+            refuse_changed_settings(self, cfg)
             return
         if self.config.exists() or self.last.exists() or self.metrics.exists():
             raise UserError(f"{str(self.path)!r} already holds a run; pass --resume to continue it "
@@ -59,19 +70,77 @@ class RunDir:
         except OSError as e:
             raise UserError(f"cannot write to output directory {str(self.path)!r}: {e.strerror}") from None
 
+    def require_finished(self, role: str) -> None:
+        """Refuse a run that has not finished (e.g. a teacher still training), naming what is missing."""
+        if not self.config.is_file():
+            raise UserError(f"{role} {str(self.path)!r} is not a finished run (no config.yaml: not a run directory); "
+                            "train it first with `earlyreadout train --out DIR`")
+        if not self.done.is_file() or not self.best.is_file():
+            raise UserError(f"{role} {str(self.path)!r} is not a finished run (no done marker or checkpoints/best.pt);"
+                            f" finish it with `earlyreadout train --resume --out {self.path}`")
+
+    def resume_point(self, cfg: RunConfig) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """(last checkpoint, log rows) of a run to resume with `cfg`, which must not end before the checkpoint."""
+        advice = ("the run cannot be resumed from it" + ("; checkpoints/best.pt (the model selected so far) is "
+                  "usable by itself" if self.best.is_file() else "") + "; start a new run with another --out")
+        state = load_checkpoint(self.last, advice=advice)
+        if not isinstance(state, dict) or not {"epoch", "step", "method_state"} <= set(state):
+            raise file_error("checkpoint", self.last, "is not a resume checkpoint (a model's weights?)", advice)
+        if state["epoch"] > cfg.train["epochs"]:
+            raise UserError(f"cannot resume {str(self.path)!r} with train.epochs={cfg.train['epochs']}: it has "
+                            f"already trained {state['epoch']} epochs; give at least that many, or start a new run "
+                            "with another --out")
+        return state, self.read_log()
+
+    def read_metrics(self) -> dict[str, Any]:
+        """The finished run's metrics.json."""
+        return read_json_file(self.metrics, "metrics file", "recompute it with `earlyreadout train --resume "
+                              f"--out {self.path}`")
+
+    def read_log(self) -> list[dict[str, Any]]:
+        """The per-epoch rows of log.jsonl ([] before the first epoch)."""
+        if not self.log.exists():
+            return []
+        return read_jsonl_file(self.log, "training log", "delete that line (a crash can leave a half-written "
+                               "last line) and run the command again")
+
 
 def saved_config(path: str | Path) -> dict[str, Any]:
     """The raw resolved config stored in a run directory."""
     run = RunDir(path)
-    if not run.config.is_file():
+    if not run.config.exists():
         raise UserError(f"{str(run.path)!r} is not a run directory (no config.yaml)")
-    return yaml.safe_load(run.config.read_text())
+    return read_yaml_file(run.config, "run config", STORED_CONFIG_ADVICE)
+
+
+def stored_config(path: str | Path) -> RunConfig:
+    """The validated config of a run directory; an invalid one is an error naming its file."""
+    run = RunDir(path)
+    try:
+        return build_config(saved_config(path))
+    except ConfigError as e:
+        raise file_error("run config", run.config, f"is not a valid config ({e})", STORED_CONFIG_ADVICE) from None
+
+
+def refuse_changed_settings(run: RunDir, cfg: RunConfig) -> None:
+    """Raise when `cfg` differs from the run's stored config in a setting that can change results."""
+    stored, given = result_settings(stored_config(run.path).to_dict()), result_settings(cfg.to_dict())
+    for settings in (stored, given):  # a run may be extended: it then computes what a longer run would
+        settings.pop("train.epochs")
+    def shown(settings: dict[str, Any], key: str) -> str:
+        return repr(settings[key]) if key in settings else "unset"
+
+    changed = [f"{k}: stored {shown(stored, k)}, given {shown(given, k)}"
+               for k in dict.fromkeys([*stored, *given]) if stored.get(k, shown) != given.get(k, shown)]
+    if changed:
+        raise UserError(f"cannot resume {str(run.path)!r} with different settings ({'; '.join(changed)}); "
+                        "resume without changing them, or start a new run with another --out")
 
 
 def load_trained(path: str | Path, device: str = "cpu") -> tuple[RunConfig, nn.Module, dict[str, GroupedDataset]]:
     """The selected model of a finished run, its config and its data splits (rebuilt from the config)."""
     run = RunDir(path)
-    cfg = build_config(saved_config(path))
+    cfg = stored_config(path)
     if not run.best.is_file():
         raise UserError(f"{str(run.path)!r} has no trained model (expected {run.best}); train it first")
     splits = load_splits(cfg.data, cfg.data_options)
