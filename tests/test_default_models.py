@@ -1,0 +1,59 @@
+"""Every real-dataset loader's default model at its default image size: one training step, and a layer1
+feature map of the standard ResNet's size (input / 4), not the small-input stem's (input / 1)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from earlyreadout.config import build_config
+from earlyreadout.distributed import DistInfo
+from earlyreadout.readout.hooks import FeatureTap
+from earlyreadout.train.engine import build_run
+from test_datasets_real import image, waterbirds_tree
+
+
+def bar_tree(root: Path) -> None:
+    meta = {}
+    for split in ("train", "test"):
+        for c in ("climbing", "diving"):
+            for i in range(3):
+                image(root / "BAR" / split / f"{c}_{split}{i}.jpg")
+                meta[f"{c}_{split}{i}"] = {"cls": c, "train": split == "train"}
+    (root / "BAR" / "metadata.json").write_text(json.dumps(meta))
+
+
+def nico_tree(root: Path) -> None:
+    for cls in ("dog", "cat"):
+        for ctx, n in {"on snow": 4, "in water": 3, "on grass": 2, "at home": 2}.items():
+            for i in range(n):
+                image(root / "NICO" / "Animal" / cls / ctx / f"{i}.jpg")
+
+
+def csv_tree(root: Path) -> None:
+    for i in range(6):
+        image(root / "imgs" / f"{i}.png")
+    rows = ["id,filename,split,y,a"] + [f"{i},imgs/{i}.png,{i % 3},{i % 2},{(i // 2) % 2}" for i in range(6)]
+    (root / "metadata.csv").write_text("\n".join(rows) + "\n")
+
+
+TREES = {"waterbirds": waterbirds_tree, "bar": bar_tree, "nico": nico_tree, "csv": csv_tree}
+
+
+@pytest.mark.parametrize("name", sorted(TREES))
+def test_default_model_at_default_size_uses_the_standard_stem(name, tmp_path):
+    TREES[name](tmp_path)
+    cfg = build_config({"data": {"name": name, "root": str(tmp_path)}, "train": {"batch_size": 2, "device": "cpu"},
+                        "out": str(tmp_path / "run")})
+    method, _, loader = build_run(cfg, torch.device("cpu"), DistInfo())
+    size = cfg.data_options["image_size"]
+    assert size >= 64  # the published preprocessing, 224 px by default
+    method.train()
+    with FeatureTap(method.network, [method.ctx.extras["model_stages"][0]]) as tap:
+        stats = method.update(next(iter(loader)), 0)
+        layer1 = next(iter(tap.features.values()))
+    assert torch.isfinite(torch.tensor(stats["loss"]))
+    assert tuple(layer1.shape[-2:]) == (size // 4, size // 4)
