@@ -12,8 +12,8 @@ import torch
 from earlyreadout.config import build_config
 from earlyreadout.distributed import DistInfo
 from earlyreadout.readout.hooks import FeatureTap
-from earlyreadout.train.engine import build_run
-from test_datasets_real import image, waterbirds_tree
+from earlyreadout.train.engine import build_run, train
+from test_datasets_real import civil_tree, image, waterbirds_tree
 
 
 def bar_tree(root: Path) -> None:
@@ -57,3 +57,25 @@ def test_default_model_at_default_size_uses_the_standard_stem(name, tmp_path):
         layer1 = next(iter(tap.features.values()))
     assert torch.isfinite(torch.tensor(stats["loss"]))
     assert tuple(layer1.shape[-2:]) == (size // 4, size // 4)
+
+
+def test_civilcomments_alone_trains_the_built_in_text_model_and_says_how_to_get_the_published_one(tmp_path):
+    civil_tree(tmp_path)
+    cfg = build_config({"data": {"name": "civilcomments", "root": str(tmp_path)},
+                        "train": {"epochs": 1, "batch_size": 4, "device": "cpu", "select_by": "average"},
+                        "out": str(tmp_path / "run")})
+    assert cfg.model == "text-transformer"
+    lines: list[str] = []
+    train(cfg, log=lines.append)
+    said = [line for line in lines if "published setting" in line]
+    assert len(said) == 1 and "--model hf model.path=DIR" in said[0]
+    assert "notes" not in (tmp_path / "run" / "config.yaml").read_text()  # said, not stored
+
+
+def test_an_image_dataset_without_weights_says_once_how_to_start_from_imagenet(tmp_path):
+    waterbirds_tree(tmp_path)
+    cfg = build_config({"data": {"name": "waterbirds", "root": str(tmp_path)}, "out": str(tmp_path / "run")})
+    assert len(cfg.notes) == 1 and "--weights resnet50-0676ba61.pth" in cfg.notes[0]
+    named = build_config({"data": {"name": "waterbirds", "root": str(tmp_path)}, "model": {"name": "resnet"},
+                          "out": str(tmp_path / "run")})
+    assert named.notes == []  # a model the user chose is not second-guessed

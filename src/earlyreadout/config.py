@@ -7,7 +7,7 @@ once, each naming the key and what it accepts.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +56,7 @@ class RunConfig:
     model_options: dict[str, Any]
     train: dict[str, Any]
     out: str
+    notes: list[str] = field(default_factory=list, compare=False)  # said once in the run's log, not stored
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -118,6 +119,21 @@ def _lookup(registry: Any, name: str | None, problems: list[str]) -> Any:
         return None
 
 
+def default_model(data_cls: Any, model_given: dict[str, Any]) -> tuple[str, list[str]]:
+    """(model, notes) for a run that names no model: the dataset's default, or its built-in fallback where the
+    default needs local pretrained files that were not given; the notes say how to get the published setting."""
+    model, published = data_cls.default_model, getattr(data_cls, "published_model", None)
+    options = MODELS.get(model).options
+    fallback = getattr(data_cls, "fallback_model", None)
+    if fallback and "path" in options and model_given.get("path") is None:
+        return fallback, [(f"no model.path for {model!r} was given, so the built-in {fallback!r} trains instead; "
+                          f"the published setting uses {published}")]
+    if published and "weights" in options and model_given.get("weights") is None:
+        return model, [(f"no pretrained weights were given, so the model trains from scratch; the published "
+                       f"setting uses {published}")]
+    return model, []
+
+
 def build_config(raw: dict[str, Any]) -> RunConfig:
     """Validate a raw nested config; raise ConfigError listing every problem."""
     problems: list[str] = []
@@ -130,8 +146,9 @@ def build_config(raw: dict[str, Any]) -> RunConfig:
     model, model_given = _section(raw, "model", problems)
     method_cls = _lookup(METHODS, method, problems)
     data_cls = _lookup(DATASETS, data, problems)
+    notes: list[str] = []
     if model is None and data_cls is not None:
-        model = data_cls.default_model
+        model, notes = default_model(data_cls, model_given)
     model_cls = _lookup(MODELS, model, problems) if model is not None else None
     method_hp: dict[str, Any] = {}
     data_options: dict[str, Any] = {}
@@ -156,7 +173,7 @@ def build_config(raw: dict[str, Any]) -> RunConfig:
         problems.append(f"'out' must be a directory path, got {out!r}")
     if problems:
         raise ConfigError(problems)
-    return RunConfig(method, method_hp, data, data_options, model, model_options, train, out)  # type: ignore[arg-type]
+    return RunConfig(method, method_hp, data, data_options, model, model_options, train, out, notes)  # type: ignore[arg-type]
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:

@@ -34,6 +34,7 @@ class BAR:
     `val_fraction` of train (default) or of test, as the sieve paper did (say which you used)."""
 
     default_model: ClassVar[str] = "resnet"
+    published_model: ClassVar[str] = "an ImageNet-pretrained ResNet-18: -c configs/bar-sieve.yaml, or --weights resnet18-f37072fd.pth"
     options: ClassVar[dict[str, Param]] = {
         "root": ROOT_OPTION,
         **VAL_CARVE_OPTIONS,

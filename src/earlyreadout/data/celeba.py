@@ -60,6 +60,7 @@ class CelebA:
     values -1/1 read as 0/1, group `2*y + a`, the official partition, centre-crop 178 then resize."""
 
     default_model: ClassVar[str] = "resnet"
+    published_model: ClassVar[str] = "an ImageNet-pretrained ResNet-50: -c configs/celeba-teacher.yaml, or model.arch=resnet50 --weights resnet50-0676ba61.pth"
     options: ClassVar[dict[str, Param]] = {
         "root": ROOT_OPTION,
         "target": Param("Blond_Hair", "attribute column used as the label"),

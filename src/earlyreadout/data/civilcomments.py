@@ -26,6 +26,8 @@ class CivilComments:
     """
 
     default_model: ClassVar[str] = "hf"
+    published_model: ClassVar[str] = "a pretrained BERT: --model hf model.path=DIR data.tokenizer=DIR (configs/civilcomments-teacher.yaml)"
+    fallback_model: ClassVar[str] = "text-transformer"  # trains without local pretrained files
     options: ClassVar[dict[str, Param]] = {
         "root": ROOT_OPTION,
         "attribute": Param("identity_any", "identity column used as the spurious attribute (binarised at 0.5)"),

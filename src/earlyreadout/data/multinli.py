@@ -53,6 +53,8 @@ class MultiNLI:
     """
 
     default_model: ClassVar[str] = "hf"
+    published_model: ClassVar[str] = "a pretrained BERT: --model hf model.path=DIR data.tokenizer=DIR (configs/multinli-teacher.yaml)"
+    fallback_model: ClassVar[str] = "text-transformer"  # trains without local pretrained files
     options: ClassVar[dict[str, Param]] = {"root": ROOT_OPTION, **TEXT_OPTIONS}
 
     def __init__(self, **opts: Any):

@@ -46,6 +46,7 @@ class NICO:
     """
 
     default_model: ClassVar[str] = "resnet"
+    published_model: ClassVar[str] = "an ImageNet-pretrained ResNet-18: -c configs/nico-sieve.yaml, or --weights resnet18-f37072fd.pth"
     options: ClassVar[dict[str, Param]] = {
         "root": ROOT_OPTION,
         "test_contexts": Param(None, "context names held out for test (in every class that has them); "

@@ -21,6 +21,7 @@ class Waterbirds:
     1 waterbird), attribute `place` (0 land, 1 water), group `2*y + place`, split 0/1/2 from metadata.csv."""
 
     default_model: ClassVar[str] = "resnet"
+    published_model: ClassVar[str] = "an ImageNet-pretrained ResNet-50: -c configs/waterbirds-teacher.yaml, or model.arch=resnet50 --weights resnet50-0676ba61.pth"
     options: ClassVar[dict[str, Param]] = {"root": ROOT_OPTION, **IMAGE_OPTIONS}
 
     def __init__(self, **opts: Any):

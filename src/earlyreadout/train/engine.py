@@ -112,6 +112,8 @@ def train(cfg: RunConfig, resume: bool = False, log: Callable[[str], None] = pri
     # build everything before writing into the run directory, so a run that cannot start leaves no files
     # behind that would block its corrected retry
     method, splits, loader = build_run(cfg, device, dist, splits)
+    for note in cfg.notes:
+        log(f"{cfg.data}: {note}")
     val, test = splits["val"], splits["test"]
     select_by, key = selection_metric(cfg.train["select_by"], val)
     if dist.is_main:
