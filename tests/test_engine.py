@@ -14,6 +14,7 @@ from earlyreadout.errors import UserError
 from earlyreadout.methods import METHODS
 from earlyreadout.train.checkpoint import load_checkpoint
 from earlyreadout.train.engine import build_run, train
+from earlyreadout.train.precision import autocast
 from earlyreadout.train.runs import load_trained
 
 
@@ -109,21 +110,25 @@ def teacher_run(tmp_path_factory):
     return str(tmp / "run")
 
 
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
 @pytest.mark.parametrize("name", METHODS.names())
-def test_every_method_conforms(name, tmp_path, teacher_run):
-    """Construct, a few updates, finite stats, predict shape, every network parameter trained."""
+def test_every_method_conforms(name, precision, tmp_path, teacher_run):
+    """Construct, a few updates (under the engine's autocast for bf16), finite stats, predict shape, every
+    network parameter trained, master weights kept in fp32."""
     method_cls = METHODS.get(name)
     method_opts = {"teacher": teacher_run} if "teacher" in method_cls.hparams else {}
-    cfg = tiny_config(tmp_path, name, hp=method_opts)
+    cfg = tiny_config(tmp_path, name, hp=method_opts, train={"precision": precision})
     method, splits, loader = build_run(cfg, torch.device("cpu"), DistInfo())
     before = {k: v.detach().clone() for k, v in method.network.named_parameters()}
     method.train()
     method.on_epoch_start(0)
     for step, batch in zip(range(3), loader):
-        stats = method.update(batch, step)
+        with autocast(torch.device("cpu"), precision):
+            stats = method.update(batch, step)
         assert all(torch.isfinite(torch.tensor(v)) for v in stats.values()), stats
     x = splits["val"].tensors()[:5]
     assert method.predict(x).shape == (5, splits["val"].n_classes)
+    assert all(p.dtype == torch.float32 for p in method.network.parameters())
     frozen = getattr(method, "frozen_parameters", set())
     unchanged = [k for k, v in method.network.named_parameters()
                  if v.requires_grad and k not in frozen and torch.equal(v, before[k])]
