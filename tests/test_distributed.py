@@ -15,6 +15,7 @@ import sys
 import pytest
 import torch
 
+from earlyreadout.distributed import backend
 from earlyreadout.train.checkpoint import load_checkpoint
 
 TEXT = ["--data", "spurious-text", "--model", "text-transformer", "model.dim=16", "model.layers=1",
@@ -92,3 +93,10 @@ def test_batchnorm_model_trains_under_two_processes(tmp_path):
                "model.width=8", "--epochs", "1", "--batch-size", "16", "--device", "cpu", "--method", "groupdro"],
               tmp_path / "bn", processes=2)
     assert (tmp_path / "bn" / "done").exists()
+
+
+def test_backend_is_nccl_only_with_a_gpu_per_process(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert backend(torch.device("cpu"), 2) == "gloo"
+    assert backend(torch.device("cuda"), 1) == "nccl"
+    assert backend(torch.device("cuda"), 2) == "gloo"  # two ranks sharing one GPU

@@ -37,14 +37,23 @@ def setup(device: torch.device) -> DistInfo:
     if world <= 1:
         return DistInfo()
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        dist.init_process_group(backend(device, int(os.environ.get("LOCAL_WORLD_SIZE", world))))
     return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
 
 
+def backend(device: torch.device, local_processes: int) -> str:
+    """NCCL when every process of a machine has a GPU of its own; gloo on CPUs, and when processes share a GPU
+    (NCCL refuses two ranks on one device)."""
+    if device.type == "cuda" and torch.cuda.device_count() >= local_processes:
+        return "nccl"
+    return "gloo"
+
+
 def local_device(device: torch.device, info: DistInfo) -> torch.device:
-    """This process's device: `cuda:<local rank>` for a multi-process GPU run, else `device` unchanged."""
+    """This process's device: `cuda:<local rank>` for a multi-process GPU run (wrapping around the machine's
+    GPUs when there are more processes than GPUs), else `device` unchanged."""
     if info.world_size > 1 and device.type == "cuda":
-        device = torch.device("cuda", info.local_rank)
+        device = torch.device("cuda", info.local_rank % torch.cuda.device_count())
         torch.cuda.set_device(device)
     return device
 
