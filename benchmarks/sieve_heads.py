@@ -21,8 +21,6 @@ from protocol import FRESH_SEEDS, RESULTS, Job, run_jobs, summary
 VARIANTS: dict[str, dict] = {
     "defaults": {},
     "fresh head every 20 steps (3 head steps per batch)": {"reinit_every": 20, "readout_steps": 3},
-    "fresh head every 100 steps, about once an epoch (3 head steps per batch)": {"reinit_every": 100,
-                                                                                 "readout_steps": 3},
     "sieves on stage 1 and stage 2": {"readout_layer": "stage:1,stage:2"},
 }
 
@@ -35,8 +33,8 @@ def last_probe(row: dict, key: str) -> float | None:
 
 def main() -> None:
     datasets = sys.argv[1:] or ["colored-digits", "dominoes"]
-    jobs = {(d, name, s): Job(f"{d}/{name}/seed{s}", d, "sieve", hp, s)
-            for d in datasets for name, hp in VARIANTS.items() for s in FRESH_SEEDS}
+    jobs = {(d, name, s): Job(f"{d}/{name}/seed{s}", d, "sieve", hp, s)  # datasets interleaved
+            for name, hp in VARIANTS.items() for s in FRESH_SEEDS for d in datasets}
     runs = run_jobs(jobs.values(), RESULTS / "sieve_heads_runs.jsonl")
     out_file = RESULTS / "sieve_heads.json"
     result = json.loads(out_file.read_text()) if out_file.is_file() else {}
