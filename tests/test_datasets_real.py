@@ -81,8 +81,10 @@ def test_waterbirds_errors_name_paths_and_columns(tmp_path):
 def test_missing_image_is_a_user_error(tmp_path):
     folder = waterbirds_tree(tmp_path)
     (folder / "045.Northern_Fulmar" / "bird_0.jpg").unlink()
-    train = splits("waterbirds", root=str(tmp_path), image_size=16)["train"]
-    with pytest.raises(UserError, match="bird_0.jpg"):
+    with pytest.raises(UserError, match="bird_0.jpg"):  # the cache build checks every file
+        splits("waterbirds", root=str(tmp_path), image_size=16)
+    train = splits("waterbirds", root=str(tmp_path), image_size=16, cache=False)["train"]
+    with pytest.raises(UserError, match="bird_0.jpg"):  # without the cache: when the image is asked for
         train.get_x(0)
 
 
