@@ -58,10 +58,12 @@ def test_waterbirds_reads_release_layout_and_groups(tmp_path):
 
 def test_waterbirds_accepts_the_dataset_folder_itself_and_augments_only_train(tmp_path):
     folder = waterbirds_tree(tmp_path)
-    s = splits("waterbirds", root=str(folder), image_size=16, augment=True)
+    s = splits("waterbirds", root=str(folder), image_size=16, augment=True, cache=False)
     names = [type(t).__name__ for t in s["train"].transform.transforms]
     assert "RandomResizedCrop" in names and "RandomResizedCrop" not in [
         type(t).__name__ for t in s["test"].transform.transforms]
+    cached = splits("waterbirds", root=str(folder), image_size=16, augment=True)  # crops the cached tensors
+    assert cached["train"].augment is not None and cached["test"].augment is None
 
 
 def test_waterbirds_errors_name_paths_and_columns(tmp_path):

@@ -21,7 +21,7 @@ from PIL import Image
 
 import earlyreadout.data.cache as cache_module
 from earlyreadout.cli import main
-from earlyreadout.data import DATASETS, load_splits
+from earlyreadout.data import DATASETS, BatchLoader, load_splits
 from earlyreadout.data.cache import FOLDER_NAME, cached_images
 from earlyreadout.data.images import IMAGENET_MEAN, IMAGENET_STD, unreadable
 from earlyreadout.errors import UserError
@@ -150,11 +150,24 @@ def test_augmentation_runs_on_cached_tensors(tmp_path, opens):
     assert pixels.min() > -0.01 and pixels.max() < 1.01  # normalised once, from [0, 1]
 
 
+def test_loader_reads_cached_batches_at_once_or_through_workers(tmp_path, opens):
+    csv_tree(tmp_path)
+    train = splits("csv", root=str(tmp_path), image_size=16)["train"]
+    assert train.reads_batches()
+    batch = next(iter(BatchLoader(train, 3, shuffle=True, seed=1)))
+    assert torch.equal(batch["x"], torch.stack([train.get_x(int(i)) for i in batch["idx"]]))
+    workers = next(iter(BatchLoader(train, 3, shuffle=True, seed=1, num_workers=1)))
+    assert torch.equal(workers["x"], batch["x"]) and torch.equal(workers["idx"], batch["idx"])
+    augmented = splits("csv", root=str(tmp_path), image_size=16, augment=True)["train"]
+    opens["n"] = 0
+    assert next(iter(BatchLoader(augmented, 4)))["x"].shape == (4, 3, 16, 16) and opens["n"] == 0
+
+
 def test_cache_off_decodes_every_time_and_writes_nothing(tmp_path, opens):
     csv_tree(tmp_path)
     s = splits("csv", root=str(tmp_path), image_size=16, cache=False)
     assert opens["n"] == 0 and not (tmp_path / FOLDER_NAME).exists()
-    assert "ToTensor" in [type(t).__name__ for t in s["val"].transform.transforms]
+    assert "ToTensor" in [type(t).__name__ for t in s["val"].transform.transforms] and not s["val"].reads_batches()
     s["val"].get_x(0)
     s["val"].get_x(0)
     assert opens["n"] == 2

@@ -87,10 +87,12 @@ class CachedImages:
     def __len__(self) -> int:
         return self.shape[0]
 
-    def __getitem__(self, i: int) -> torch.Tensor:
+    def __getitem__(self, i: int | torch.Tensor) -> torch.Tensor:
+        """Image `i` (3, H, W), or the images of an index tensor stacked (n, 3, H, W) in one read."""
         if self._array is None:
             self._array = np.load(self.path, mmap_mode="r")
-        return torch.from_numpy(np.array(self._array[i]))
+        index = i.numpy() if isinstance(i, torch.Tensor) else i
+        return torch.from_numpy(np.array(self._array[index]))
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_array": None}

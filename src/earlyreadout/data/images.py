@@ -72,16 +72,19 @@ def cached_geometry(size: int, train_augment: bool, center_crop: int | None) -> 
     return T.Compose(head + [T.Resize((side, side))]), side
 
 
-def tensor_transform(size: int, train_augment: bool) -> Callable[[torch.Tensor], torch.Tensor]:
-    """uint8 tensor (3, H, W) from the cache -> normalised float tensor (3, size, size), with the random
-    resized crop and flip of `image_transform` done on the tensor when augmenting."""
+def tensor_augment(size: int) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The random resized crop and flip of `image_transform`, on one uint8 tensor (3, H, W) from the cache."""
     from torchvision.transforms import v2
 
-    head: list[Any] = []
-    if train_augment:
-        head = [v2.RandomResizedCrop(size, scale=(0.7, 1.0), ratio=(0.75, 4 / 3), antialias=True),
-                v2.RandomHorizontalFlip()]
-    return v2.Compose(head + [v2.ToDtype(torch.float32, scale=True), v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+    return v2.Compose([v2.RandomResizedCrop(size, scale=(0.7, 1.0), ratio=(0.75, 4 / 3), antialias=True),
+                       v2.RandomHorizontalFlip()])
+
+
+def tensor_normalise() -> Callable[[torch.Tensor], torch.Tensor]:
+    """uint8 image(s) (..., 3, H, W) -> float in [0, 1] normalised with the ImageNet mean and std."""
+    from torchvision.transforms import v2
+
+    return v2.Compose([v2.ToDtype(torch.float32, scale=True), v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
 
 
 def unreadable(dataset: str, path: str, error: OSError) -> UserError:
@@ -110,11 +113,13 @@ def read_rgb(path: Path, dataset: str) -> Any:
 
 
 class ImageFileDataset(GroupedDataset):
-    """A split whose example `i` is the image file `paths[i]`: read from the decoded-image cache when
-    `images` is given (`transform` then takes its uint8 tensor), else decoded with PIL when asked for."""
+    """A split whose example `i` is the image file `paths[i]`, decoded with PIL when asked for; or, when
+    `images` (the decoded-image cache) is given, read from it: `augment` (if any) takes each uint8 image,
+    `transform` the uint8 image or a whole batch of them."""
 
     def __init__(self, paths: Sequence[Path], transform: Callable[[Any], torch.Tensor], size: int,
-                 images: CachedImages | None = None, **kwargs: Any):
+                 images: CachedImages | None = None, augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                 **kwargs: Any):
         kwargs.setdefault("info", {})
         kwargs["info"] = {"modality": "image", "shape": (3, size, size), **kwargs["info"]}
         super().__init__(**kwargs)
@@ -123,11 +128,23 @@ class ImageFileDataset(GroupedDataset):
         self.paths = [Path(p) for p in paths]
         self.transform = transform
         self.images = images
+        self.augment = augment
 
     def get_x(self, i: int) -> torch.Tensor:
-        if self.images is not None:
-            return self.transform(self.images[i])
-        return self.transform(read_rgb(self.paths[i], self.name))
+        if self.images is None:
+            return self.transform(read_rgb(self.paths[i], self.name))
+        image = self.images[i]
+        return self.transform(image if self.augment is None else self.augment(image))
+
+    def reads_batches(self) -> bool:
+        return self.images is not None
+
+    def get_batch(self, idx: torch.Tensor) -> torch.Tensor:
+        if self.images is None:
+            return super().get_batch(idx)
+        if self.augment is None:
+            return self.transform(self.images[idx])
+        return self.transform(torch.stack([self.augment(self.images[int(i)]) for i in idx]))
 
 
 def cache_split(name: str, split: str, paths: Sequence[Path], size: int, train_augment: bool,
@@ -153,6 +170,9 @@ def image_split(name: str, split: str, paths: Sequence[Path], y: torch.Tensor, a
     from the decoded-image cache when `opts["cache"]` is on and the cache fits on disk."""
     size, augment = opts["image_size"], opts["augment"] and split == "train"
     images = cache_split(name, split, paths, size, augment, center_crop, opts) if opts["cache"] and paths else None
-    transform = image_transform(size, augment, center_crop) if images is None else tensor_transform(size, augment)
-    return ImageFileDataset(paths, transform, size, images, name=name, split=split, y=y, a=a,
-                            class_names=class_names, attribute_names=attribute_names, info=info or {})
+    kwargs: dict[str, Any] = {"name": name, "split": split, "y": y, "a": a, "class_names": class_names,
+                              "attribute_names": attribute_names, "info": info or {}}
+    if images is None:
+        return ImageFileDataset(paths, image_transform(size, augment, center_crop), size, **kwargs)
+    return ImageFileDataset(paths, tensor_normalise(), size, images, tensor_augment(size) if augment else None,
+                            **kwargs)

@@ -19,7 +19,8 @@ class BatchLoader:
     The order of epoch `e` depends only on (seed, e), so a resumed run sees the same batches as an
     uninterrupted one. With `world_size > 1` each rank gets its own shard of every epoch's order and
     `batch_size` is the global batch (each rank takes `batch_size // world_size`). In-memory datasets
-    are batched by slicing (no per-example Python work); lazy ones go through a DataLoader.
+    are batched by slicing (no per-example Python work); lazy ones that read whole batches cheaply
+    (cached images) do so when there are no workers; the rest go through a DataLoader.
     """
 
     def __init__(
@@ -93,6 +94,10 @@ class BatchLoader:
         if self._x is not None:
             for c in chunks:
                 yield {"x": self._x[c], "y": self.dataset.y[c], "a": self._a[c], "g": self._g[c], "idx": c}
+        elif self.num_workers == 0 and self.dataset.reads_batches():
+            for c in chunks:
+                yield {"x": self.dataset.get_batch(c), "y": self.dataset.y[c], "a": self._a[c], "g": self._g[c],
+                       "idx": c}
         else:
             loader: Any = DataLoader(
                 self.dataset, batch_sampler=[c.tolist() for c in chunks], num_workers=self.num_workers
