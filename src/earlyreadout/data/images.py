@@ -80,11 +80,17 @@ def tensor_augment(size: int) -> Callable[[torch.Tensor], torch.Tensor]:
                        v2.RandomHorizontalFlip()])
 
 
-def tensor_normalise() -> Callable[[torch.Tensor], torch.Tensor]:
-    """uint8 image(s) (..., 3, H, W) -> float in [0, 1] normalised with the ImageNet mean and std."""
-    from torchvision.transforms import v2
+class Normalise:
+    """uint8 image(s) (..., 3, H, W) -> float normalised with the ImageNet mean and std, as one multiply-add
+    in place after the conversion (`ToTensor` + `Normalize` up to float rounding, at half their passes)."""
 
-    return v2.Compose([v2.ToDtype(torch.float32, scale=True), v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+    def __init__(self) -> None:
+        mean, std = torch.tensor(IMAGENET_MEAN).view(3, 1, 1), torch.tensor(IMAGENET_STD).view(3, 1, 1)
+        self.scale = 1 / (255 * std)
+        self.shift = -mean / std
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return x.to(torch.float32).mul_(self.scale).add_(self.shift)
 
 
 def unreadable(dataset: str, path: str, error: OSError) -> UserError:
@@ -174,5 +180,5 @@ def image_split(name: str, split: str, paths: Sequence[Path], y: torch.Tensor, a
                               "attribute_names": attribute_names, "info": info or {}}
     if images is None:
         return ImageFileDataset(paths, image_transform(size, augment, center_crop), size, **kwargs)
-    return ImageFileDataset(paths, tensor_normalise(), size, images, tensor_augment(size) if augment else None,
+    return ImageFileDataset(paths, Normalise(), size, images, tensor_augment(size) if augment else None,
                             **kwargs)
