@@ -54,14 +54,15 @@ def image_transform(size: int, train_augment: bool, center_crop: int | None = No
     """
     from torchvision import transforms as T
 
-    return T.Compose(geometry(size, train_augment, center_crop) + [T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+    tail = [T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
+    return T.Compose(geometry(size, train_augment, center_crop) + tail)
 
 
 def cached_geometry(size: int, train_augment: bool, center_crop: int | None) -> tuple[Callable[[Any], Any], int]:
     """(PIL steps applied before caching, side of the cached square).
 
     Evaluation caches the final crop itself. With augmentation the cache holds the image (centre-cropped
-    first when `center_crop`) resized to `size * 256 / 224`, and `tensor_transform` takes the random crop.
+    first when `center_crop`) resized to `size * 256 / 224`, and `tensor_augment` takes the random crop.
     """
     from torchvision import transforms as T
 
