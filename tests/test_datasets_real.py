@@ -57,10 +57,12 @@ def test_waterbirds_reads_release_layout_and_groups(tmp_path):
 
 def test_waterbirds_accepts_the_dataset_folder_itself_and_augments_only_train(tmp_path):
     folder = waterbirds_tree(tmp_path)
-    s = splits("waterbirds", root=str(folder), image_size=16, augment=True)
+    s = splits("waterbirds", root=str(folder), image_size=16, augment=True, cache=False)
     names = [type(t).__name__ for t in s["train"].transform.transforms]
     assert "RandomResizedCrop" in names and "RandomResizedCrop" not in [
         type(t).__name__ for t in s["test"].transform.transforms]
+    cached = splits("waterbirds", root=str(folder), image_size=16, augment=True)  # crops the cached tensors
+    assert cached["train"].augment is not None and cached["test"].augment is None
 
 
 def test_waterbirds_errors_name_paths_and_columns(tmp_path):
@@ -80,8 +82,10 @@ def test_waterbirds_errors_name_paths_and_columns(tmp_path):
 def test_missing_image_is_a_user_error(tmp_path):
     folder = waterbirds_tree(tmp_path)
     (folder / "045.Northern_Fulmar" / "bird_0.jpg").unlink()
-    train = splits("waterbirds", root=str(tmp_path), image_size=16)["train"]
-    with pytest.raises(UserError, match="bird_0.jpg"):
+    with pytest.raises(UserError, match="bird_0.jpg"):  # the cache build checks every file
+        splits("waterbirds", root=str(tmp_path), image_size=16)
+    train = splits("waterbirds", root=str(tmp_path), image_size=16, cache=False)["train"]
+    with pytest.raises(UserError, match="bird_0.jpg"):  # without the cache: when the image is asked for
         train.get_x(0)
 
 

@@ -14,9 +14,10 @@ class GroupedDataset(Dataset):
     The group of (y, a) is `y * n_attributes + a`. Datasets without attribute labels have `a = None`;
     their groups are then the classes, so worst-group metrics become worst-class metrics.
     Subclasses implement `get_x(i)`; in-memory datasets also return all inputs from `tensors()` so the
-    loader can batch by slicing. A dataset may also set `eval_groups = (names, membership)`, extra
-    evaluation groups that may overlap (`membership[i, k]`: example i belongs to group k, e.g. WILDS'
-    CivilComments identity groups); they are reported besides the partition and never used in training.
+    loader can batch by slicing, and datasets that read a batch faster at once say so (`reads_batches`).
+    A dataset may also set `eval_groups = (names, membership)`, extra evaluation groups that may overlap
+    (`membership[i, k]`: example i belongs to group k, e.g. WILDS' CivilComments identity groups); they
+    are reported besides the partition and never used in training.
     """
 
     eval_groups: tuple[list[str], torch.Tensor] | None = None
@@ -48,6 +49,15 @@ class GroupedDataset(Dataset):
     def tensors(self) -> torch.Tensor | None:
         """All inputs as one tensor when held in memory, else None (inputs are loaded lazily)."""
         return None
+
+    def reads_batches(self) -> bool:
+        """Whether `get_batch` is cheaper than `get_x` one by one (e.g. rows of a memory-mapped cache); the
+        loader then reads each batch at once instead of going through a DataLoader without workers."""
+        return False
+
+    def get_batch(self, idx: torch.Tensor) -> torch.Tensor:
+        """The inputs of examples `idx`, stacked."""
+        return torch.stack([self.get_x(int(i)) for i in idx])
 
     # --- derived -------------------------------------------------------------------------------------
     @property

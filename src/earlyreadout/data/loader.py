@@ -19,7 +19,8 @@ class BatchLoader:
     The order of epoch `e` depends only on (seed, e), so a resumed run sees the same batches as an
     uninterrupted one. With `world_size > 1` each rank gets its own shard of every epoch's order and
     `batch_size` is the global batch (each rank takes `batch_size // world_size`). In-memory datasets
-    are batched by slicing (no per-example Python work); lazy ones go through a DataLoader.
+    are batched by slicing (no per-example Python work); lazy ones that read whole batches cheaply
+    (cached images) do so when there are no workers; the rest go through a DataLoader.
     """
 
     def __init__(
@@ -53,6 +54,10 @@ class BatchLoader:
         self._x = dataset.tensors()
         self._g = dataset.g
         self._a = dataset.a if dataset.a is not None else torch.full_like(dataset.y, -1)
+
+    def _pinned(self, batch: Batch) -> Batch:
+        """`batch` in page-locked memory when the loader pins (so copies to a GPU can be asynchronous)."""
+        return {k: v.pin_memory() for k, v in batch.items()} if self.pin_memory else batch
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -94,8 +99,12 @@ class BatchLoader:
             chunks.pop()
         if self._x is not None:
             for c in chunks:
-                batch = {"x": self._x[c], "y": self.dataset.y[c], "a": self._a[c], "g": self._g[c], "idx": c}
-                yield {k: v.pin_memory() for k, v in batch.items()} if self.pin_memory else batch
+                yield self._pinned({"x": self._x[c], "y": self.dataset.y[c], "a": self._a[c], "g": self._g[c],
+                                    "idx": c})
+        elif self.num_workers == 0 and self.dataset.reads_batches():
+            for c in chunks:
+                yield self._pinned({"x": self.dataset.get_batch(c), "y": self.dataset.y[c], "a": self._a[c],
+                                    "g": self._g[c], "idx": c})
         else:
             loader: Any = DataLoader(
                 self.dataset, batch_sampler=[c.tolist() for c in chunks], num_workers=self.num_workers,
