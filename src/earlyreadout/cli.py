@@ -7,6 +7,7 @@ import os
 import re
 import sys
 from collections.abc import Callable
+from typing import Any
 
 from earlyreadout.errors import UserError
 
@@ -15,6 +16,7 @@ TRAIN_FLAGS = {
     "method": "method.name", "data": "data.name", "model": "model.name", "epochs": "train.epochs",
     "seed": "train.seed", "batch_size": "train.batch_size", "lr": "method.lr", "out": "out",
     "device": "train.device", "data_root": "data.root", "weights": "model.weights",
+    "teacher": "method.teacher", "student": "model.name",  # distill's flags (the student wins over --model)
 }
 
 
@@ -34,15 +36,13 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("overrides", nargs="*", metavar="key=value", help="any config key, e.g. method.forget_every=5")
 
 
-def overrides_from(args: argparse.Namespace) -> list[str]:
-    """Flags first, then the explicit key=value overrides (which win)."""
-    flags = [f"{key}={getattr(args, name)}" for name, key in TRAIN_FLAGS.items()
-             if getattr(args, name, None) is not None]
-    return flags + list(args.overrides)
+def flag_values(args: argparse.Namespace) -> dict[str, Any]:
+    """{config key: typed value} of the flags given (explicit key=value overrides are applied after, and win)."""
+    return {key: getattr(args, name) for name, key in TRAIN_FLAGS.items() if getattr(args, name, None) is not None}
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from earlyreadout.config import apply_overrides, build_config, load_config, read_yaml
+    from earlyreadout.config import apply_overrides, build_config, load_config, read_yaml, set_values
     from earlyreadout.train.engine import train
     from earlyreadout.train.runs import stored_config
 
@@ -50,9 +50,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         if not args.out:
             raise UserError("--resume needs --out pointing at the run to continue")
         raw = read_yaml(args.config) if args.config else stored_config(args.out).to_dict()
-        cfg = build_config(apply_overrides(raw, overrides_from(args)))
+        cfg = build_config(apply_overrides(set_values(raw, flag_values(args)), args.overrides))
     else:
-        cfg = load_config(args.config, overrides_from(args))
+        cfg = load_config(args.config, args.overrides, flag_values(args))
     report_run(train(cfg, resume=args.resume), cfg.out)
     return 0
 
@@ -70,8 +70,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from earlyreadout.compare import compare
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    overrides = [o for o in overrides_from(args) if not o.startswith(("train.seed=", "out="))]
-    compare(methods, args.out, args.config, overrides, args.seeds, args.seed or 0)
+    flags = {k: v for k, v in flag_values(args).items() if k not in ("train.seed", "out")}
+    compare(methods, args.out, args.config, args.overrides, args.seeds, args.seed or 0, flags)
     return 0
 
 
@@ -137,25 +137,22 @@ def _distill_args(p: argparse.ArgumentParser) -> None:
 
 def cmd_distill(args: argparse.Namespace) -> int:
     """`train` with a teacher: method (default dedier), data (default the teacher's) and student from flags."""
-    from earlyreadout.config import apply_overrides, build_config, read_yaml
+    from earlyreadout.config import apply_overrides, build_config, read_yaml, set_values
     from earlyreadout.methods import METHODS
     from earlyreadout.train.engine import train
     from earlyreadout.train.runs import RunDir, saved_config
 
-    given = ([f"method.teacher={args.teacher}"] if args.teacher else []) + (
-        [f"model.name={args.student}"] if args.student else [])
     if args.resume:
-        args.overrides = list(args.overrides) + given
         return cmd_train(args)
     raw = read_yaml(args.config) if args.config else {}
     if args.teacher:
         RunDir(args.teacher).require_finished("teacher")
         if "data" not in raw and args.data is None:
             raw["data"] = saved_config(args.teacher)["data"]
-    overrides = overrides_from(args) + given
+    flags = flag_values(args)
     if "method" not in raw and args.method is None:
-        overrides.insert(0, "method.name=dedier")
-    raw = apply_overrides(raw, overrides)
+        flags = {"method.name": "dedier", **flags}
+    raw = apply_overrides(set_values(raw, flags), args.overrides)
     method = raw["method"] if isinstance(raw["method"], str) else raw["method"].get("name")
     distillers = [m for m in METHODS if "teacher" in METHODS.get(m).hparams]
     if method in METHODS and method not in distillers:
@@ -265,7 +262,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     options = {k: getattr(args, k) for k in ("trials", "seeds", "pruner") if getattr(args, k) is not None}
     try:
-        summary = search(args.config, overrides_from(args), args.storage, args.study, options)
+        summary = search(args.config, args.overrides, args.storage, args.study, options, values=flag_values(args))
     except KeyboardInterrupt:
         print("interrupted; finished trials are stored, run the same command again to continue", file=sys.stderr)
         return 130

@@ -98,6 +98,8 @@ class Param:
         t = self.type
         if self.choices is not None:
             text = "one of " + ", ".join(repr(c) for c in self.choices)
+        elif self.path:
+            text = "a path (a non-empty string)"
         else:
             article = "an" if t.__name__[0] in "aeiou" else "a"
             text = f"{article} {t.__name__}"
@@ -137,7 +139,7 @@ class Param:
             if math.isnan(out):
                 raise ValueError
         elif t is str:
-            if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            if not isinstance(value, (str, int, float)) or isinstance(value, bool) or (self.path and value == ""):
                 raise ValueError
             out = os.path.abspath(os.path.expanduser(str(value))) if self.path else str(value)
         elif t in (list, tuple):
