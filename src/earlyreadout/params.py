@@ -9,11 +9,11 @@ from __future__ import annotations
 import math
 import os
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from earlyreadout.errors import did_you_mean
+from earlyreadout.errors import ConfigError, did_you_mean
 
 
 class Trial(Protocol):
@@ -69,7 +69,8 @@ class Param:
     The type is the default's type unless `kind` says otherwise; `None` is allowed when `nullable`.
     Bounds are inclusive unless `open_low` / `open_high`. A `path` is made absolute when it is read.
     `affects_results=False` marks a setting that cannot change what a run computes (device, workers,
-    progress bars): a resume may change it, and a report groups runs across it.
+    progress bars): a resume may change it, and a report groups runs across it. `check` tests what a
+    constraint cannot say (e.g. that a device exists) and returns the problem in words.
     """
 
     default: Any
@@ -84,6 +85,7 @@ class Param:
     kind: type | None = None
     path: bool = False  # a file or folder: stored absolute, so a run resumes from any working directory
     affects_results: bool = True
+    check: Callable[[Any], str | None] | None = None  # a further test of a well-typed value: a problem or None
 
     @property
     def type(self) -> type:
@@ -201,8 +203,22 @@ def resolve(specs: dict[str, Param], given: dict[str, Any], owner: str,
             continue
         try:
             values[key] = spec.coerce(given[key])
+            problem = spec.check(values[key]) if spec.check is not None and values[key] is not None else None
+            if problem:
+                problems.append(f"{owner}: {problem}")
         except (ValueError, TypeError):
+            close = did_you_mean(given[key], map(str, spec.choices)) if spec.choices and isinstance(given[key], str) \
+                else ""
             problems.append(
-                f"the {key!r} parameter of {owner} must be {spec.describe()}; got {given[key]!r} instead"
+                f"the {key!r} parameter of {owner} must be {spec.describe()}; got {given[key]!r} instead{close}"
             )
     return values, problems
+
+
+def checked(specs: dict[str, Param], given: Mapping[str, Any], owner: str) -> dict[str, Any]:
+    """`resolve` for a function's options: the values with defaults filled in, or a ConfigError naming every
+    problem (so a library call fails as clearly, and as early, as the command)."""
+    values, problems = resolve(specs, dict(given), owner)
+    if problems:
+        raise ConfigError(problems)
+    return values
