@@ -62,8 +62,8 @@ ROWS = [
     # search
     (["search", "--method", "groupdro", *TINY, "--trials", "0", "--out", "TMP/s"], "'trials' parameter of search"),
     (["search", "--method", "groupdro", *TINY, "--trials", "many", "--pruner", "mediam", "--out", "TMP/s"],
-     "got 'many' instead; the 'pruner' parameter of search must be one of 'none', 'median'; got 'mediam' instead "
-     "(did you mean 'median'?)"),
+     ("got 'many' instead; the 'pruner' parameter of search must be one of 'none', 'median'; got 'mediam' instead "
+      "(did you mean 'median'?)")),
     (["search", "--method", "erm", "method.lr=0.1", *TINY, "search.space.lr=[1, 2, 3, 4]", "--out", "TMP/s"],
      "search.space.lr must be"),
     (["search", "--method", "jtt", *TINY, "search.space.lamda_up=[1, 2]", "--out", "TMP/s"],
@@ -201,17 +201,23 @@ def finished(tmp_path_factory):
 CASES = [({}, args, expected) for args, expected in ROWS] + FILE_ROWS
 
 
-@pytest.mark.parametrize("args", [["diagnose", "--run", "RUN", "--head", "lnear"],
-                                  ["gradcam", "--run", "RUN", "--split", "tset"],
-                                  ["report", "RUN", "--n", "0", "--out", "TMP/r.html"]])
-def test_analysis_options_are_checked_before_any_data_loads(args, finished, tmp_path, capsys, monkeypatch):
+@pytest.mark.parametrize("args, expected", [
+    (["diagnose", "--run", "RUN", "--head", "lnear"], "(did you mean 'linear'?)"),
+    (["gradcam", "--run", "RUN", "--split", "tset"], "(did you mean 'test'?)"),
+    (["report", "RUN", "--n", "0", "--out", "TMP/r.html"], "'n' parameter of report"),
+    (["train", "--method", "sieve", "method.readout_layer=stage:2, stage:7", "--out", "TMP/x"],
+     "method 'sieve': readout_layer='stage:7': use stage:1 .. stage:4"),
+    (["train", "--method", "dedier", "method.readout_layer=stage:0", "--out", "TMP/x"], "readout_layer='stage:0'"),
+])
+def test_bad_options_are_refused_before_any_data_loads(args, expected, finished, tmp_path, capsys, monkeypatch):
     def no_data(*_args, **_kwargs):
         raise AssertionError("data loaded before the options were checked")
 
-    monkeypatch.setattr("earlyreadout.train.runs.load_splits", no_data)
+    for module in ("earlyreadout.train.runs", "earlyreadout.train.engine"):
+        monkeypatch.setattr(f"{module}.load_splits", no_data)
     argv = [a.replace("RUN", str(finished)).replace("TMP", str(tmp_path)) for a in args]
     assert main(argv) == 2
-    assert "parameter of" in capsys.readouterr().err
+    assert expected in capsys.readouterr().err
 
 
 def test_the_table_covers_every_failure_path():

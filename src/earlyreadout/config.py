@@ -19,6 +19,7 @@ from earlyreadout.errors import ConfigError, UserError, did_you_mean, read_yaml_
 from earlyreadout.methods import METHODS
 from earlyreadout.models import MODELS
 from earlyreadout.params import Param, resolve
+from earlyreadout.readout.hooks import stage_layer
 from earlyreadout.train.precision import PRECISIONS
 
 SELECTION = ("auto", "worst_group", "adjusted", "average", "worst_class")
@@ -137,6 +138,21 @@ def _lookup(registry: Any, name: str | None, problems: list[str]) -> Any:
         return None
 
 
+def stage_problems(values: dict[str, Any], specs: dict[str, Param], stages: list[str], owner: str) -> list[str]:
+    """Problems of the `stage:N` layer settings against the model's declared stages, found before any data
+    loads; module paths (and stages of models that name theirs only once built) are checked on the built model."""
+    problems = []
+    for key, spec in specs.items():
+        if not (spec.layer and stages and isinstance(values.get(key), str)):
+            continue
+        for layer in values[key].split(","):
+            try:
+                stage_layer(layer.strip(), stages, key)
+            except UserError as e:
+                problems.append(f"{owner}: {e}")
+    return problems
+
+
 def build_config(raw: dict[str, Any]) -> RunConfig:
     """Validate a raw nested config; raise ConfigError listing every problem."""
     problems: list[str] = []
@@ -164,6 +180,8 @@ def build_config(raw: dict[str, Any]) -> RunConfig:
     if model_cls is not None:
         model_options, p = resolve(model_cls.options, model_given, f"model {model!r}")
         problems += p
+        if method_cls is not None:
+            problems += stage_problems(method_hp, method_cls.hparams, model_cls.stages, f"method {method!r}")
     train_given = raw.get("train", {}) or {}
     if not isinstance(train_given, dict):
         problems.append(f"section 'train' must be a mapping, got {train_given!r}")

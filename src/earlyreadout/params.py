@@ -86,6 +86,7 @@ class Param:
     path: bool = False  # a file or folder: stored absolute, so a run resumes from any working directory
     affects_results: bool = True
     check: Callable[[Any], str | None] | None = None  # a further test of a well-typed value: a problem or None
+    layer: bool = False  # layers of the model: module paths or stage:N, comma-separated (checked at config time)
 
     @property
     def type(self) -> type:
