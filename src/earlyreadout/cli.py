@@ -180,9 +180,11 @@ def add_options(p: argparse.ArgumentParser, specs: dict[str, Param]) -> None:
         text = f"{spec.help} ({spec.describe()}; default {spec.default!r})".replace("%", "%%")
         if spec.type is bool:
             p.add_argument(f"--no-{flag[2:]}" if spec.default else flag, dest=key, action="store_const",
-                           const=not spec.default, default=argparse.SUPPRESS, help=text)
+                           const=not spec.default, default=argparse.SUPPRESS,
+                           help=f"{spec.help} ({'on' if spec.default else 'off'} unless given)".replace("%", "%%"))
         elif spec.type in (list, tuple):
-            p.add_argument(flag.removesuffix("s"), dest=key, action="append", default=argparse.SUPPRESS, help=text)
+            p.add_argument(flag.removesuffix("s"), dest=key, action="append", default=argparse.SUPPRESS, help=text,
+                           metavar=key.removesuffix("s").upper())
         else:
             p.add_argument(flag, dest=key, default=argparse.SUPPRESS, help=text)
 
