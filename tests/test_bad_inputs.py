@@ -61,6 +61,9 @@ ROWS = [
      "needs a generated benchmark"),
     # search
     (["search", "--method", "groupdro", *TINY, "--trials", "0", "--out", "TMP/s"], "'trials' parameter of search"),
+    (["search", "--method", "groupdro", *TINY, "--trials", "many", "--pruner", "mediam", "--out", "TMP/s"],
+     ("got 'many' instead; the 'pruner' parameter of search must be one of 'none', 'median'; got 'mediam' instead "
+      "(did you mean 'median'?)")),
     (["search", "--method", "erm", "method.lr=0.1", *TINY, "search.space.lr=[1, 2, 3, 4]", "--out", "TMP/s"],
      "search.space.lr must be"),
     (["search", "--method", "jtt", *TINY, "search.space.lamda_up=[1, 2]", "--out", "TMP/s"],
@@ -73,14 +76,29 @@ ROWS = [
     (["diagnose", "--run", "RUN", "--folds", "0", "--out", "TMP/dg"], "folds"),
     (["diagnose", "--run", "RUN", "--layer", "blok1", "--out", "TMP/dg"], "no layer 'blok1'"),
     (["diagnose", "--run", "RUN", "--head", "deep", "--out", "TMP/dg"], "deep"),
+    (["diagnose", "--run", "TMP/none", "--head", "lnear"], "got 'lnear' instead (did you mean 'linear'?)"),
+    (["diagnose", "--run", "RUN", "--epochs", "0", "--folds", "0", "--out", "TMP/dg"],
+     "'epochs' parameter of diagnose must be an int in the range [1, inf); got '0' instead; the 'folds' parameter"),
+    (["diagnose", "--run", "RUN", "--device", "gpu", "--out", "TMP/dg"], "diagnose: unknown device 'gpu'"),
+    (["diagnose", "--run", "RUN", "--lr", "0", "--minority-ratio", "2", "--out", "TMP/dg"],
+     "'lr' parameter of diagnose must be a float in the range (0, inf); got '0' instead; the 'minority_ratio'"),
     # gradcam
     (["gradcam", "--run", "TMP/none"], "is not a run directory"),
-    (["gradcam", "--run", "RUN", "--n", "0", "--out", "TMP/g"], "--n and --n-mass must be at least 1"),
-    (["gradcam", "--run", "RUN", "--split", "dev", "--out", "TMP/g"], "no split 'dev'"),
+    (["gradcam", "--run", "RUN", "--n", "0", "--out", "TMP/g"], "'n' parameter of gradcam must be an int in the range [1"),
+    (["gradcam", "--run", "RUN", "--split", "tset", "--out", "TMP/g"], "got 'tset' instead (did you mean 'test'?)"),
+    (["gradcam", "--run", "RUN", "--n-mass", "x", "--device", "gpu", "--out", "TMP/g"],
+     "'n_mass' parameter of gradcam must be an int in the range [1, inf); got 'x' instead; gradcam: unknown device"),
+    (["gradcam", "--run", "TMP/none", "--batch-size", "0"], "'batch_size' parameter of gradcam"),
     (["gradcam", "--run", "RUN", "--layer", "blok1", "--out", "TMP/g"], "no layer 'blok1'"),
     # report
     (["report", "TMP/none", "--out", "TMP/r.html"], "not a run directory"),
     (["report", "TMP", "--out", "TMP/r.html"], "no run directories"),
+    (["report", "RUN", "--n", "0", "--device", "tpu", "--out", "TMP/r.html"],
+     "'n' parameter of report must be an int in the range [1, inf); got '0' instead; report: unknown device 'tpu'"),
+    (["report", "TMP/none", "--n-mass", "-1", "--out", "TMP/r.html"], "'n_mass' parameter of report"),
+    # out: a declared path
+    (["train", "--out", ""], "the 'out' parameter of the run config must be a path (a non-empty string); got ''"),
+    (["train", "out=[1]"], "the 'out' parameter of the run config must be a path"),
 ]
 
 
@@ -181,6 +199,25 @@ def finished(tmp_path_factory):
 
 
 CASES = [({}, args, expected) for args, expected in ROWS] + FILE_ROWS
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["diagnose", "--run", "RUN", "--head", "lnear"], "(did you mean 'linear'?)"),
+    (["gradcam", "--run", "RUN", "--split", "tset"], "(did you mean 'test'?)"),
+    (["report", "RUN", "--n", "0", "--out", "TMP/r.html"], "'n' parameter of report"),
+    (["train", "--method", "sieve", "method.readout_layer=stage:2, stage:7", "--out", "TMP/x"],
+     "method 'sieve': readout_layer='stage:7': use stage:1 .. stage:4"),
+    (["train", "--method", "dedier", "method.readout_layer=stage:0", "--out", "TMP/x"], "readout_layer='stage:0'"),
+])
+def test_bad_options_are_refused_before_any_data_loads(args, expected, finished, tmp_path, capsys, monkeypatch):
+    def no_data(*_args, **_kwargs):
+        raise AssertionError("data loaded before the options were checked")
+
+    for module in ("earlyreadout.train.runs", "earlyreadout.train.engine"):
+        monkeypatch.setattr(f"{module}.load_splits", no_data)
+    argv = [a.replace("RUN", str(finished)).replace("TMP", str(tmp_path)) for a in args]
+    assert main(argv) == 2
+    assert expected in capsys.readouterr().err
 
 
 def test_the_table_covers_every_failure_path():

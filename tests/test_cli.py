@@ -5,6 +5,8 @@ import sys
 import pytest
 
 from earlyreadout.cli import main, overrides_last
+from earlyreadout.config import build_config, load_config
+from earlyreadout.errors import ConfigError
 
 TINY = ["data.n_train=64", "data.n_val=32", "data.n_test=32", "data.size=16", "model.width=8"]
 
@@ -77,3 +79,21 @@ def test_overrides_may_come_before_flags():
     assert overrides_last(argv) == ["train", "--out", "runs/x", "--epochs", "2", "method.lr=0.1", "out=runs/y",
                                     "data.n_train=8"]
     assert overrides_last(["report", "runs/a=b"]) == ["report", "runs/a=b"]  # a path is not an override
+
+
+def test_flags_keep_their_types(capsys, tmp_path, monkeypatch):
+    """`--out 10` is a folder named 10 (not the int 10); explicit key=value overrides still win over flags."""
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run_cli(["train", "--out", "10", "--epochs", "1", "--device", "cpu", *TINY], capsys)
+    assert code == 0, err
+    assert (tmp_path / "10" / "done").is_file() and str(tmp_path / "10") in out
+    cfg = load_config(None, ["data.root=2025"], {"data.name": "waterbirds", "data.root": "2024", "out": "10"})
+    assert cfg.data_options["root"] == str(tmp_path / "2025") and cfg.out == str(tmp_path / "10")
+    assert load_config(None, [], {"data.name": "waterbirds", "data.root": "2024"}).data_options["root"] == \
+        str(tmp_path / "2024")
+
+
+@pytest.mark.parametrize("out", ["", None, [1]])
+def test_out_must_be_a_path(out):
+    with pytest.raises(ConfigError, match="'out' parameter of the run config must be a path"):
+        build_config({"out": out})

@@ -179,6 +179,6 @@ def test_diagnose_user_errors(trained_run, tmp_path, capsys):
     assert main(["diagnose", "--run", str(tmp_path / "untrained")]) == 2
     assert "has no trained model" in capsys.readouterr().err
     assert main(["diagnose", "--run", trained_run, "--head", "conv2"]) == 2
-    assert "linear, mlp, conv" in capsys.readouterr().err
+    assert "one of 'linear', 'mlp', 'conv'; got 'conv2' instead (did you mean 'conv'?)" in capsys.readouterr().err
     assert main(["diagnose", "--run", trained_run, "--folds", "0"]) == 2
-    assert "folds must be >= 1" in capsys.readouterr().err
+    assert "'folds' parameter of diagnose must be an int in the range [1, inf)" in capsys.readouterr().err

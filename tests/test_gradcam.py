@@ -62,7 +62,7 @@ def test_gradcam_one_group_by_index_and_another_layer(image_run, tmp_path):
     (["--group", "y=<5"], "no group 'y=<5'"),
     (["--layer", "block9"], "no layer 'block9'"),
     (["--layer", "fc"], "Grad-CAM needs a convolutional layer"),
-    (["--split", "dev"], "no split 'dev'"),
+    (["--split", "dev"], "'split' parameter of gradcam must be one of 'train', 'val', 'test'; got 'dev'"),
 ])
 def test_gradcam_bad_input_is_one_line_and_exit_2(image_run, tmp_path, capsys, args, message):
     assert main(["gradcam", "--run", image_run, "--n", "1", "--out", str(tmp_path / "x"), *args]) == 2

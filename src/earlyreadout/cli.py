@@ -7,14 +7,17 @@ import os
 import re
 import sys
 from collections.abc import Callable
+from typing import Any
 
 from earlyreadout.errors import UserError
+from earlyreadout.params import Param
 
 # Flags of `train` that map onto config keys.
 TRAIN_FLAGS = {
     "method": "method.name", "data": "data.name", "model": "model.name", "epochs": "train.epochs",
     "seed": "train.seed", "batch_size": "train.batch_size", "lr": "method.lr", "out": "out",
     "device": "train.device", "data_root": "data.root", "weights": "model.weights",
+    "teacher": "method.teacher", "student": "model.name",  # distill's flags (the student wins over --model)
 }
 
 
@@ -34,15 +37,13 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("overrides", nargs="*", metavar="key=value", help="any config key, e.g. method.forget_every=5")
 
 
-def overrides_from(args: argparse.Namespace) -> list[str]:
-    """Flags first, then the explicit key=value overrides (which win)."""
-    flags = [f"{key}={getattr(args, name)}" for name, key in TRAIN_FLAGS.items()
-             if getattr(args, name, None) is not None]
-    return flags + list(args.overrides)
+def flag_values(args: argparse.Namespace) -> dict[str, Any]:
+    """{config key: typed value} of the flags given (explicit key=value overrides are applied after, and win)."""
+    return {key: getattr(args, name) for name, key in TRAIN_FLAGS.items() if getattr(args, name, None) is not None}
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from earlyreadout.config import apply_overrides, build_config, load_config, read_yaml
+    from earlyreadout.config import apply_overrides, build_config, load_config, read_yaml, set_values
     from earlyreadout.train.engine import train
     from earlyreadout.train.runs import stored_config
 
@@ -50,9 +51,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         if not args.out:
             raise UserError("--resume needs --out pointing at the run to continue")
         raw = read_yaml(args.config) if args.config else stored_config(args.out).to_dict()
-        cfg = build_config(apply_overrides(raw, overrides_from(args)))
+        cfg = build_config(apply_overrides(set_values(raw, flag_values(args)), args.overrides))
     else:
-        cfg = load_config(args.config, overrides_from(args))
+        cfg = load_config(args.config, args.overrides, flag_values(args))
     report_run(train(cfg, resume=args.resume), cfg.out)
     return 0
 
@@ -70,8 +71,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from earlyreadout.compare import compare
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    overrides = [o for o in overrides_from(args) if not o.startswith(("train.seed=", "out="))]
-    compare(methods, args.out, args.config, overrides, args.seeds, args.seed or 0)
+    flags = {k: v for k, v in flag_values(args).items() if k not in ("train.seed", "out")}
+    compare(methods, args.out, args.config, args.overrides, args.seeds, args.seed or 0, flags)
     return 0
 
 
@@ -137,25 +138,22 @@ def _distill_args(p: argparse.ArgumentParser) -> None:
 
 def cmd_distill(args: argparse.Namespace) -> int:
     """`train` with a teacher: method (default dedier), data (default the teacher's) and student from flags."""
-    from earlyreadout.config import apply_overrides, build_config, read_yaml
+    from earlyreadout.config import apply_overrides, build_config, read_yaml, set_values
     from earlyreadout.methods import METHODS
     from earlyreadout.train.engine import train
     from earlyreadout.train.runs import RunDir, saved_config
 
-    given = ([f"method.teacher={args.teacher}"] if args.teacher else []) + (
-        [f"model.name={args.student}"] if args.student else [])
     if args.resume:
-        args.overrides = list(args.overrides) + given
         return cmd_train(args)
     raw = read_yaml(args.config) if args.config else {}
     if args.teacher:
         RunDir(args.teacher).require_finished("teacher")
         if "data" not in raw and args.data is None:
             raw["data"] = saved_config(args.teacher)["data"]
-    overrides = overrides_from(args) + given
+    flags = flag_values(args)
     if "method" not in raw and args.method is None:
-        overrides.insert(0, "method.name=dedier")
-    raw = apply_overrides(raw, overrides)
+        flags = {"method.name": "dedier", **flags}
+    raw = apply_overrides(set_values(raw, flags), args.overrides)
     method = raw["method"] if isinstance(raw["method"], str) else raw["method"].get("name")
     distillers = [m for m in METHODS if "teacher" in METHODS.get(m).hparams]
     if method in METHODS and method not in distillers:
@@ -173,24 +171,43 @@ command("distill", "train a student from a frozen teacher run: kd, dedier (early
     _distill_args)(cmd_distill)
 
 
+def add_options(p: argparse.ArgumentParser, specs: dict[str, Param]) -> None:
+    """One flag per declared option (`n_mass` -> `--n-mass`; a list is a repeatable singular flag, `layers` ->
+    `--layer`; a boolean that defaults on is a `--no-...` switch), its help and default from the declaration.
+    Flags keep the strings given; the command's function checks them all at once (`params.checked`)."""
+    for key, spec in specs.items():
+        flag = "--" + key.replace("_", "-")
+        text = f"{spec.help} ({spec.describe()}; default {spec.default!r})".replace("%", "%%")
+        if spec.type is bool:
+            p.add_argument(f"--no-{flag[2:]}" if spec.default else flag, dest=key, action="store_const",
+                           const=not spec.default, default=argparse.SUPPRESS,
+                           help=f"{spec.help} ({'on' if spec.default else 'off'} unless given)".replace("%", "%%"))
+        elif spec.type in (list, tuple):
+            p.add_argument(flag.removesuffix("s"), dest=key, action="append", default=argparse.SUPPRESS, help=text,
+                           metavar=key.removesuffix("s").upper())
+        else:
+            p.add_argument(flag, dest=key, default=argparse.SUPPRESS, help=text)
+
+
+def given_options(args: argparse.Namespace, specs: dict[str, Param]) -> dict[str, Any]:
+    """The declared options given on the command line (the others keep their declared defaults)."""
+    return {key: getattr(args, key) for key in specs if hasattr(args, key)}
+
+
 def _gradcam_args(p: argparse.ArgumentParser) -> None:
+    from earlyreadout.explain.runs import GRADCAM_OPTIONS
+
     p.add_argument("--run", dest="run_dir", required=True, help="a finished run directory")
     p.add_argument("--vs", help="a second run on the same data, shown side by side (e.g. ERM vs sieve)")
-    p.add_argument("--layer", help="module path of the explained layer (default: the model's last stage; "
-                                   "the embedding for text)")
-    p.add_argument("--n", type=int, default=16, help="examples shown per group")
-    p.add_argument("--n-mass", type=int, default=256, help="examples per group in the core / spurious mass")
-    p.add_argument("--split", default="test", help="train, val or test")
-    p.add_argument("--group", action="append", help="a group name or index (repeatable; default: all)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--out", help="output folder (default: <run>/gradcam, or <run>/gradcam-vs with --vs)")
+    add_options(p, GRADCAM_OPTIONS)
 
 
 def cmd_gradcam(args: argparse.Namespace) -> int:
-    from earlyreadout.explain.runs import explain_runs, write_explanation
+    from earlyreadout.explain.runs import GRADCAM_OPTIONS, explain_runs, write_explanation
 
     runs = [args.run_dir] + ([args.vs] if args.vs else [])
-    explanation = explain_runs(runs, args.layer, args.n, args.split, args.group, args.n_mass, args.device)
+    explanation = explain_runs(runs, **given_options(args, GRADCAM_OPTIONS))
     out = args.out or f"{args.run_dir.rstrip('/')}/{'gradcam-vs' if args.vs else 'gradcam'}"
     for path in write_explanation(explanation, out):
         print(path)
@@ -202,20 +219,17 @@ command("gradcam", "show what trained models look at: Grad-CAM per group (token 
 
 
 def _report_args(p: argparse.ArgumentParser) -> None:
+    from earlyreadout.report.page import REPORT_OPTIONS
+
     p.add_argument("runs", nargs="+", help="run directories, or folders of runs (e.g. a compare --out)")
     p.add_argument("--out", default="report.html", help="the HTML file to write")
-    p.add_argument("--title", default="earlyreadout report")
-    p.add_argument("--no-gradcam", action="store_true", help="do not compute Grad-CAM / token attributions "
-                                                              "(grids already made with `gradcam` are shown)")
-    p.add_argument("--n", type=int, default=8, help="examples per group in the Grad-CAM grids")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (for Grad-CAM)")
+    add_options(p, REPORT_OPTIONS)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from earlyreadout.report.page import write_report
+    from earlyreadout.report.page import REPORT_OPTIONS, write_report
 
-    path = write_report(args.runs, args.out, gradcam=not args.no_gradcam, n_gradcam=args.n, device=args.device,
-                        title=args.title)
+    path = write_report(args.runs, args.out, **given_options(args, REPORT_OPTIONS))
     print(f"report written to {path}")
     return 0
 
@@ -225,23 +239,17 @@ command("report", "one self-contained HTML page comparing runs: metrics, curves,
 
 
 def _diagnose_args(p: argparse.ArgumentParser) -> None:
+    from earlyreadout.explain.diagnose import DIAGNOSE_OPTIONS
+
     p.add_argument("--run", dest="run_dir", required=True, help="a finished run directory")
-    p.add_argument("--layer", action="append", help="module path to read out (repeatable; default: the model's "
-                                                    "stages)")
-    p.add_argument("--epochs", type=int, default=5, help="epochs of readout training on frozen features")
-    p.add_argument("--head", default="linear", help="readout head family: linear, mlp or conv")
-    p.add_argument("--folds", type=int, default=2, help="cross-fitting folds: each training instance is scored "
-                                                        "by heads that never saw it (1: fit and score on all)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
     p.add_argument("--out", help="output folder (default: the run directory)")
+    add_options(p, DIAGNOSE_OPTIONS)
 
 
 def cmd_diagnose(args: argparse.Namespace) -> int:
-    from earlyreadout.explain.diagnose import diagnose
+    from earlyreadout.explain.diagnose import DIAGNOSE_OPTIONS, diagnose
 
-    diagnose(args.run_dir, args.layer, args.epochs, args.head, args.out, args.folds, device=args.device,
-             seed=args.seed)
+    diagnose(args.run_dir, args.out, **given_options(args, DIAGNOSE_OPTIONS))
     return 0
 
 
@@ -250,22 +258,22 @@ command("diagnose", "train early readouts on a run's frozen layers; score how we
 
 
 def _search_args(p: argparse.ArgumentParser) -> None:
+    from earlyreadout.search import SEARCH_OPTIONS
+
     add_run_options(p)
     p.add_argument("--out", help="search directory: the study database, trials/<n>/, best/, summary.json")
-    p.add_argument("--trials", type=int, help="finished trials the study aims for, over all workers (default 20)")
     p.add_argument("--storage", help="Optuna storage URL shared by workers, e.g. postgresql://user:pw@host/db "
                                      "(default: sqlite in --out)")
     p.add_argument("--study", help="study name (default: the name of the --out folder)")
-    p.add_argument("--seeds", type=int, help="afterwards, re-run the best config with this many new seeds")
-    p.add_argument("--pruner", choices=("none", "median"), help="stop hopeless trials early (default median)")
+    add_options(p, {k: spec for k, spec in SEARCH_OPTIONS.items() if k != "space"})  # space: in the config
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from earlyreadout.search import search
+    from earlyreadout.search import SEARCH_OPTIONS, search
 
-    options = {k: getattr(args, k) for k in ("trials", "seeds", "pruner") if getattr(args, k) is not None}
+    options = given_options(args, SEARCH_OPTIONS)
     try:
-        summary = search(args.config, overrides_from(args), args.storage, args.study, options)
+        summary = search(args.config, args.overrides, args.storage, args.study, options, values=flag_values(args))
     except KeyboardInterrupt:
         print("interrupted; finished trials are stored, run the same command again to continue", file=sys.stderr)
         return 130
@@ -281,12 +289,15 @@ command("search", "tune a method's hyperparameters on validation with Optuna (ma
     _search_args)(cmd_search)
 
 
-def parser() -> argparse.ArgumentParser:
+def parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser; with `command`, only that command's options are set up (they import the module
+    that declares them, so `earlyreadout list` need not import Optuna)."""
     p = argparse.ArgumentParser(prog="earlyreadout", description="Find and remove shortcut learning with early readouts.")
     sub = p.add_subparsers(dest="command", required=True)
     for name, (help, setup, run) in COMMANDS.items():
         sp = sub.add_parser(name, help=help, description=help)
-        setup(sp)
+        if command in (None, name):
+            setup(sp)
         sp.set_defaults(run=run)
     return p
 
@@ -301,7 +312,8 @@ def overrides_last(argv: list[str]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(overrides_last(sys.argv[1:] if argv is None else argv))
+    argv = overrides_last(sys.argv[1:] if argv is None else argv)
+    args = parser(next((a for a in argv if not a.startswith("-")), None)).parse_args(argv)
     try:
         return args.run(args)
     except UserError as e:

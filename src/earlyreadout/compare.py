@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from earlyreadout.config import load_config
+from earlyreadout.config import build_config, raw_config, set_values
 from earlyreadout.data import DATASETS
 from earlyreadout.errors import UserError
 from earlyreadout.report.page import write_report
@@ -19,32 +19,30 @@ CEILING_CORRELATION = 0.5
 
 
 def compare(methods: list[str], out: str | Path, config: str | None = None, overrides: list[str] | None = None,
-            seeds: int = 1, first_seed: int = 0) -> list[dict[str, Any]]:
+            seeds: int = 1, first_seed: int = 0, values: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Run each method x seed into `<out>/<method>/seed<k>`; finished runs are reused, not retrained.
 
-    `config` and `overrides` (key=value) are shared by every run. The pseudo-method `ceiling` is ERM on
-    group-balanced train (`data.correlation=0.5`, generated benchmarks only): the best a method can hope for
-    on that benchmark, shown beside the others.
+    `config`, typed `values` (flags) and `overrides` (key=value, which win) are shared by every run. The
+    pseudo-method `ceiling` is ERM on group-balanced train (`data.correlation=0.5`, generated benchmarks
+    only): the best a method can hope for on that benchmark, shown beside the others.
     """
     if seeds < 1:
         raise UserError(f"--seeds must be at least 1; got {seeds}")
-    base = list(overrides or [])
+    raw = raw_config(config, overrides, values)
     out = Path(out)
     # validate every method's config before training anything
     configs = {}
     for m in methods:
         for s in range(seeds):
             seed = first_seed + s
-            extra = [f"train.seed={seed}", f"out={out / m / f'seed{seed}'}",
-                     f"method.name={'erm' if m == CEILING else m}"]
-            overrides = [o for o in base if not o.startswith("method.name=")] + extra
+            run = {"train.seed": seed, "out": str(out / m / f"seed{seed}"), "method.name": "erm" if m == CEILING else m}
             if m == CEILING:
-                overrides += [f"data.correlation={CEILING_CORRELATION}"]
-                data = load_config(config, overrides[:-1]).data
+                data = build_config(set_values(raw, run)).data
                 if "correlation" not in DATASETS.get(data).options:
                     raise UserError(f"the {CEILING} (ERM on group-balanced train) needs a generated benchmark with a "
                                     f"correlation option; {data!r} has none: drop it from --methods")
-            configs[m, seed] = load_config(config, overrides)
+                run["data.correlation"] = CEILING_CORRELATION
+            configs[m, seed] = build_config(set_values(raw, run))
     results = []
     for (m, seed), cfg in configs.items():
         run = RunDir(cfg.out)

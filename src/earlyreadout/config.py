@@ -7,6 +7,7 @@ once, each naming the key and what it accepts.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from earlyreadout.errors import ConfigError, UserError, did_you_mean, read_yaml_
 from earlyreadout.methods import METHODS
 from earlyreadout.models import MODELS
 from earlyreadout.params import Param, resolve
+from earlyreadout.readout.hooks import stage_layer
 from earlyreadout.train.precision import PRECISIONS
 
 SELECTION = ("auto", "worst_group", "adjusted", "average", "worst_class")
@@ -40,6 +42,8 @@ TRAIN_OPTIONS: dict[str, Param] = {
                       nullable=True, kind=bool, affects_results=False),
 }
 
+OUT = Param("runs/latest", "run directory (stored absolute, so a run resumes from any working directory)",
+            path=True)
 SECTIONS = ("method", "data", "model", "train", "out", "search")  # `search` is read by search.py only
 DEFAULTS = {"method": "erm", "data": "colored-digits"}
 
@@ -68,8 +72,8 @@ class RunConfig:
         }
 
 
-def parse_override(text: str) -> tuple[list[str], Any]:
-    """`a.b=value` -> (['a', 'b'], value parsed as YAML)."""
+def parse_override(text: str) -> tuple[str, Any]:
+    """`a.b=value` -> ('a.b', value parsed as YAML)."""
     if "=" not in text:
         raise ConfigError(f"cannot read override {text!r}: write it as key=value, e.g. method.lr=0.01")
     key, _, raw = text.partition("=")
@@ -77,14 +81,15 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         value = yaml.safe_load(raw) if raw.strip() else None
     except yaml.YAMLError:
         value = raw
-    return key.strip().split("."), value
+    return key.strip(), value
 
 
-def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Set each dotted `key=value` in a nested dict (sections given as a bare name become {name: ...})."""
+def set_values(raw: dict[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of `raw` with each dotted key set to its value as given (typed flags: no YAML re-parsing);
+    a section given as a bare name becomes {name: ...}."""
     out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in raw.items()}
-    for text in overrides:
-        keys, value = parse_override(text)
+    for dotted, value in values.items():
+        keys = dotted.split(".")
         node = out
         for k in keys[:-1]:
             if not isinstance(node.get(k), dict):
@@ -92,6 +97,21 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
             node = node[k]
         node[keys[-1]] = value
     return out
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Set each dotted `key=value` (value parsed as YAML) in a copy of `raw`; later ones win."""
+    for text in overrides:
+        raw = set_values(raw, dict([parse_override(text)]))
+    return raw
+
+
+def raw_config(path: str | Path | None = None, overrides: list[str] | None = None,
+               values: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The unvalidated config: an optional YAML file, then typed `values` (flags), then `key=value`
+    overrides, which win."""
+    raw = read_yaml(path) if path else {}
+    return apply_overrides(set_values(raw, values or {}), overrides or [])
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
@@ -134,6 +154,21 @@ def default_model(data_cls: Any, model_given: dict[str, Any]) -> tuple[str, list
     return model, []
 
 
+def stage_problems(values: dict[str, Any], specs: dict[str, Param], stages: list[str], owner: str) -> list[str]:
+    """Problems of the `stage:N` layer settings against the model's declared stages, found before any data
+    loads; module paths (and stages of models that name theirs only once built) are checked on the built model."""
+    problems = []
+    for key, spec in specs.items():
+        if not (spec.layer and stages and isinstance(values.get(key), str)):
+            continue
+        for layer in values[key].split(","):
+            try:
+                stage_layer(layer.strip(), stages, key)
+            except UserError as e:
+                problems.append(f"{owner}: {e}")
+    return problems
+
+
 def build_config(raw: dict[str, Any]) -> RunConfig:
     """Validate a raw nested config; raise ConfigError listing every problem."""
     problems: list[str] = []
@@ -162,24 +197,25 @@ def build_config(raw: dict[str, Any]) -> RunConfig:
     if model_cls is not None:
         model_options, p = resolve(model_cls.options, model_given, f"model {model!r}")
         problems += p
+        if method_cls is not None:
+            problems += stage_problems(method_hp, method_cls.hparams, model_cls.stages, f"method {method!r}")
     train_given = raw.get("train", {}) or {}
     if not isinstance(train_given, dict):
         problems.append(f"section 'train' must be a mapping, got {train_given!r}")
         train_given = {}
     train, p = resolve(TRAIN_OPTIONS, train_given, "train")
     problems += p
-    out = raw.get("out", "runs/latest")
-    if not isinstance(out, str) or not out:
-        problems.append(f"'out' must be a directory path, got {out!r}")
+    out, p = resolve({"out": OUT}, {"out": raw.get("out", OUT.default)}, "the run config")
+    problems += p
     if problems:
         raise ConfigError(problems)
-    return RunConfig(method, method_hp, data, data_options, model, model_options, train, out, notes)  # type: ignore[arg-type]
+    return RunConfig(method, method_hp, data, data_options, model, model_options, train, out["out"], notes)  # type: ignore[arg-type]
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
-    """A validated config from an optional YAML file and `key=value` overrides (later ones win)."""
-    raw = read_yaml(path) if path else {}
-    return build_config(apply_overrides(raw, overrides or []))
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None,
+                values: Mapping[str, Any] | None = None) -> RunConfig:
+    """A validated config from an optional YAML file, typed `values` and `key=value` overrides (which win)."""
+    return build_config(raw_config(path, overrides, values))
 
 
 def declared_params(config: dict[str, Any]) -> dict[str, Param]:

@@ -18,6 +18,7 @@ import torch.distributed as dist
 from torch import nn
 
 from earlyreadout.errors import UserError
+from earlyreadout.params import Param
 
 
 @dataclass(frozen=True)
@@ -155,6 +156,15 @@ def barrier() -> None:
         dist.barrier()
 
 
+def device_problem(name: str) -> str | None:
+    """Why `name` is not a usable device (unknown, or CUDA without a GPU), or None: a check for a `Param`."""
+    try:
+        resolve_device(name)
+    except UserError as e:
+        return str(e)
+    return None
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -166,3 +176,7 @@ def resolve_device(name: str) -> torch.device:
         raise UserError(f"device {name!r} was requested but no CUDA GPU is available; use device=cpu")
     return device
 
+
+
+DEVICE_OPTION = Param("cpu", "cpu, cuda, cuda:N or auto (cuda when available)", affects_results=False,
+                      check=device_problem)  # the analysis commands' device, checked before anything loads

@@ -9,11 +9,11 @@ from __future__ import annotations
 import math
 import os
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from earlyreadout.errors import did_you_mean
+from earlyreadout.errors import ConfigError, did_you_mean
 
 
 class Trial(Protocol):
@@ -69,7 +69,8 @@ class Param:
     The type is the default's type unless `kind` says otherwise; `None` is allowed when `nullable`.
     Bounds are inclusive unless `open_low` / `open_high`. A `path` is made absolute when it is read.
     `affects_results=False` marks a setting that cannot change what a run computes (device, workers,
-    progress bars): a resume may change it, and a report groups runs across it.
+    progress bars): a resume may change it, and a report groups runs across it. `check` tests what a
+    constraint cannot say (e.g. that a device exists) and returns the problem in words.
     """
 
     default: Any
@@ -84,6 +85,8 @@ class Param:
     kind: type | None = None
     path: bool = False  # a file or folder: stored absolute, so a run resumes from any working directory
     affects_results: bool = True
+    check: Callable[[Any], str | None] | None = None  # a further test of a well-typed value: a problem or None
+    layer: bool = False  # layers of the model: module paths or stage:N, comma-separated (checked at config time)
 
     @property
     def type(self) -> type:
@@ -98,6 +101,8 @@ class Param:
         t = self.type
         if self.choices is not None:
             text = "one of " + ", ".join(repr(c) for c in self.choices)
+        elif self.path:
+            text = "a path (a non-empty string)"
         else:
             article = "an" if t.__name__[0] in "aeiou" else "a"
             text = f"{article} {t.__name__}"
@@ -137,7 +142,7 @@ class Param:
             if math.isnan(out):
                 raise ValueError
         elif t is str:
-            if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            if not isinstance(value, (str, int, float)) or isinstance(value, bool) or (self.path and value == ""):
                 raise ValueError
             out = os.path.abspath(os.path.expanduser(str(value))) if self.path else str(value)
         elif t in (list, tuple):
@@ -199,8 +204,22 @@ def resolve(specs: dict[str, Param], given: dict[str, Any], owner: str,
             continue
         try:
             values[key] = spec.coerce(given[key])
+            problem = spec.check(values[key]) if spec.check is not None and values[key] is not None else None
+            if problem:
+                problems.append(f"{owner}: {problem}")
         except (ValueError, TypeError):
+            close = did_you_mean(given[key], map(str, spec.choices)) if spec.choices and isinstance(given[key], str) \
+                else ""
             problems.append(
-                f"the {key!r} parameter of {owner} must be {spec.describe()}; got {given[key]!r} instead"
+                f"the {key!r} parameter of {owner} must be {spec.describe()}; got {given[key]!r} instead{close}"
             )
     return values, problems
+
+
+def checked(specs: dict[str, Param], given: Mapping[str, Any], owner: str) -> dict[str, Any]:
+    """`resolve` for a function's options: the values with defaults filled in, or a ConfigError naming every
+    problem (so a library call fails as clearly, and as early, as the command)."""
+    values, problems = resolve(specs, dict(given), owner)
+    if problems:
+        raise ConfigError(problems)
+    return values

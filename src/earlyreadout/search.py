@@ -22,7 +22,7 @@ from typing import Any
 import optuna
 import sqlalchemy.exc
 
-from earlyreadout.config import RunConfig, apply_overrides, build_config, read_yaml
+from earlyreadout.config import RunConfig, build_config, raw_config, set_values
 from earlyreadout.data import load_splits
 from earlyreadout.errors import ConfigError, UserError, file_error
 from earlyreadout.methods import METHODS
@@ -146,13 +146,8 @@ class Search:
         return study
 
     def trial_config(self, params: dict[str, Any], out: Path, seed: int | None = None) -> RunConfig:
-        raw = apply_overrides(self.raw, [])
-        method = raw.get("method", {})
-        raw["method"] = {**({"name": method} if isinstance(method, str) else method), **params}
-        raw["out"] = str(out)
-        if seed is not None:
-            raw["train"] = {**(raw.get("train") or {}), "seed": seed}
-        return build_config(raw)
+        values = {**{f"method.{k}": v for k, v in params.items()}, "out": str(out)}
+        return build_config(set_values(self.raw, values if seed is None else {**values, "train.seed": seed}))
 
     def run_dir_of(self, trial: optuna.Trial) -> tuple[Path, bool]:
         """(run directory, resume?) of a trial: a requeued trial continues its predecessor's checkpoint."""
@@ -284,10 +279,12 @@ def _stop_on_sigterm(_signum: int, _frame: Any) -> None:
 
 
 def search(config: str | None, overrides: list[str], storage: str | None = None, study: str | None = None,
-           options: dict[str, Any] | None = None, heartbeat_s: int = HEARTBEAT_S) -> dict[str, Any] | None:
-    """Join (or create) the study of a config, run trials until it holds enough, then optionally re-run
-    the best config with new seeds; returns the seed summary (None without `seeds`)."""
-    raw = apply_overrides(read_yaml(config) if config else {}, overrides)
+           options: dict[str, Any] | None = None, heartbeat_s: int = HEARTBEAT_S,
+           values: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """Join (or create) the study of a config (YAML file, typed `values`, then `overrides`), run trials until
+    it holds enough, then optionally re-run the best config with new seeds; returns the seed summary (None
+    without `seeds`)."""
+    raw = raw_config(config, overrides, values)
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _stop_on_sigterm) if main_thread else None
     try:

@@ -18,12 +18,14 @@ import torch
 from torch import nn
 
 from earlyreadout.data.base import GroupedDataset
-from earlyreadout.distributed import resolve_device
+from earlyreadout.distributed import DEVICE_OPTION, resolve_device
 from earlyreadout.errors import UserError
 from earlyreadout.explain.diagnose_plots import plot_diagnosis
 from earlyreadout.metrics import evaluate_logits
 from earlyreadout.models import MODELS
+from earlyreadout.params import Param, checked
 from earlyreadout.readout.fit import FoldedReadouts
+from earlyreadout.readout.heads import HEAD_FAMILIES
 from earlyreadout.readout.scores import probability_outputs
 from earlyreadout.train.checkpoint import write_json
 from earlyreadout.train.runs import load_trained
@@ -31,8 +33,24 @@ from earlyreadout.train.runs import load_trained
 CSV_COLUMNS = ("split", "idx", "y", "a", "g", "layer", "pred", "margin", "correct", "score")
 MODEL_OUTPUT = "model output"  # the model's own final prediction, reported next to the readouts
 
+DIAGNOSE_OPTIONS: dict[str, Param] = {
+    "layers": Param(None, "module path to read out (repeatable; default: the model's stages)", nullable=True,
+                    kind=list),
+    "epochs": Param(5, "epochs of readout training on frozen features", low=1),
+    "head": Param("linear", "readout head family", choices=HEAD_FAMILIES),
+    "folds": Param(2, "cross-fitting folds: each training instance is scored by heads that never saw it "
+                   "(1: fit and score on all)", low=1),
+    "lr": Param(1e-2, "learning rate of the readout heads", low=0, open_low=True),
+    "batch_size": Param(256, "readout training batch size", low=1),
+    "seed": Param(0, "seed of the folds and the heads' initialisation", low=0),
+    "minority_ratio": Param(0.5, "a group is a minority when its training count is below this fraction of the "
+                            "largest group with its label", low=0, high=1, open_low=True),
+    "device": DEVICE_OPTION,
+}
+_D = {k: p.default for k, p in DIAGNOSE_OPTIONS.items()}  # the library functions' defaults: the declared ones
 
-def minority_groups(train: GroupedDataset, ratio: float = 0.5) -> list[int]:
+
+def minority_groups(train: GroupedDataset, ratio: float = _D["minority_ratio"]) -> list[int]:
     """The groups whose training count is below `ratio` times that of the largest group with the same label.
 
     Within a label, the attribute value most examples share is the one the shortcut predicts; groups much
@@ -75,11 +93,13 @@ def split_summary(probs: torch.Tensor, split: GroupedDataset) -> dict[str, Any]:
     return {k: metrics[k] for k in ("n", "average_accuracy", "worst_group_accuracy", "adjusted_accuracy", "groups")}
 
 
-def diagnose_model(model: nn.Module, splits: dict[str, GroupedDataset], layers: list[str], epochs: int = 5,
-                   head: str = "linear", folds: int = 2, lr: float = 1e-2, batch_size: int = 256,
-                   seed: int = 0, minority_ratio: float = 0.5, log: Callable[[str], None] = print
+def diagnose_model(model: nn.Module, splits: dict[str, GroupedDataset], layers: list[str], epochs: int = _D["epochs"],
+                   head: str = _D["head"], folds: int = _D["folds"], lr: float = _D["lr"],
+                   batch_size: int = _D["batch_size"], seed: int = _D["seed"],
+                   minority_ratio: float = _D["minority_ratio"], log: Callable[[str], None] = print
                    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """(summary, per-instance rows): fit readouts on `splits["train"]` of a frozen model, score every split."""
+    """(summary, per-instance rows): fit readouts on `splits["train"]` of a frozen model, score every split.
+    Defaults (and meanings) are those of DIAGNOSE_OPTIONS."""
     train = splits["train"]
     example = torch.stack([train[0]["x"], train[1]["x"]]).to(next(model.parameters()).device)
     t0 = time.perf_counter()
@@ -132,20 +152,18 @@ def write_rows(rows: list[dict[str, Any]], path: Path) -> None:
         writer.writerows(rows)
 
 
-def diagnose(run: str | Path, layers: list[str] | None = None, epochs: int = 5, head: str = "linear",
-             out: str | Path | None = None, folds: int = 2, lr: float = 1e-2, batch_size: int = 256,
-             device: str = "cpu", seed: int = 0, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Diagnose the selected model of a finished run; write diagnosis.json, diagnosis.csv and plots."""
-    if epochs < 1:
-        raise UserError(f"--epochs must be >= 1, got {epochs}")
-    cfg, model, splits = load_trained(run, str(resolve_device(device)))
+def diagnose(run: str | Path, out: str | Path | None = None, log: Callable[[str], None] = print,
+             **options: Any) -> dict[str, Any]:
+    """Diagnose the selected model of a finished run; write diagnosis.json, diagnosis.csv and plots into `out`
+    (default: the run). `options` are those of DIAGNOSE_OPTIONS, checked all at once before anything loads."""
+    opts = checked(DIAGNOSE_OPTIONS, options, "diagnose")
+    cfg, model, splits = load_trained(run, str(resolve_device(opts.pop("device"))))
+    layers = opts.pop("layers") or list(getattr(MODELS.get(cfg.model), "stages", []))
     if not layers:
-        layers = list(getattr(MODELS.get(cfg.model), "stages", []))
-        if not layers:
-            raise UserError(f"model {cfg.model!r} declares no stages; name the layers to read with --layer")
+        raise UserError(f"model {cfg.model!r} declares no stages; name the layers to read with --layer")
     out_dir = Path(out) if out is not None else Path(run)
     out_dir.mkdir(parents=True, exist_ok=True)
-    summary, rows = diagnose_model(model, splits, layers, epochs, head, folds, lr, batch_size, seed, log=log)
+    summary, rows = diagnose_model(model, splits, layers, **opts, log=log)
     summary = {"run": str(run), "data": cfg.data, "model": cfg.model, "method": cfg.method, **summary}
     write_json(summary, out_dir / "diagnosis.json")
     write_rows(rows, out_dir / "diagnosis.csv")

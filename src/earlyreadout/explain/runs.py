@@ -17,10 +17,12 @@ from torch import nn
 from earlyreadout.config import RunConfig
 from earlyreadout.data import DATASETS
 from earlyreadout.data.base import GroupedDataset
+from earlyreadout.distributed import DEVICE_OPTION, resolve_device
 from earlyreadout.errors import UserError, did_you_mean
 from earlyreadout.explain.figures import overlay_grid, token_html
 from earlyreadout.explain.gradcam import gradcam, region_mass, token_attributions, token_mass
 from earlyreadout.models import MODELS
+from earlyreadout.params import Param, checked
 from earlyreadout.train.checkpoint import write_json, write_text
 from earlyreadout.train.runs import load_trained
 
@@ -34,19 +36,31 @@ class Explanation:
     figures: dict[str, bytes | str] = field(default_factory=dict)
 
 
+GRADCAM_OPTIONS: dict[str, Param] = {
+    "layer": Param(None, "module path of the explained layer (default: the model's last stage; the embedding "
+                   "for text)", nullable=True, kind=str),
+    "n": Param(16, "examples shown per group", low=1),
+    "n_mass": Param(256, "examples per group in the core / spurious mass", low=1),
+    "split": Param("test", "the split explained", choices=("train", "val", "test")),
+    "groups": Param(None, "a group name or index (repeatable; default: all)", nullable=True, kind=list),
+    "device": DEVICE_OPTION,
+    "batch_size": Param(64, "examples per forward and backward pass", low=1, affects_results=False),
+}
+
+
 def default_layer(model_name: str, modality: str) -> str:
     """The explained layer when none is given: the last stage for images, the embedding stage for text."""
     stages = MODELS.get(model_name).stages
     return stages[0] if modality == "text" else stages[-1]
 
 
-def select_groups(dataset: GroupedDataset, wanted: Sequence[str] | None) -> list[int]:
+def select_groups(dataset: GroupedDataset, wanted: Sequence[str | int] | None) -> list[int]:
     """Group indices from names or indices (all groups when `wanted` is empty)."""
     if not wanted:
         return list(range(dataset.n_groups))
     names = dataset.group_names
     chosen = []
-    for w in wanted:
+    for w in map(str, wanted):
         if w.isdigit() and int(w) < len(names):
             chosen.append(int(w))
         elif w in names:
@@ -98,16 +112,16 @@ def _load_all(runs: Sequence[str | Path], device: str) -> list[tuple[RunConfig, 
     return loaded
 
 
-def explain_runs(runs: Sequence[str | Path], layer: str | None = None, n: int = 16, split: str = "test",
-                 groups: Sequence[str] | None = None, n_mass: int = 256, device: str = "cpu",
-                 batch_size: int = 64, labels: Sequence[str] | None = None) -> Explanation:
+def explain_runs(runs: Sequence[str | Path], labels: Sequence[str] | None = None, **options: Any) -> Explanation:
     """Explain the selected models of `runs` on the first `n` examples of each group of `split`.
 
-    The mass fractions average over the first `n_mass` examples of each group. All runs must share data.
-    `labels` name the runs in figures (default: their method, with the folder when methods repeat).
+    `options` are those of GRADCAM_OPTIONS (checked, all at once, before anything is loaded). The mass
+    fractions average over the first `n_mass` examples of each group. All runs must share data. `labels`
+    name the runs in figures (default: their method, with the folder when methods repeat).
     """
-    if n < 1 or n_mass < 1:
-        raise UserError("--n and --n-mass must be at least 1")
+    opts = checked(GRADCAM_OPTIONS, options, "gradcam")
+    layer, n, n_mass, split, batch_size = (opts[k] for k in ("layer", "n", "n_mass", "split", "batch_size"))
+    device = str(resolve_device(opts["device"]))
     paths = [Path(r) for r in runs]
     loaded = _load_all(runs, device)
     splits = loaded[0][2]
@@ -117,7 +131,7 @@ def explain_runs(runs: Sequence[str | Path], layer: str | None = None, n: int = 
     modality = data.info.get("modality", "image")
     labels = list(labels) if labels else run_labels([c for c, _, _ in loaded], paths)
     layers = [layer or default_layer(c.model, modality) for c, _, _ in loaded]
-    chosen = select_groups(data, groups)
+    chosen = select_groups(data, opts["groups"])
     summary: dict[str, Any] = {"split": split, "dataset": data.name, "kind": modality, "runs": []}
     if modality != "text":
         summary["region_area"] = region_area(data.info, tuple(data.get_x(0).shape[-2:]))

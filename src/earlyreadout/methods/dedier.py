@@ -37,7 +37,7 @@ class DeDiER(KD):
         "alpha": READOUT_REWEIGHT_PARAMS["alpha"],
         "beta": replace(ERROR_WEIGHT_PARAMS["beta"], help="scale in exp(beta * m^alpha); 0 = plain KD"),
         "readout_layer": Param("stage:1", "student layer the readout reads: a module path, or stage:N for "
-                               "the model's N-th named stage", search=Choice(("stage:1", "stage:2"))),
+                               "the model's N-th named stage", search=Choice(("stage:1", "stage:2")), layer=True),
         **READOUT_HEAD_PARAMS,
         "readout_epochs": Param(1, "passes over the train set that re-fit the readout at each refresh "
                                 "(refresh=epoch)", low=1),

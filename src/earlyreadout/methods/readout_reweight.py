@@ -32,7 +32,7 @@ class ReadoutReweight(Method):
     hparams: ClassVar[dict[str, Param]] = {
         **OPTIMIZER_HPARAMS,
         "readout_layer": Param("stage:2", "layer the readout reads: a module path, or stage:N for the model's "
-                               "N-th named stage", search=Choice(("stage:1", "stage:2"))),
+                               "N-th named stage", search=Choice(("stage:1", "stage:2")), layer=True),
         **READOUT_REWEIGHT_PARAMS,
         "upweight": Param("loss", "loss: multiply each instance's loss by its weight; sample: draw instances in "
                           "proportion to their weights", choices=("loss", "sample"),

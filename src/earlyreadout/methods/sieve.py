@@ -33,7 +33,7 @@ class Sieve(Method):
                       help="learning rate of the main network (the sieve's search chose 0.027; ERM's default is 0.01)"),
         "readout_layer": Param("stage:2", "layer the readout reads: a module path, or stage:N for the model's N-th "
                                "named stage; several, comma-separated, put a sieve on each (three-pass mode)",
-                               search=Choice(("stage:1", "stage:2"))),
+                               search=Choice(("stage:1", "stage:2")), layer=True),
         **SIEVE_PARAMS,
         "probe": Param(True, "after each epoch, fit fresh probes (converged logistic regressions on the aux "
                        "layer's frozen features of val, two halves cross-fitted) for the label and the spurious "

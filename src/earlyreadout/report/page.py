@@ -18,14 +18,24 @@ from typing import Any
 import yaml
 
 from earlyreadout.config import result_settings
+from earlyreadout.distributed import DEVICE_OPTION
 from earlyreadout.errors import UserError, read_json_file
 from earlyreadout.explain.runs import explain_runs
+from earlyreadout.params import Param, checked
 from earlyreadout.report.plots import curves_png, measures_png
 from earlyreadout.train.checkpoint import write_text
 from earlyreadout.train.runs import RunDir, saved_config
 
 HEADLINE = (("worst_group_accuracy", "worst-group"), ("adjusted_accuracy", "adjusted"),
             ("average_accuracy", "average"), ("ece", "ECE"))
+
+REPORT_OPTIONS: dict[str, Param] = {
+    "title": Param("earlyreadout report", "the page's title"),
+    "gradcam": Param(True, "compute Grad-CAM / token attributions (else show grids made with `gradcam`)"),
+    "n": Param(8, "examples per group in the Grad-CAM grids", low=1),
+    "n_mass": Param(128, "examples per group in the core / spurious mass", low=1),
+    "device": DEVICE_OPTION,
+}
 
 CSS = """
 :root{--ink:#1f2328;--muted:#59636e;--line:#d1d9e0;--soft:#f6f8fa;--accent:#0969da}
@@ -303,39 +313,37 @@ def configs_section(runs: Sequence[Run]) -> str:
     return "".join(parts)
 
 
-def build_report(paths: Sequence[str | Path], gradcam: bool = True, n_gradcam: int = 8, n_mass: int = 128,
-                 device: str = "cpu", title: str = "earlyreadout report") -> str:
-    """The HTML page for the runs at or below `paths` (see the module docstring)."""
+def build_report(paths: Sequence[str | Path], **options: Any) -> str:
+    """The HTML page for the runs at or below `paths` (see the module docstring); `options` are those of
+    REPORT_OPTIONS, checked all at once before any run is read."""
+    opts = checked(REPORT_OPTIONS, options, "report")
     runs = find_runs(paths)
     by_dataset: dict[str, list[Run]] = {}
     for run in runs:
         by_dataset.setdefault(run.dataset, []).append(run)
-    body = [f"<h1>{html.escape(title)}</h1>",
+    body = [f"<h1>{html.escape(opts['title'])}</h1>",
             (f'<p class="meta">{len(runs)} run(s) on {html.escape(", ".join(by_dataset))} · generated '
             f"{time.strftime('%Y-%m-%d %H:%M')}</p>")]
     for dataset, dataset_runs in by_dataset.items():
         settings = group_runs(dataset_runs)
         body += [f"<h2>{html.escape(dataset)}</h2>", metrics_table(settings),
                  "<h3>Training curves</h3>", curves_section(settings)]
-        trained = {label: [r for r in rs if (r.path / "checkpoints" / "best.pt").is_file()]
-                   for label, rs in settings.items()}
-        trained = {label: rs for label, rs in trained.items() if rs}
-        looks = gradcam_section(trained, n_gradcam, n_mass, device) if gradcam and trained \
+        trained = {label: kept for label, rs in settings.items()
+                   if (kept := [r for r in rs if (r.path / "checkpoints" / "best.pt").is_file()])}
+        looks = gradcam_section(trained, opts["n"], opts["n_mass"], opts["device"]) if opts["gradcam"] and trained \
             else existing_gradcam(dataset_runs)
         if looks:
             body += ["<h3>Where the models look</h3>", looks]
-        diagnosis = diagnosis_section(dataset_runs)
-        if diagnosis:
+        if diagnosis := diagnosis_section(dataset_runs):
             body += ["<h3>Readout diagnosis</h3>", diagnosis]
     body += ["<h2>Resolved configs</h2>", configs_section(runs)]
     return (f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f"<title>{html.escape(title)}</title><style>{CSS}</style></head>\n"
+            f"<title>{html.escape(opts['title'])}</title><style>{CSS}</style></head>\n"
             f"<body><main>\n{chr(10).join(body)}\n</main></body></html>\n")
 
 
 def write_report(paths: Sequence[str | Path], out: str | Path, **options: Any) -> Path:
-    """Write the report of `paths` to `out` (atomically) and return its path."""
-    out = Path(out)
-    write_text(build_report(paths, **options), out)
-    return out
+    """Write the report of `paths` to `out` (atomically) and return its path; `options`: REPORT_OPTIONS."""
+    write_text(build_report(paths, **options), Path(out))
+    return Path(out)
