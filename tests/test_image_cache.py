@@ -321,3 +321,18 @@ def test_unreadable_error_keeps_the_reason_of_other_os_errors():
     error = unreadable("csv", "a.jpg", OSError("broken data stream"))
     assert str(error) == ("csv: cannot read image 'a.jpg' (broken data stream; truncated or damaged?); "
                           "replace the file or remove its row from the metadata")
+
+
+def test_worker_processes_persist_across_epochs_and_follow_each_epochs_order(tmp_path):
+    csv_tree(tmp_path)
+    train = splits("csv", root=str(tmp_path), image_size=16, cache=False)["train"]
+    plain, workers = BatchLoader(train, 1, shuffle=True, seed=3), BatchLoader(train, 1, shuffle=True, seed=3,
+                                                                             num_workers=1)
+    pools = []
+    for epoch in (0, 1):
+        plain.set_epoch(epoch)
+        workers.set_epoch(epoch)
+        expected, got = [b["idx"].tolist() for b in plain], [b["idx"].tolist() for b in workers]
+        assert got == expected
+        pools.append(workers._workers)
+    assert pools[0] is pools[1] is not None  # one pool of worker processes for both epochs

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import torch
 from torch.utils.data import DataLoader
@@ -11,6 +10,20 @@ from torch.utils.data import DataLoader
 from earlyreadout.data.base import GroupedDataset
 
 Batch = dict[str, torch.Tensor]
+
+
+class _EpochBatches:
+    """A batch sampler that asks its loader for the current epoch's batches each time it is iterated, so one
+    persistent pool of worker processes serves every epoch (the batches are drawn in the main process)."""
+
+    def __init__(self, loader: BatchLoader):
+        self.loader = loader
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return (c.tolist() for c in self.loader.chunks())
+
+    def __len__(self) -> int:
+        return len(self.loader)
 
 
 class BatchLoader:
@@ -49,6 +62,7 @@ class BatchLoader:
         self.world_size = world_size
         self.num_workers = num_workers
         self.pin_memory = pin_memory  # page-locked batches, so copies to a GPU can be asynchronous
+        self._workers: DataLoader | None = None
         self.epoch = 0
         self.sample_weights: torch.Tensor | None = None
         self._x = dataset.tensors()
@@ -92,11 +106,15 @@ class BatchLoader:
         n = len(self.order()) if self.world_size > 1 else len(self.dataset)
         return n // self.local_batch if self.drop_last else -(-n // self.local_batch)
 
-    def __iter__(self) -> Iterator[Batch]:
-        idx = self.order()
-        chunks = list(torch.split(idx, self.local_batch))
+    def chunks(self) -> list[torch.Tensor]:
+        """This rank's batches of example indices for the current epoch."""
+        chunks = list(torch.split(self.order(), self.local_batch))
         if self.drop_last and chunks and len(chunks[-1]) < self.local_batch:
             chunks.pop()
+        return chunks
+
+    def __iter__(self) -> Iterator[Batch]:
+        chunks = self.chunks()
         if self._x is not None:
             for c in chunks:
                 yield self._pinned({"x": self._x[c], "y": self.dataset.y[c], "a": self._a[c], "g": self._g[c],
@@ -105,9 +123,10 @@ class BatchLoader:
             for c in chunks:
                 yield self._pinned({"x": self.dataset.get_batch(c), "y": self.dataset.y[c], "a": self._a[c],
                                     "g": self._g[c], "idx": c})
+        elif self.num_workers == 0:
+            yield from DataLoader(self.dataset, batch_sampler=[c.tolist() for c in chunks], pin_memory=self.pin_memory)
         else:
-            loader: Any = DataLoader(
-                self.dataset, batch_sampler=[c.tolist() for c in chunks], num_workers=self.num_workers,
-                pin_memory=self.pin_memory,
-            )
-            yield from loader
+            if self._workers is None:  # one pool of worker processes for the loader's life, not one per epoch
+                self._workers = DataLoader(self.dataset, batch_sampler=_EpochBatches(self), num_workers=self.num_workers,
+                                           pin_memory=self.pin_memory, persistent_workers=True)
+            yield from self._workers
