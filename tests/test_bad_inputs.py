@@ -197,7 +197,6 @@ def finished(tmp_path_factory):
     return root / "run"
 
 
-
 CASES = [({}, args, expected) for args, expected in ROWS] + FILE_ROWS
 
 
@@ -208,6 +207,8 @@ CASES = [({}, args, expected) for args, expected in ROWS] + FILE_ROWS
     (["train", "--method", "sieve", "method.readout_layer=stage:2, stage:7", "--out", "TMP/x"],
      "method 'sieve': readout_layer='stage:7': use stage:1 .. stage:4"),
     (["train", "--method", "dedier", "method.readout_layer=stage:0", "--out", "TMP/x"], "readout_layer='stage:0'"),
+    (["diagnose", "--run", "RUN", "--layer", "blok1", "--out", "TMP/dg"], "no layer 'blok1' in SmallCNN (did you mean"),
+    (["gradcam", "--run", "RUN", "--layer", "block9", "--out", "TMP/gc"], "no layer 'block9'"),
 ])
 def test_bad_options_are_refused_before_any_data_loads(args, expected, finished, tmp_path, capsys, monkeypatch):
     def no_data(*_args, **_kwargs):

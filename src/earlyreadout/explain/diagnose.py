@@ -28,7 +28,7 @@ from earlyreadout.readout.fit import FoldedReadouts
 from earlyreadout.readout.heads import HEAD_FAMILIES
 from earlyreadout.readout.scores import probability_outputs
 from earlyreadout.train.checkpoint import write_json
-from earlyreadout.train.runs import load_trained
+from earlyreadout.train.runs import check_layers, load_trained
 
 CSV_COLUMNS = ("split", "idx", "y", "a", "g", "layer", "pred", "margin", "correct", "score")
 MODEL_OUTPUT = "model output"  # the model's own final prediction, reported next to the readouts
@@ -157,6 +157,7 @@ def diagnose(run: str | Path, out: str | Path | None = None, log: Callable[[str]
     """Diagnose the selected model of a finished run; write diagnosis.json, diagnosis.csv and plots into `out`
     (default: the run). `options` are those of DIAGNOSE_OPTIONS, checked all at once before anything loads."""
     opts = checked(DIAGNOSE_OPTIONS, options, "diagnose")
+    check_layers(run, opts["layers"] or [])
     cfg, model, splits = load_trained(run, str(resolve_device(opts.pop("device"))))
     layers = opts.pop("layers") or list(getattr(MODELS.get(cfg.model), "stages", []))
     if not layers:

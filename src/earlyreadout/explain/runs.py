@@ -24,7 +24,7 @@ from earlyreadout.explain.gradcam import gradcam, region_mass, token_attribution
 from earlyreadout.models import MODELS
 from earlyreadout.params import Param, checked
 from earlyreadout.train.checkpoint import write_json, write_text
-from earlyreadout.train.runs import load_trained
+from earlyreadout.train.runs import check_layers, load_trained
 
 
 @dataclass
@@ -123,6 +123,8 @@ def explain_runs(runs: Sequence[str | Path], labels: Sequence[str] | None = None
     layer, n, n_mass, split, batch_size = (opts[k] for k in ("layer", "n", "n_mass", "split", "batch_size"))
     device = str(resolve_device(opts["device"]))
     paths = [Path(r) for r in runs]
+    for path in paths if layer else []:
+        check_layers(path, [layer])
     loaded = _load_all(runs, device)
     splits = loaded[0][2]
     if split not in splits:

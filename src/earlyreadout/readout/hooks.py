@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -36,20 +36,26 @@ def resolve_path(model: nn.Module, path: str) -> str:
     return path
 
 
+def unknown_layer(path: str, names: list[str], prefixes: Sequence[str], model_name: str) -> str | None:
+    """The error line for a layer path that names none of a model's modules (`names`, reached directly or
+    through one of its `path_prefixes`), listing the closest valid ones; None when the path names one."""
+    path = path.removeprefix("module.")
+    if path and (path in names or any(prefix + path in names for prefix in prefixes)):
+        return None
+    names = [n for n in names if n]
+    short = [n.removeprefix(p) for p in prefixes for n in names if n.startswith(p)]
+    return (f"no layer {path!r} in {model_name}{did_you_mean(path, short + names, n=5)}; "
+            f"top-level layers: {', '.join(n for n in names if '.' not in n)}")
+
+
 def find_module(model: nn.Module, path: str) -> nn.Module:
     """The submodule at `path` (a `named_modules()` name); an unknown path lists the closest valid ones."""
     model = unwrap(model)
     modules = dict(model.named_modules())
-    path = resolve_path(model, path)
-    if path not in modules or path == "":
-        names = [n for n in modules if n]
-        prefixes = getattr(model, "path_prefixes", ())
-        short = [n.removeprefix(p) for p in prefixes for n in names if n.startswith(p)]
-        raise UserError(
-            f"no layer {path!r} in {type(model).__name__}{did_you_mean(path, short + names, n=5)}; "
-            f"top-level layers: {', '.join(n for n in names if '.' not in n)}"
-        )
-    return modules[path]
+    problem = unknown_layer(path, list(modules), getattr(model, "path_prefixes", ()), type(model).__name__)
+    if problem:
+        raise UserError(problem)
+    return modules[resolve_path(model, path)]
 
 
 def call_model(model: nn.Module, inputs: Any) -> Any:

@@ -28,7 +28,7 @@ from earlyreadout.readout.hooks import unwrap
 from earlyreadout.train.checkpoint import load_checkpoint, save_checkpoint, write_json, write_text
 from earlyreadout.train.inference import collect_logits
 from earlyreadout.train.precision import autocast
-from earlyreadout.train.runs import RunDir, load_trained, versions
+from earlyreadout.train.runs import RunDir, load_trained, model_layers, versions
 
 
 def seed_everything(seed: int) -> None:
@@ -119,6 +119,7 @@ def train(cfg: RunConfig, resume: bool = False, log: Callable[[str], None] = pri
     if dist.is_main:
         write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), run.config)
         write_json(versions(), run.path / "versions.json")
+        write_json(model_layers(method.network), run.layers)
     distributed.barrier()
     progress = cfg.train["progress"] if dist.is_main else False
 

@@ -1,7 +1,8 @@
 """Run directories: their paths and overwrite checks, the saved config, library versions, and loading a
 finished run's selected model (what teachers, analysis commands and reports read).
 
-A run directory holds `config.yaml` (resolved config), `versions.json`, `log.jsonl` (one row per epoch),
+A run directory holds `config.yaml` (resolved config), `versions.json`, `layers.json` (module names),
+`log.jsonl` (one row per epoch),
 `checkpoints/last.pt` (everything a resume needs), `checkpoints/best.pt` (the selected model),
 `metrics.json` and a `done` marker.
 """
@@ -28,6 +29,7 @@ from earlyreadout.errors import (
     read_yaml_file,
 )
 from earlyreadout.models import build_model
+from earlyreadout.readout.hooks import unknown_layer, unwrap
 from earlyreadout.train.checkpoint import load_checkpoint
 
 STORED_CONFIG_ADVICE = ("it was edited or written by another version; restore it, or train again with "
@@ -37,6 +39,27 @@ STORED_CONFIG_ADVICE = ("it was edited or written by another version; restore it
 def versions() -> dict[str, str]:
     return {"earlyreadout": __version__, "torch": torch.__version__, "numpy": np.__version__,
             "python": platform.python_version()}
+
+
+def model_layers(model: nn.Module) -> dict[str, Any]:
+    """What `layers.json` records of a run's model, so analysis commands can check layer names before they
+    load the data (minutes on real datasets): its class, module names and path prefixes."""
+    model = unwrap(model)
+    return {"model": type(model).__name__, "modules": [n for n, _ in model.named_modules()],
+            "path_prefixes": list(getattr(model, "path_prefixes", ()))}
+
+
+def check_layers(path: str | Path, layers: list[str]) -> None:
+    """Refuse layer names the run's model does not have, from its `layers.json` (runs written before that file
+    existed are checked once their model is built)."""
+    run = RunDir(path)
+    if not run.layers.is_file():
+        return
+    stored = read_json_file(run.layers, "layer list", "remove it to check layers on the loaded model")
+    for layer in layers:
+        problem = unknown_layer(layer, stored["modules"], stored["path_prefixes"], stored["model"])
+        if problem:
+            raise UserError(f"run {str(run.path)!r}: {problem}")
 
 
 class RunDir:
@@ -50,6 +73,7 @@ class RunDir:
         self.last = self.path / "checkpoints" / "last.pt"
         self.best = self.path / "checkpoints" / "best.pt"
         self.done = self.path / "done"
+        self.layers = self.path / "layers.json"
 
     def prepare(self, resume: bool, cfg: RunConfig) -> None:
         """Refuse to overwrite an existing run, or to resume one with settings that change its results."""
