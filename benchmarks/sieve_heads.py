@@ -7,7 +7,8 @@ Each variant changes the `sieve` defaults in one respect and trains at full defa
 themselves; every epoch's fresh probes of the readout layer(s) (cross-fitted logistic regressions on
 frozen val features, `probe_spurious`: the spurious attribute) show whether forgetting removed what a new
 head can still read. The variant with the best mean validation worst-group accuracy is marked, and the one
-best over both benchmarks is re-trained, with ERM beside it, on seeds 4-6 (never used to choose). Writes
+best over both benchmarks is re-trained on seeds 4-6 (never used to choose) beside ERM at its defaults and
+ERM at the sieve's learning rate (so the forgetting's share is not the learning rate's). Writes
 benchmarks/results/sieve_heads.json (runs in sieve_heads_runs.jsonl, resumable).
 """
 
@@ -18,6 +19,8 @@ import statistics
 import sys
 
 from protocol import FRESH_SEEDS, RESULTS, Job, run_jobs, summary
+
+from earlyreadout.methods import METHODS
 
 CONFIRM_SEEDS = (4, 5, 6)  # the chosen variant is judged again on seeds that took no part in choosing it
 
@@ -59,17 +62,17 @@ def main() -> None:
     # with, beside ERM on the same seeds
     winner = max(VARIANTS, key=lambda n: statistics.fmean(result[d]["variants"][n]["val_worst_group"]["mean"]
                                                           for d in datasets))
-    confirm = {(d, m, s): Job(f"{d}/{m}/confirm/seed{s}", d, m, VARIANTS[winner] if m == "sieve" else {}, s)
-               for d in datasets for m in ("sieve", "erm") for s in CONFIRM_SEEDS}
+    arms = {"sieve": ("sieve", VARIANTS[winner]), "erm": ("erm", {}),
+            "erm_at_the_sieve_lr": ("erm", {"lr": METHODS.get("sieve").hparams["lr"].default})}
+    confirm = {(d, arm, s): Job(f"{d}/{arm}/confirm/seed{s}", d, method, hp, s)
+               for d in datasets for arm, (method, hp) in arms.items() for s in CONFIRM_SEEDS}
     runs = run_jobs(confirm.values(), RESULTS / "sieve_heads_runs.jsonl")
     result["confirmation"] = {"variant": winner, "settings": VARIANTS[winner], "seeds": list(CONFIRM_SEEDS), **{
-        d: {m: summary([runs[confirm[d, m, s].key] for s in CONFIRM_SEEDS]) for m in ("sieve", "erm")}
-        for d in datasets}}
+        d: {arm: summary([runs[confirm[d, arm, s].key] for s in CONFIRM_SEEDS]) for arm in arms} for d in datasets}}
     for d in datasets:
-        row = result["confirmation"][d]
-        print(f"{d}: {winner} on seeds {CONFIRM_SEEDS}: test wga {row['sieve']['test_worst_group']['mean']:.3f} ± "
-              f"{row['sieve']['test_worst_group']['std']:.3f}; ERM {row['erm']['test_worst_group']['mean']:.3f} ± "
-              f"{row['erm']['test_worst_group']['std']:.3f}")
+        print(f"{d}, seeds {CONFIRM_SEEDS}: " + "; ".join(
+            f"{arm} {row['test_worst_group']['mean']:.3f} ± {row['test_worst_group']['std']:.3f}"
+            for arm, row in result["confirmation"][d].items()))
     out_file.write_text(json.dumps(result, indent=2) + "\n")
 
 
