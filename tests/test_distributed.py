@@ -63,6 +63,7 @@ SIEVE = ["method.readout_head=linear", "method.forget_every=1", "method.forget_l
     ("jtt", ["method.erm_epochs=1", "method.lambda_up=4"]),
     ("sieve", SIEVE + ["method.mode=three-pass"]),  # aux and forget steps outside DDP's backward
     ("sieve", SIEVE + ["method.mode=single-pass"]),
+    ("sieve", SIEVE + ["method.mode=three-pass", "method.reinit_every=2", "method.readout_steps=2"]),
     ("dedier", ["method.readout_head=linear", "method.refresh=online", "method.warmup_epochs=0"]),
     ("readout-reweight", ["method.warmup_epochs=0", "method.readout_epochs=2"]),
 ])

@@ -121,7 +121,8 @@ def test_three_pass_updates_match_hand_written_reference():
     model, x, y = tiny_problem()
     readout_lr, forget_lr, a2, a3 = 0.1, 0.3, 1.5, 2.0
     sieve = FeatureSieve(model, "early", 2, x[:2], mode="three-pass", readout_head="linear", forget_every=1,
-                         readout_lr=readout_lr, forget_lr=forget_lr, readout_weight=a2, forget_weight=a3, forget_steps=1)
+                         readout_lr=readout_lr, forget_lr=forget_lr, readout_weight=a2, forget_weight=a3, forget_steps=1,
+                         readout_steps=1, reinit_every=0)  # the reference code's three passes
     w, b = sieve.head.out.weight.detach().clone(), sieve.head.out.bias.detach().clone()
     early_w, early_b = model.early.weight.detach().clone(), model.early.bias.detach().clone()
     upper = model.upper.weight.detach().clone()

@@ -66,11 +66,12 @@ SIEVE_PARAMS: dict[str, Param] = {
     "readout_weight": Param(1.0, "a2: weight of the readout cross-entropy", low=0.0, open_low=True),
     "forget_weight": Param(0.65, "a3: weight of the forgetting loss (single-pass: the step is lr * a3)", low=0.0,
                            search=LogUniform(0.1, 10.0)),
-    "readout_steps": Param(1, "readout-head steps per batch before a forget step (three-pass); more bring the head "
-                       "closer to what the layer holds", low=1, search=Choice((1, 3))),
+    "readout_steps": Param(3, "readout-head steps per batch before a forget step (three-pass; the reference takes "
+                           "1); more bring the head closer to what the layer holds", low=1, search=Choice((1, 3))),
     "forget_steps": Param(3, "forget steps per forget event (three-pass)", low=1, search=Choice((1, 3))),
-    "reinit_every": Param(0, "re-initialise the readout head and its optimizer every this many steps (0 = never), "
-                          "so forgetting meets heads that have not co-adapted with the layer", low=0),
+    "reinit_every": Param(20, "re-initialise the readout head and its optimizer every this many steps (0 = never, "
+                          "as the reference), so forgetting meets heads that have not co-adapted with the layer",
+                          low=0, search=Choice((0, 20, 100))),
     "monitor": Param(True, "measure the readout's accuracy right after each forget step (one extra forward to the "
                      "aux layer per forget step)"),
 }
@@ -127,8 +128,9 @@ class FeatureSieve(nn.Module):
         return self.readout.head(self.readout_layer)
 
     def reset_head(self) -> None:
-        """A fresh readout head (new random weights) and a fresh optimizer state for it."""
+        """A fresh readout head (new random weights, the same on every process) and a fresh optimizer state."""
         self.readout.reset()
+        distributed.broadcast_module(self.head)
         self.aux_optimizer.state.clear()
 
     @property
