@@ -209,6 +209,8 @@ CASES = [({}, args, expected) for args, expected in ROWS] + FILE_ROWS
     (["train", "--method", "dedier", "method.readout_layer=stage:0", "--out", "TMP/x"], "readout_layer='stage:0'"),
     (["diagnose", "--run", "RUN", "--layer", "blok1", "--out", "TMP/dg"], "no layer 'blok1' in SmallCNN (did you mean"),
     (["gradcam", "--run", "RUN", "--layer", "block9", "--out", "TMP/gc"], "no layer 'block9'"),
+    (["train", "--method", "sieve", "--data", "waterbirds", "--data-root", "TMP", "method.readout_layer=layer9",
+      "--out", "TMP/x"], "no layer 'layer9' in ResNet (did you mean 'layer4'"),
 ])
 def test_bad_options_are_refused_before_any_data_loads(args, expected, finished, tmp_path, capsys, monkeypatch):
     def no_data(*_args, **_kwargs):

@@ -9,7 +9,7 @@ import torch
 
 from earlyreadout.data.base import GroupedDataset
 from earlyreadout.data.files import ROOT_OPTION, VAL_CARVE_OPTIONS, find_dataset_dir, split_off
-from earlyreadout.data.images import IMAGE_OPTIONS, IMAGE_SUFFIXES, image_split
+from earlyreadout.data.images import IMAGE_OPTIONS, IMAGE_SUFFIXES, image_model_info, image_split
 from earlyreadout.errors import UserError, read_json_file
 from earlyreadout.params import Param
 
@@ -44,6 +44,10 @@ class BAR:
 
     def __init__(self, **opts: Any):
         self.o = opts
+
+    def model_input(self) -> tuple[dict[str, Any], int]:
+        """(model info, classes), known before any file is read."""
+        return image_model_info(self.o), len(CLASSES)
 
     def splits(self) -> dict[str, GroupedDataset]:
         folder = find_dataset_dir(self.o["root"], "bar", "train", LAYOUTS)

@@ -10,7 +10,7 @@ import torch
 
 from earlyreadout.data.base import GroupedDataset
 from earlyreadout.data.files import ROOT_OPTION, check_columns, find_dataset_dir, read_table, require_file
-from earlyreadout.data.images import IMAGE_OPTIONS, image_split
+from earlyreadout.data.images import IMAGE_OPTIONS, image_model_info, image_split
 from earlyreadout.errors import UserError, read_text_file
 from earlyreadout.params import Param
 
@@ -70,6 +70,10 @@ class CelebA:
 
     def __init__(self, **opts: Any):
         self.o = opts
+
+    def model_input(self) -> tuple[dict[str, Any], int]:
+        """(model info, classes), known before any file is read."""
+        return image_model_info(self.o), 2
 
     def splits(self) -> dict[str, GroupedDataset]:
         target, attribute = self.o["target"], self.o["attribute"]

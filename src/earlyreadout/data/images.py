@@ -170,6 +170,12 @@ def cache_split(name: str, split: str, paths: Sequence[Path], size: int, train_a
         raise unreadable(name, str(e.filename), e) from None
 
 
+def image_model_info(opts: dict[str, Any]) -> dict[str, Any]:
+    """The `info` a model is built from, known from the options alone (so layers can be checked before the
+    images are read)."""
+    return {"modality": "image", "shape": (3, opts["image_size"], opts["image_size"])}
+
+
 def image_split(name: str, split: str, paths: Sequence[Path], y: torch.Tensor, a: torch.Tensor | None,
                 class_names: list[str], attribute_names: list[str] | None, opts: dict[str, Any],
                 center_crop: int | None = None, info: dict[str, Any] | None = None) -> ImageFileDataset:

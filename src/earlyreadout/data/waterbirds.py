@@ -8,7 +8,7 @@ import torch
 
 from earlyreadout.data.base import GroupedDataset
 from earlyreadout.data.files import ROOT_OPTION, find_dataset_dir, read_table, split_codes
-from earlyreadout.data.images import IMAGE_OPTIONS, image_split
+from earlyreadout.data.images import IMAGE_OPTIONS, image_model_info, image_split
 from earlyreadout.params import Param
 
 FOLDER = "waterbird_complete95_forest2water2"
@@ -26,6 +26,10 @@ class Waterbirds:
 
     def __init__(self, **opts: Any):
         self.o = opts
+
+    def model_input(self) -> tuple[dict[str, Any], int]:
+        """(model info, classes), known before any file is read."""
+        return image_model_info(self.o), 2
 
     def splits(self) -> dict[str, GroupedDataset]:
         folder = find_dataset_dir(self.o["root"], "waterbirds", "metadata.csv", LAYOUTS)

@@ -18,13 +18,13 @@ from torch import nn
 
 from earlyreadout import distributed
 from earlyreadout.config import RunConfig
-from earlyreadout.data import BatchLoader, GroupedDataset, load_splits
+from earlyreadout.data import DATASETS, BatchLoader, GroupedDataset, load_splits
 from earlyreadout.errors import UserError
 from earlyreadout.methods import METHODS, Context, Method
 from earlyreadout.metrics import evaluate_logits, selection_metric
 from earlyreadout.models import MODELS, build_model
 from earlyreadout.progress import bar
-from earlyreadout.readout.hooks import unwrap
+from earlyreadout.readout.hooks import find_module, unwrap
 from earlyreadout.train.checkpoint import load_checkpoint, save_checkpoint, write_json, write_text
 from earlyreadout.train.inference import collect_logits
 from earlyreadout.train.precision import autocast
@@ -42,10 +42,29 @@ def epoch_seed(seed: int, epoch: int) -> int:
     return seed * 100_003 + epoch + 1
 
 
+def check_layers_before_data(cfg: RunConfig) -> None:
+    """The method's layer settings given as module paths, checked on a model built from the input the dataset
+    declares (`model_input`, where it is known without reading files), so a typo costs no data loading;
+    `stage:N` values were checked with the config, and other datasets' layers when the method is built."""
+    dataset = DATASETS.get(cfg.data)(**cfg.data_options)
+    specs = METHODS.get(cfg.method).hparams
+    paths = [p.strip() for k, spec in specs.items() if spec.layer and isinstance(cfg.method_hp.get(k), str)
+             for p in cfg.method_hp[k].split(",") if not p.strip().startswith("stage:")]
+    if not paths or not hasattr(dataset, "model_input") or "path" in cfg.model_options:  # (models from a folder)
+        return
+    info, n_classes = dataset.model_input()
+    no_weights = {"weights": None} if "weights" in cfg.model_options else {}  # the module names need no weights
+    model = build_model(cfg.model, {**cfg.model_options, **no_weights}, info, n_classes)
+    for path in paths:
+        find_module(model, path)
+
+
 def build_run(cfg: RunConfig, device: torch.device, dist: distributed.DistInfo,
               splits: dict[str, GroupedDataset] | None = None) -> tuple[Method, dict[str, GroupedDataset], BatchLoader]:
     """Data, model and method of a config, ready to train (seeded from the config)."""
     seed_everything(cfg.train["seed"])
+    if splits is None:
+        check_layers_before_data(cfg)
     splits = splits or load_splits(cfg.data, cfg.data_options)
     train = splits["train"]
     method_cls = METHODS.get(cfg.method)
