@@ -2,10 +2,13 @@
 
 import json
 
+import pytest
 import torch
 
 from conftest import tiny_config
-from earlyreadout.train.engine import train
+from earlyreadout.distributed import DistInfo
+from earlyreadout.errors import ConfigError
+from earlyreadout.train.engine import build_run, train
 from earlyreadout.train.precision import autocast, grad_scaler
 
 CPU = torch.device("cpu")
@@ -51,3 +54,18 @@ def test_channels_last_trains_and_stores_a_plain_state_dict(tmp_path):
     assert 0.0 <= result["test"]["average_accuracy"] <= 1.0
     saved = torch.load(tmp_path / "run" / "checkpoints" / "best.pt", weights_only=True)
     assert all(torch.isfinite(v.float()).all() for v in saved.values())
+
+
+def test_compiled_network_trains_and_saves_the_plain_state_dict(tmp_path):
+    cfg = tiny_config(tmp_path, train={"compile": True, "epochs": 1})
+    method, _, _ = build_run(cfg, torch.device("cpu"), DistInfo())
+    assert isinstance(method.network, torch._dynamo.eval_frame.OptimizedModule)  # the network is compiled
+    result = train(cfg, log=quiet)
+    assert 0.0 <= result["test"]["average_accuracy"] <= 1.0
+    saved = torch.load(tmp_path / "run" / "checkpoints" / "best.pt", weights_only=True)
+    assert not any(k.startswith("_orig_mod") for k in saved)  # loadable into the plain model
+
+
+def test_compile_is_refused_for_methods_that_read_layers_through_hooks(tmp_path):
+    with pytest.raises(ConfigError, match="train.compile: method 'sieve' reads layers through forward hooks"):
+        tiny_config(tmp_path, "sieve", train={"compile": True})

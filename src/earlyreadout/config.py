@@ -38,6 +38,8 @@ TRAIN_OPTIONS: dict[str, Param] = {
                        "evaluation; fp16 with a gradient scaler)", choices=PRECISIONS),
     "channels_last": Param(False, "channels-last memory format for 4-D image inputs and the network (faster "
                            "convolutions on GPUs)"),
+    "compile": Param(False, "torch.compile the network (a slower first epoch, faster steps after; not for methods "
+                     "that read layers through hooks)"),
     "progress": Param(None, "progress bars; null = only on an interactive terminal outside CI",
                       nullable=True, kind=bool, affects_results=False),
 }
@@ -207,6 +209,9 @@ def build_config(raw: dict[str, Any]) -> RunConfig:
     problems += p
     out, p = resolve({"out": OUT}, {"out": raw.get("out", OUT.default)}, "the run config")
     problems += p
+    if train.get("compile") and method_cls is not None and any(s.layer for s in method_cls.hparams.values()):
+        problems.append(f"train.compile: method {method!r} reads layers through forward hooks, which a compiled "
+                        "network does not run; set train.compile=false")
     if problems:
         raise ConfigError(problems)
     return RunConfig(method, method_hp, data, data_options, model, model_options, train, out["out"], notes)  # type: ignore[arg-type]

@@ -15,10 +15,14 @@ if TYPE_CHECKING:
 
 
 def unwrap(model: nn.Module) -> nn.Module:
-    """The user's model inside DistributedDataParallel / DataParallel wrappers."""
-    while isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
-        model = model.module
-    return model
+    """The user's model inside DistributedDataParallel / DataParallel wrappers and `torch.compile`."""
+    while True:
+        if isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
+            model = model.module
+        elif isinstance(getattr(model, "_orig_mod", None), nn.Module):  # what torch.compile wraps
+            model = model._orig_mod
+        else:
+            return model
 
 
 def resolve_path(model: nn.Module, path: str) -> str:

@@ -73,7 +73,9 @@ def build_run(cfg: RunConfig, device: torch.device, dist: distributed.DistInfo,
     network = build_model(cfg.model, cfg.model_options, train.info, train.n_classes).to(device)
     if cfg.train["channels_last"]:
         network = network.to(memory_format=torch.channels_last)
-    stages = list(getattr(network, "stages", None) or MODELS.get(cfg.model).stages)
+    if cfg.train["compile"]:
+        network = torch.compile(network)
+    stages = list(getattr(unwrap(network), "stages", None) or MODELS.get(cfg.model).stages)
     if dist.world_size > 1:
         if device.type == "cuda":  # one set of batch statistics over the global batch (gloo/CPU has none)
             network = nn.SyncBatchNorm.convert_sync_batchnorm(network)
