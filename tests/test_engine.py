@@ -13,7 +13,7 @@ from earlyreadout.distributed import DistInfo
 from earlyreadout.errors import UserError
 from earlyreadout.methods import METHODS
 from earlyreadout.train.checkpoint import load_checkpoint
-from earlyreadout.train.engine import build_run, train
+from earlyreadout.train.engine import build_run, eval_batch_size, train
 from earlyreadout.train.precision import autocast
 from earlyreadout.train.runs import load_trained
 
@@ -156,3 +156,11 @@ def test_atomic_writes_leave_no_temp_files_and_usual_permissions(tmp_path):
     assert json.loads((tmp_path / "m.json").read_text()) == {"a": None}
     assert (tmp_path / "m.json").stat().st_mode & 0o044 == 0o044 & ~os.umask(os.umask(0))
     assert torch.equal(load_checkpoint(tmp_path / "c.pt")["w"], torch.ones(2))
+
+
+def test_eval_batch_size_follows_the_input_size_unless_given():
+    assert eval_batch_size(None, {"shape": (3, 224, 224)}) == 64  # 602 KB per image: 106 fit in 64 MB -> 64
+    assert eval_batch_size(None, {"shape": (3, 28, 28)}) == 512  # capped
+    assert eval_batch_size(None, {"shape": (3, 2048, 2048)}) == 16  # at least 16
+    assert eval_batch_size(None, {"modality": "text"}) == 512
+    assert eval_batch_size(7, {"shape": (3, 224, 224)}) == 7

@@ -27,7 +27,9 @@ SELECTION = ("auto", "worst_group", "adjusted", "average", "worst_class")
 TRAIN_OPTIONS: dict[str, Param] = {
     "epochs": Param(10, "training epochs", low=1),
     "batch_size": Param(64, "training batch size (global, over all processes)", low=1),
-    "eval_batch_size": Param(512, "evaluation batch size", low=1, affects_results=False),
+    "eval_batch_size": Param(None, "evaluation batch size; null = chosen from the input size (about 64 MB of "
+                             "input per batch, 16 to 512 examples)", low=1, nullable=True, kind=int,
+                             affects_results=False),
     "seed": Param(0, "training seed (initialisation, batch order)", low=0),
     "select_by": Param("auto", "validation metric that selects the checkpoint; auto = worst_group when "
                        "val has group labels, else average", choices=SELECTION),

@@ -6,6 +6,7 @@ The run directory it writes is described in `earlyreadout.train.runs`.
 from __future__ import annotations
 
 import json
+import math
 import random
 import time
 from collections.abc import Callable
@@ -40,6 +41,15 @@ def seed_everything(seed: int) -> None:
 def epoch_seed(seed: int, epoch: int) -> int:
     """The global RNG seed of one epoch, so a resumed epoch draws exactly what the original did."""
     return seed * 100_003 + epoch + 1
+
+
+def eval_batch_size(given: int | None, info: dict[str, Any]) -> int:
+    """`given`, or a batch whose input is about 64 MB (16 to 512 examples): 512 small images or token
+    sequences, 64 images at 224 px, so evaluating a large model does not hold gigabytes of activations."""
+    if given is not None:
+        return given
+    example_bytes = 4 * math.prod(info.get("shape", (1,)))
+    return max(16, min(512, 2 ** int(math.log2(max(64e6 // example_bytes, 1)))))
 
 
 def check_layers_before_data(cfg: RunConfig) -> None:
@@ -86,7 +96,7 @@ def build_run(cfg: RunConfig, device: torch.device, dist: distributed.DistInfo,
     example = train.tensors()[:2] if train.tensors() is not None else torch.stack([train.get_x(0), train.get_x(1)])
     ctx = Context(n_classes=train.n_classes, n_groups=train.n_groups, train=train, train_loader=loader,
                   example_input=example.to(device), device=device, val=splits.get("val"), load_run=load_trained,
-                  eval_batch_size=cfg.train["eval_batch_size"], rank=dist.rank, world_size=dist.world_size,
+                  eval_batch_size=eval_batch_size(cfg.train["eval_batch_size"], train.info), rank=dist.rank, world_size=dist.world_size,
                   precision=cfg.train["precision"], extras={"model_stages": stages})
     method = method_cls(network, cfg.method_hp, ctx).to(device)
     return method, splits, loader
@@ -152,7 +162,7 @@ def train(cfg: RunConfig, resume: bool = False, log: Callable[[str], None] = pri
             return method.predict(x if memory_format is None or x.dim() != 4 else x.to(memory_format=memory_format))
 
     def score(split: GroupedDataset) -> dict[str, Any]:
-        logits = collect_logits(predict, method, split, cfg.train["eval_batch_size"], device,
+        logits = collect_logits(predict, method, split, method.ctx.eval_batch_size, device,
                                 dist.rank, dist.world_size, desc=f"eval {split.split}", progress=progress)
         return evaluate_logits(logits, split)
 
