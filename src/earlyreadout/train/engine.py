@@ -72,9 +72,9 @@ def check_layers_before_data(cfg: RunConfig) -> None:
 def build_run(cfg: RunConfig, device: torch.device, dist: distributed.DistInfo,
               splits: dict[str, GroupedDataset] | None = None) -> tuple[Method, dict[str, GroupedDataset], BatchLoader]:
     """Data, model and method of a config, ready to train (seeded from the config)."""
-    seed_everything(cfg.train["seed"])
     if splits is None:
-        check_layers_before_data(cfg)
+        check_layers_before_data(cfg)  # before seeding: the throwaway model's draws leave the run's untouched
+    seed_everything(cfg.train["seed"])
     splits = splits or load_splits(cfg.data, cfg.data_options)
     train = splits["train"]
     method_cls = METHODS.get(cfg.method)
