@@ -56,11 +56,13 @@ def check_layers_before_data(cfg: RunConfig) -> None:
     """The method's layer settings given as module paths, checked on a model built from the input the dataset
     declares (`model_input`, where it is known without reading files), so a typo costs no data loading;
     `stage:N` values were checked with the config, and other datasets' layers when the method is built."""
-    dataset = DATASETS.get(cfg.data)(**cfg.data_options)
     specs = METHODS.get(cfg.method).hparams
     paths = [p.strip() for k, spec in specs.items() if spec.layer and isinstance(cfg.method_hp.get(k), str)
              for p in cfg.method_hp[k].split(",") if not p.strip().startswith("stage:")]
-    if not paths or not hasattr(dataset, "model_input") or "path" in cfg.model_options:  # (models from a folder)
+    if not paths or "path" in cfg.model_options:  # (models read from a folder are checked once built)
+        return
+    dataset = DATASETS.get(cfg.data)(**cfg.data_options)
+    if not hasattr(dataset, "model_input"):
         return
     info, n_classes = dataset.model_input()
     no_weights = {"weights": None} if "weights" in cfg.model_options else {}  # the module names need no weights
