@@ -43,7 +43,7 @@ def flag_values(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from earlyreadout.config import apply_overrides, build_config, load_config, read_yaml, set_values
+    from earlyreadout.config import build_config, layered, load_config, read_yaml
     from earlyreadout.train.engine import train
     from earlyreadout.train.runs import stored_config
 
@@ -51,7 +51,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         if not args.out:
             raise UserError("--resume needs --out pointing at the run to continue")
         raw = read_yaml(args.config) if args.config else stored_config(args.out).to_dict()
-        cfg = build_config(apply_overrides(set_values(raw, flag_values(args)), args.overrides))
+        cfg = build_config(layered(raw, flag_values(args), args.overrides))
     else:
         cfg = load_config(args.config, args.overrides, flag_values(args))
     report_run(train(cfg, resume=args.resume), cfg.out)
@@ -138,7 +138,7 @@ def _distill_args(p: argparse.ArgumentParser) -> None:
 
 def cmd_distill(args: argparse.Namespace) -> int:
     """`train` with a teacher: method (default dedier), data (default the teacher's) and student from flags."""
-    from earlyreadout.config import apply_overrides, build_config, read_yaml, set_values
+    from earlyreadout.config import build_config, layered, read_yaml
     from earlyreadout.methods import METHODS
     from earlyreadout.train.engine import train
     from earlyreadout.train.runs import RunDir, saved_config
@@ -153,7 +153,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
     flags = flag_values(args)
     if "method" not in raw and args.method is None:
         flags = {"method.name": "dedier", **flags}
-    raw = apply_overrides(set_values(raw, flags), args.overrides)
+    raw = layered(raw, flags, args.overrides)
     method = raw["method"] if isinstance(raw["method"], str) else raw["method"].get("name")
     distillers = [m for m in METHODS if "teacher" in METHODS.get(m).hparams]
     if method in METHODS and method not in distillers:

@@ -18,7 +18,7 @@ from earlyreadout.data import DATASETS
 from earlyreadout.errors import ConfigError, UserError, did_you_mean, read_yaml_file
 from earlyreadout.methods import METHODS
 from earlyreadout.models import MODELS
-from earlyreadout.params import Param, resolve
+from earlyreadout.params import Param, named_layers, resolve
 from earlyreadout.readout.hooks import stage_layer
 from earlyreadout.train.precision import PRECISIONS
 
@@ -110,12 +110,17 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     return raw
 
 
+def layered(raw: dict[str, Any], values: Mapping[str, Any] | None = None,
+            overrides: list[str] | None = None) -> dict[str, Any]:
+    """`raw` with typed `values` (flags) set, then `key=value` overrides applied, which win."""
+    return apply_overrides(set_values(raw, values or {}), overrides or [])
+
+
 def raw_config(path: str | Path | None = None, overrides: list[str] | None = None,
                values: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The unvalidated config: an optional YAML file, then typed `values` (flags), then `key=value`
     overrides, which win."""
-    raw = read_yaml(path) if path else {}
-    return apply_overrides(set_values(raw, values or {}), overrides or [])
+    return layered(read_yaml(path) if path else {}, values, overrides)
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
@@ -162,14 +167,11 @@ def stage_problems(values: dict[str, Any], specs: dict[str, Param], stages: list
     """Problems of the `stage:N` layer settings against the model's declared stages, found before any data
     loads; module paths (and stages of models that name theirs only once built) are checked on the built model."""
     problems = []
-    for key, spec in specs.items():
-        if not (spec.layer and stages and isinstance(values.get(key), str)):
-            continue
-        for layer in values[key].split(","):
-            try:
-                stage_layer(layer.strip(), stages, key)
-            except UserError as e:
-                problems.append(f"{owner}: {e}")
+    for key, layer in named_layers(specs, values) if stages else []:
+        try:
+            stage_layer(layer, stages, key)
+        except UserError as e:
+            problems.append(f"{owner}: {e}")
     return problems
 
 

@@ -216,10 +216,18 @@ def resolve(specs: dict[str, Param], given: dict[str, Any], owner: str,
     return values, problems
 
 
-def checked(specs: dict[str, Param], given: Mapping[str, Any], owner: str) -> dict[str, Any]:
-    """`resolve` for a function's options: the values with defaults filled in, or a ConfigError naming every
-    problem (so a library call fails as clearly, and as early, as the command)."""
-    values, problems = resolve(specs, dict(given), owner)
+def checked(specs: dict[str, Param], given: Mapping[str, Any], owner: str,
+            renamed: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """`resolve` for a function's or a class's options: the values with defaults filled in, or a ConfigError
+    naming every problem (so a library call fails as clearly, and as early, as the command)."""
+    values, problems = resolve(specs, dict(given), owner, renamed)
     if problems:
         raise ConfigError(problems)
     return values
+
+
+def named_layers(specs: dict[str, Param], values: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(setting, layer) for each layer that the settings declared `layer=True` name (a comma-separated list of
+    module paths or stage:N)."""
+    return [(key, layer.strip()) for key, spec in specs.items() if spec.layer and isinstance(values.get(key), str)
+            for layer in values[key].split(",")]

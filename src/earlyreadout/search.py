@@ -27,7 +27,17 @@ from earlyreadout.data import load_splits
 from earlyreadout.errors import ConfigError, UserError, file_error
 from earlyreadout.methods import METHODS
 from earlyreadout.metrics import selection_metric
-from earlyreadout.params import Choice, IntRange, LogUniform, Param, Space, Uniform, apply_renames, resolve
+from earlyreadout.params import (
+    Choice,
+    IntRange,
+    LogUniform,
+    Param,
+    Space,
+    Uniform,
+    apply_renames,
+    checked,
+    resolve,
+)
 from earlyreadout.train.checkpoint import write_json
 from earlyreadout.train.engine import silent, train
 from earlyreadout.train.runs import RunDir
@@ -105,9 +115,7 @@ class Search:
         given = raw.pop("search", {}) or {}
         if not isinstance(given, dict):
             raise ConfigError(f"section 'search' must be a mapping, got {given!r}")
-        self.options, problems = resolve(SEARCH_OPTIONS, {**given, **options}, "search")
-        if problems:
-            raise ConfigError(problems)
+        self.options = checked(SEARCH_OPTIONS, {**given, **options}, "search")
         self.raw = raw
         self.base: RunConfig = build_config(raw)
         self.space = build_space(self.base.method, self.options["space"])

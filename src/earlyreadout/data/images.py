@@ -119,6 +119,12 @@ def read_rgb(path: Path, dataset: str) -> Any:
         raise unreadable(dataset, str(path), e) from None
 
 
+def image_model_info(size: int) -> dict[str, Any]:
+    """The `info` a model is built from: square RGB images of side `size` (known from the options alone, so
+    layers can be checked before the images are read)."""
+    return {"modality": "image", "shape": (3, size, size)}
+
+
 class ImageFileDataset(GroupedDataset):
     """A split whose example `i` is the image file `paths[i]`, decoded with PIL when asked for; or, when
     `images` (the decoded-image cache) is given, read from it: `augment` (if any) takes each uint8 image,
@@ -128,7 +134,7 @@ class ImageFileDataset(GroupedDataset):
                  images: CachedImages | None = None, augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
                  **kwargs: Any):
         kwargs.setdefault("info", {})
-        kwargs["info"] = {"modality": "image", "shape": (3, size, size), **kwargs["info"]}
+        kwargs["info"] = {**image_model_info(size), **kwargs["info"]}
         super().__init__(**kwargs)
         if len(paths) != len(self.y):
             raise ValueError(f"{self.name}/{self.split}: {len(paths)} images but {len(self.y)} labels")
@@ -168,12 +174,6 @@ def cache_split(name: str, split: str, paths: Sequence[Path], size: int, train_a
         return cached_images(paths, decode, (3, side, side), folder, f"{name}-{split}", options)
     except FileNotFoundError as e:
         raise unreadable(name, str(e.filename), e) from None
-
-
-def image_model_info(opts: dict[str, Any]) -> dict[str, Any]:
-    """The `info` a model is built from, known from the options alone (so layers can be checked before the
-    images are read)."""
-    return {"modality": "image", "shape": (3, opts["image_size"], opts["image_size"])}
 
 
 def image_split(name: str, split: str, paths: Sequence[Path], y: torch.Tensor, a: torch.Tensor | None,

@@ -19,8 +19,7 @@ import torch
 from torch import nn
 
 from earlyreadout.data.base import GroupedDataset
-from earlyreadout.errors import ConfigError
-from earlyreadout.params import Choice, IntRange, LogUniform, Param, Uniform, resolve
+from earlyreadout.params import Choice, IntRange, LogUniform, Param, Uniform, checked
 from earlyreadout.readout.fit import FoldedReadouts
 from earlyreadout.readout.heads import READOUT_HEAD_PARAMS
 from earlyreadout.readout.hooks import find_module
@@ -53,9 +52,7 @@ class ReadoutReweighter(nn.Module):
 
     def __init__(self, model: nn.Module, layer: str, n_classes: int, example_input: Any, **settings: Any):
         super().__init__()
-        values, problems = resolve(READOUT_REWEIGHT_PARAMS, settings, "ReadoutReweighter")
-        if problems:
-            raise ConfigError(problems)
+        values = checked(READOUT_REWEIGHT_PARAMS, settings, "ReadoutReweighter")
         find_module(model, layer)  # an unknown layer is an error now, not at the first scoring
         self._model = [model]  # a list, so the model is not registered (nor saved) as a submodule
         self.layer, self.n_classes, self.example_input = layer, n_classes, example_input

@@ -29,8 +29,8 @@ from torch import nn
 from torch.func import functional_call
 
 from earlyreadout import distributed
-from earlyreadout.errors import ConfigError, UserError
-from earlyreadout.params import Choice, LogUniform, Param, resolve
+from earlyreadout.errors import UserError
+from earlyreadout.params import Choice, LogUniform, Param, checked
 from earlyreadout.readout.heads import HEAD_FAMILIES, TOKEN_POOLS, EarlyReadout
 from earlyreadout.readout.hooks import parameters_feeding, unwrap
 
@@ -81,15 +81,6 @@ RENAMED = {**{f"aux_{k}": f"readout_{k}" for k in ("layer", "head", "depth", "wi
            **{k: f"readout_{k}" for k in ("head", "depth", "width", "token_pool")}}
 
 
-def sieve_settings(settings: dict[str, Any], owner: str = "FeatureSieve") -> dict[str, Any]:
-    """`settings` validated against `SIEVE_PARAMS` with every other setting at its declared default; the
-    names in `RENAMED` still work, with a warning."""
-    values, problems = resolve(SIEVE_PARAMS, settings, owner, RENAMED)
-    if problems:
-        raise ConfigError(problems)
-    return values
-
-
 class FeatureSieve(nn.Module):
     """Feature Sieve (Tiwari & Shenoy, ICML 2023): forget in early layers what an early readout decodes.
 
@@ -102,7 +93,7 @@ class FeatureSieve(nn.Module):
 
     def __init__(self, model: nn.Module, readout_layer: str, n_classes: int, example_input: Any, **settings: Any):
         super().__init__()
-        s = sieve_settings(settings)
+        s = checked(SIEVE_PARAMS, settings, "FeatureSieve", RENAMED)  # the names in RENAMED warn
         self.settings = s
         self._model = [model]  # a list, so the model is not registered (nor saved) as a submodule
         self.readout_layer = readout_layer

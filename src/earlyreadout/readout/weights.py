@@ -10,8 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from earlyreadout import distributed
-from earlyreadout.errors import ConfigError
-from earlyreadout.params import Param, Uniform, resolve
+from earlyreadout.params import Param, Uniform, checked
 from earlyreadout.readout.heads import READOUT_HEAD_PARAMS, EarlyReadout
 from earlyreadout.readout.scores import error_weights
 
@@ -39,9 +38,7 @@ class ReadoutWeighter(nn.Module):
 
     def __init__(self, model: nn.Module, layer: str, n_classes: int, example_input: Any, **settings: Any):
         super().__init__()
-        s, problems = resolve(READOUT_WEIGHTER_PARAMS, settings, "ReadoutWeighter", RENAMED)
-        if problems:
-            raise ConfigError(problems)
+        s = checked(READOUT_WEIGHTER_PARAMS, settings, "ReadoutWeighter", RENAMED)
         self.layer, self.alpha, self.beta, self.lr = layer, s["alpha"], s["beta"], s["readout_lr"]
         self.readout = EarlyReadout(model, layer, n_classes, example_input, head=s["readout_head"],
                                     depth=s["readout_depth"], width=s["readout_width"], token_pool=s["readout_token_pool"])

@@ -24,6 +24,7 @@ from earlyreadout.errors import UserError
 from earlyreadout.methods import METHODS, Context, Method
 from earlyreadout.metrics import evaluate_logits, selection_metric
 from earlyreadout.models import MODELS, build_model
+from earlyreadout.params import named_layers
 from earlyreadout.progress import bar
 from earlyreadout.readout.hooks import find_module, unwrap
 from earlyreadout.train.checkpoint import load_checkpoint, save_checkpoint, write_json, write_text
@@ -56,9 +57,8 @@ def check_layers_before_data(cfg: RunConfig) -> None:
     """The method's layer settings given as module paths, checked on a model built from the input the dataset
     declares (`model_input`, where it is known without reading files), so a typo costs no data loading;
     `stage:N` values were checked with the config, and other datasets' layers when the method is built."""
-    specs = METHODS.get(cfg.method).hparams
-    paths = [p.strip() for k, spec in specs.items() if spec.layer and isinstance(cfg.method_hp.get(k), str)
-             for p in cfg.method_hp[k].split(",") if not p.strip().startswith("stage:")]
+    paths = [layer for _, layer in named_layers(METHODS.get(cfg.method).hparams, cfg.method_hp)
+             if not layer.startswith("stage:")]
     if not paths or "path" in cfg.model_options:  # (models read from a folder are checked once built)
         return
     dataset = DATASETS.get(cfg.data)(**cfg.data_options)
@@ -98,10 +98,15 @@ def build_run(cfg: RunConfig, device: torch.device, dist: distributed.DistInfo,
     example = train.tensors()[:2] if train.tensors() is not None else torch.stack([train.get_x(0), train.get_x(1)])
     ctx = Context(n_classes=train.n_classes, n_groups=train.n_groups, train=train, train_loader=loader,
                   example_input=example.to(device), device=device, val=splits.get("val"), load_run=load_trained,
-                  eval_batch_size=eval_batch_size(cfg.train["eval_batch_size"], train.info), rank=dist.rank, world_size=dist.world_size,
-                  precision=cfg.train["precision"], extras={"model_stages": stages})
+                  eval_batch_size=eval_batch_size(cfg.train["eval_batch_size"], train.info), rank=dist.rank,
+                  world_size=dist.world_size, precision=cfg.train["precision"], extras={"model_stages": stages})
     method = method_cls(network, cfg.method_hp, ctx).to(device)
     return method, splits, loader
+
+
+def in_format(x: torch.Tensor, memory_format: torch.memory_format | None) -> torch.Tensor:
+    """A 4-D image batch in `memory_format` (channels-last for CNNs); any other input as it is."""
+    return x if memory_format is None or x.dim() != 4 else x.contiguous(memory_format=memory_format)
 
 
 def to_device(batch: dict[str, torch.Tensor], device: torch.device,
@@ -109,9 +114,7 @@ def to_device(batch: dict[str, torch.Tensor], device: torch.device,
     """The batch on `device` (non-blocking copies from pinned memory), 4-D images in `memory_format`."""
     if device.type != "cpu":
         batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-    if memory_format is not None and batch["x"].dim() == 4:
-        batch = {**batch, "x": batch["x"].contiguous(memory_format=memory_format)}
-    return batch
+    return {**batch, "x": in_format(batch["x"], memory_format)}
 
 
 def mean_over_ranks(sums: dict[str, float], n: int) -> dict[str, float]:
@@ -161,7 +164,7 @@ def train(cfg: RunConfig, resume: bool = False, log: Callable[[str], None] = pri
 
     def predict(x: torch.Tensor) -> torch.Tensor:
         with autocast(device, precision):
-            return method.predict(x if memory_format is None or x.dim() != 4 else x.to(memory_format=memory_format))
+            return method.predict(in_format(x, memory_format))
 
     def score(split: GroupedDataset) -> dict[str, Any]:
         logits = collect_logits(predict, method, split, method.ctx.eval_batch_size, device,

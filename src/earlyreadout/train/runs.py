@@ -151,11 +151,12 @@ def refuse_changed_settings(run: RunDir, cfg: RunConfig) -> None:
     stored, given = result_settings(stored_config(run.path).to_dict()), result_settings(cfg.to_dict())
     for settings in (stored, given):  # a run may be extended: it then computes what a longer run would
         settings.pop("train.epochs")
+
     def shown(settings: dict[str, Any], key: str) -> str:
         return repr(settings[key]) if key in settings else "unset"
 
-    changed = [f"{k}: stored {shown(stored, k)}, given {shown(given, k)}"
-               for k in dict.fromkeys([*stored, *given]) if stored.get(k, shown) != given.get(k, shown)]
+    changed = [f"{k}: stored {shown(stored, k)}, given {shown(given, k)}" for k in dict.fromkeys([*stored, *given])
+               if k not in stored or k not in given or stored[k] != given[k]]
     if changed:
         raise UserError(f"cannot resume {str(run.path)!r} with different settings ({'; '.join(changed)}); "
                         "resume without changing them, or start a new run with another --out")
