@@ -128,6 +128,30 @@ command("compare", "train several methods (and seeds) on one dataset; print one 
 command("list", "list methods, datasets and models")(_list_args)(cmd_list)
 
 
+def _retrain_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--run", dest="run_dir", required=True, help="a finished run whose selected model's last layer is refitted")
+    p.add_argument("--method", default="readout-dfr", help="last-layer method: dfr, afr, self or readout-dfr")
+    p.add_argument("--out", required=True, help="run directory for the retrained model")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="method settings, e.g. method.c_grid=celeba")
+
+
+def cmd_retrain(args: argparse.Namespace) -> int:
+    from earlyreadout.config import apply_overrides
+    from earlyreadout.train.retrain import retrain
+
+    given = apply_overrides({}, args.overrides)
+    if set(given) - {"method"}:
+        raise UserError(f"retrain takes method.KEY=VALUE settings only (the source run fixes the rest); got "
+                        f"{', '.join(sorted(set(given) - {'method'}))}")
+    settings = given.get("method", {})
+    report_run(retrain(args.run_dir, args.method, args.out, settings), args.out)
+    return 0
+
+
+command("retrain", "refit the last layer of a finished run (DFR, AFR, SELF, readout-dfr) into a new run")(
+    _retrain_args)(cmd_retrain)
+
+
 def _distill_args(p: argparse.ArgumentParser) -> None:
     add_run_options(p)
     p.add_argument("--teacher", help="run directory of the trained teacher (frozen; any model)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
@@ -49,6 +50,8 @@ class Context:
     rank: int = 0
     world_size: int = 1
     precision: str = "fp32"
+    seed: int = 0
+    cache_dir: Path | None = None  # where a method may cache what it computes once per model (embeddings)
     extras: dict[str, Any] = field(default_factory=dict)
 
     def shuffled_train_loader(self) -> BatchLoader:
@@ -130,6 +133,11 @@ class Method(nn.Module):
 
     def on_epoch_start(self, epoch: int) -> None:
         """Called before each epoch (after a resume too), e.g. to switch stages or refresh weights."""
+
+    def after_selection(self) -> dict[str, Any]:
+        """Called once the selected checkpoint is loaded, before the final evaluation. A method that changes
+        the network here (last-layer retraining) returns what it did, and the engine saves the changed model."""
+        return {}
 
     def epoch_measures(self, epoch: int) -> dict[str, float]:
         """Numbers measured once after each epoch (e.g. a fresh probe on val), logged under `measures`."""

@@ -96,18 +96,24 @@ class FeatureTap:
 
     With `differentiable=True` an output that does not require grad (frozen layers, integer inputs) is
     replaced by a copy that does, so gradients can be taken with respect to it (Grad-CAM, attributions).
-    `forward_until` runs a forward only up to one tapped layer. Use as a context manager, or call
+    `forward_until` runs a forward only up to one tapped layer. Layers in `inputs_of` have their (first)
+    input recorded in `inputs[path]` (a classifier's input: the embedding last-layer retraining reads).
+    Use as a context manager, or call
     `close()`: no hook is left on the model afterwards. A module run several times in one forward (shared
     weights) keeps its last output.
     """
 
-    def __init__(self, model: nn.Module, paths: Iterable[str], differentiable: bool = False):
+    def __init__(self, model: nn.Module, paths: Iterable[str], differentiable: bool = False,
+                 inputs_of: Iterable[str] = ()):
         self.model = model
         self.paths = list(dict.fromkeys(paths))
         self.differentiable = differentiable
         self.features: dict[str, torch.Tensor] = {}
+        self.inputs: dict[str, torch.Tensor] = {}
         self.modules = {path: find_module(model, path) for path in self.paths}  # every path checked before any hook
+        inputs_of = {path: find_module(model, path) for path in dict.fromkeys(inputs_of)}
         self._handles = [m.register_forward_hook(self._recorder(p)) for p, m in self.modules.items()]
+        self._handles += [m.register_forward_pre_hook(self._input_recorder(p)) for p, m in inputs_of.items()]
 
     def _recorder(self, path: str) -> Any:
         def record(_module: nn.Module, _inputs: Any, output: Any) -> Any:
@@ -117,6 +123,12 @@ class FeatureTap:
                 return output  # the substitute flows on, so the logits depend on it
             self.features[path] = as_tensor(output)
             return None
+
+        return record
+
+    def _input_recorder(self, path: str) -> Any:
+        def record(_module: nn.Module, inputs: tuple[Any, ...]) -> None:
+            self.inputs[path] = as_tensor(inputs)
 
         return record
 
@@ -136,6 +148,7 @@ class FeatureTap:
             handle.remove()
         self._handles.clear()
         self.features.clear()
+        self.inputs.clear()
 
     def __enter__(self) -> Self:
         return self

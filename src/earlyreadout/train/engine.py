@@ -99,7 +99,8 @@ def build_run(cfg: RunConfig, device: torch.device, dist: distributed.DistInfo,
     ctx = Context(n_classes=train.n_classes, n_groups=train.n_groups, train=train, train_loader=loader,
                   example_input=example.to(device), device=device, val=splits.get("val"), load_run=load_trained,
                   eval_batch_size=eval_batch_size(cfg.train["eval_batch_size"], train.info), rank=dist.rank,
-                  world_size=dist.world_size, precision=cfg.train["precision"], extras={"model_stages": stages})
+                  world_size=dist.world_size, precision=cfg.train["precision"], seed=cfg.train["seed"],
+                  cache_dir=RunDir(cfg.out).embeddings, extras={"model_stages": stages})
     method = method_cls(network, cfg.method_hp, ctx).to(device)
     return method, splits, loader
 
@@ -225,11 +226,19 @@ def train(cfg: RunConfig, resume: bool = False, log: Callable[[str], None] = pri
     best = distributed.broadcast_object(
         load_checkpoint(run.best, advice="train the run again with another --out") if dist.is_main else None)
     unwrap(method.network).load_state_dict(best)
+    t0 = time.perf_counter()
+    retrained = method.after_selection()
+    if retrained:
+        retrained["time_s"] = time.perf_counter() - t0
+    if retrained and dist.is_main:
+        save_checkpoint(unwrap(method.network).state_dict(), run.retrained)
     result = {
         "method": cfg.method, "dataset": cfg.data, "model": cfg.model, "seed": cfg.train["seed"],
         "selected_by": f"val {select_by}", "best_epoch": best_epoch, "epochs": cfg.train["epochs"],
         "train_time_s": elapsed, "val": score(val), "test": score(test),
     }
+    if retrained:
+        result["last_layer"] = retrained
     if dist.is_main:
         write_json(result, run.metrics)
         write_text(time.strftime("%Y-%m-%dT%H:%M:%S\n"), run.done)

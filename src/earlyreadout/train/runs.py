@@ -4,7 +4,8 @@ finished run's selected model (what teachers, analysis commands and reports read
 A run directory holds `config.yaml` (resolved config), `versions.json`, `layers.json` (module names),
 `log.jsonl` (one row per epoch),
 `checkpoints/last.pt` (everything a resume needs), `checkpoints/best.pt` (the selected model),
-`metrics.json` and a `done` marker.
+`metrics.json` and a `done` marker. Last-layer retraining adds `checkpoints/retrained.pt` (the selected
+model with its retrained classifier: the run's final model) and caches embeddings in `embeddings/`.
 """
 
 from __future__ import annotations
@@ -72,8 +73,15 @@ class RunDir:
         self.metrics = self.path / "metrics.json"
         self.last = self.path / "checkpoints" / "last.pt"
         self.best = self.path / "checkpoints" / "best.pt"
+        self.retrained = self.path / "checkpoints" / "retrained.pt"
+        self.embeddings = self.path / "embeddings"
         self.done = self.path / "done"
         self.layers = self.path / "layers.json"
+
+    @property
+    def model(self) -> Path:
+        """The run's final model: the retrained one after last-layer retraining, else the selected one."""
+        return self.retrained if self.retrained.is_file() else self.best
 
     def prepare(self, resume: bool, cfg: RunConfig) -> None:
         """Refuse to overwrite an existing run, or to resume one with settings that change its results."""
@@ -171,7 +179,7 @@ def load_trained(path: str | Path, device: str = "cpu") -> tuple[RunConfig, nn.M
     splits = load_splits(cfg.data, cfg.data_options)
     train = splits["train"]
     model = build_model(cfg.model, cfg.model_options, train.info, train.n_classes)
-    model.load_state_dict(load_checkpoint(run.best, map_location=device,
+    model.load_state_dict(load_checkpoint(run.model, map_location=device,
                                           advice=f"train {str(run.path)!r} again with another --out"))
     return cfg, model.to(device).eval(), splits
 

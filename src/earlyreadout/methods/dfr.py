@@ -1,0 +1,45 @@
+"""Deep Feature Reweighting: ERM, then the last layer refitted on group-balanced validation data."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+
+from earlyreadout.errors import UserError
+from earlyreadout.lastlayer.dfr import C_GRIDS, dfr
+from earlyreadout.methods.base import register
+from earlyreadout.methods.last_layer import LAST_LAYER_HPARAMS, LastLayerRetraining, as_tensors
+from earlyreadout.params import IntRange, Param
+
+DFR_HPARAMS: dict[str, Param] = {
+    "c_grid": Param("waterbirds", "the reference's grid of inverse L1 strengths C: waterbirds (1 .. 0.01) or "
+                    "celeba (3 .. 0.003)", choices=tuple(C_GRIDS)),
+    "tune_repeats": Param(5, "random halvings of the data that choose C (fit on a balanced half, score the other)",
+                          low=1, search=IntRange(1, 10)),
+    "retrains": Param(10, "balanced subsamples whose coefficients are averaged (the reference: 10-20)", low=1,
+                      search=IntRange(1, 20)),
+}
+
+
+@register("dfr")
+class DFR(LastLayerRetraining):
+    """DFR (Kirichenko et al., ICLR 2023; reference `dfr_evaluate_spurious.py`): the selected ERM model's
+    embeddings of validation, standardised; L1 logistic regression (liblinear) on group-balanced subsamples;
+    C chosen by worst-group accuracy on held-out halves; the head is the average of `retrains` refits.
+
+    It trains its head on validation GROUP LABELS (as GroupDRO uses train's): not a label-free method.
+    Deviation: the reference tunes C once per dataset by hand-picked grids; both grids are offered here.
+    """
+
+    hparams: ClassVar[dict[str, Param]] = {**LAST_LAYER_HPARAMS, **DFR_HPARAMS}
+
+    def retrain(self) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
+        val = self.validation("its head is fitted on validation group labels")
+        if not val.has_attributes:
+            raise UserError(f"dfr fits its head on validation group labels, which {val.name} does not have; use "
+                            "readout-dfr, which needs none")
+        emb = self.embeddings(val)
+        head = dfr(emb.z.numpy(), emb.y.numpy(), emb.g.numpy(), self.ctx.n_classes, C_GRIDS[self.hp["c_grid"]],
+                   self.hp["tune_repeats"], self.hp["retrains"], self.ctx.seed)
+        return (*as_tensors(head), {"fitted_on": "val", "labels": "val groups", **head.info})

@@ -1,0 +1,97 @@
+"""The shared base of last-layer retraining: ERM, then the selected model's classifier refitted on
+embeddings (DFR, AFR, SELF, readout-dfr). The retraining runs after checkpoint selection, so `train`,
+`compare`, `search`, resume and torchrun treat these methods like any other; `earlyreadout retrain` runs
+the same retraining on a finished run."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from earlyreadout.data.base import GroupedDataset
+from earlyreadout.data.loader import Batch
+from earlyreadout.errors import UserError
+from earlyreadout.lastlayer.dfr import LinearHead, worst_group_accuracy
+from earlyreadout.lastlayer.embeddings import Embeddings, cached_embed, classifier_path, set_classifier
+from earlyreadout.methods.base import OPTIMIZER_HPARAMS, Context, Method
+from earlyreadout.params import Param
+from earlyreadout.readout.hooks import find_module, unwrap
+
+LAST_LAYER_HPARAMS: dict[str, Param] = {
+    **OPTIMIZER_HPARAMS,
+    "classifier": Param("auto", "module path of the layer to retrain (auto: the last nn.Linear with one output "
+                        "per class)"),
+}
+
+
+class LastLayerRetraining(Method):
+    """ERM updates; `after_selection` replaces the classifier's weights with what `retrain` returns."""
+
+    hparams: ClassVar[dict[str, Param]] = LAST_LAYER_HPARAMS
+
+    def __init__(self, network: nn.Module, hp: dict[str, Any], ctx: Context):
+        super().__init__(network, hp, ctx)
+        self.optimizers["main"] = self.make_optimizer(network.parameters())
+        self.classifier = classifier_path(network, ctx.n_classes, hp["classifier"])
+
+    def fits(self, batch: Batch) -> torch.Tensor | None:
+        """Which examples of `batch` the ERM stage learns from (None: all)."""
+        return None
+
+    def update(self, batch: Batch, step: int) -> dict[str, float]:
+        losses = F.cross_entropy(self.network(batch["x"]), batch["y"], reduction="none")
+        keep = self.fits(batch)
+        loss = losses.mean() if keep is None else (losses * keep).sum() / keep.sum().clamp_min(1)
+        self.minimize(loss, self.optimizers["main"])
+        return {"loss": loss.item()}
+
+    def embeddings(self, dataset: GroupedDataset, early_layers: list[str] = ()) -> Embeddings:
+        """The current network's embeddings of `dataset` (cached in the run directory), with the pooled
+        features of `early_layers` and of every stage of the model, so other settings reuse the cache."""
+        layers = list(dict.fromkeys([*(self.ctx.extras.get("model_stages") or []), *early_layers]))
+        return cached_embed(self.ctx.cache_dir, self.network, dataset, self.classifier, layers,
+                            batch_size=self.ctx.eval_batch_size, device=self.ctx.device)
+
+    def head(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(weight, bias) of the classifier now, on the CPU."""
+        layer = find_module(unwrap(self.network), self.classifier)
+        return layer.weight.detach().float().cpu(), layer.bias.detach().float().cpu()
+
+    def validation(self, role: str) -> GroupedDataset:
+        """The validation split, which this method reads (`role` says what for)."""
+        if self.ctx.val is None:
+            raise UserError(f"{type(self).__name__} reads the validation split ({role}), which this data has none of")
+        return self.ctx.val
+
+    def source_problem(self, source_method: str) -> str | None:
+        """Why a finished run trained with `source_method` cannot be retrained by this method (None: it can)."""
+        return None
+
+    def retrain(self) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
+        """(weight, bias, what was chosen) of the new classifier."""
+        raise NotImplementedError
+
+    def after_selection(self) -> dict[str, Any]:
+        weight, bias, info = self.retrain()
+        set_classifier(unwrap(self.network), self.classifier, weight, bias)
+        return {"classifier": self.classifier, **info}
+
+
+def tuning_groups(emb: Embeddings) -> np.ndarray:
+    """Groups that choose among retrained heads: (label, attribute) where the split has attributes, else the
+    labels (worst-class accuracy, the "attributes unknown" setting)."""
+    return (emb.g if emb.g is not None else emb.y).numpy()
+
+
+def head_score(weight: torch.Tensor, bias: torch.Tensor, z: torch.Tensor, y: np.ndarray, groups: np.ndarray) -> float:
+    """Worst-group accuracy over `groups` of the head (weight, bias) on embeddings `z`."""
+    pred = (z @ weight.T + bias).argmax(1).numpy()
+    return worst_group_accuracy(pred, y, groups)
+
+
+def as_tensors(head: LinearHead) -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.as_tensor(head.weight, dtype=torch.float32), torch.as_tensor(head.bias, dtype=torch.float32)

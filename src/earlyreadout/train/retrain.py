@@ -1,0 +1,78 @@
+"""Last-layer retraining of a finished run: its selected model's classifier refitted by a last-layer method
+(dfr, afr, self, readout-dfr) into a new run directory, in seconds; the source run is only read."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from earlyreadout import distributed
+from earlyreadout.config import build_config
+from earlyreadout.errors import UserError
+from earlyreadout.methods import METHODS
+from earlyreadout.methods.last_layer import LastLayerRetraining
+from earlyreadout.metrics import evaluate_logits
+from earlyreadout.readout.hooks import unwrap
+from earlyreadout.train.checkpoint import load_checkpoint, save_checkpoint, write_json, write_text
+from earlyreadout.train.engine import build_run
+from earlyreadout.train.inference import collect_logits
+from earlyreadout.train.runs import RunDir, model_layers, stored_config, versions
+
+
+def last_layer_methods() -> list[str]:
+    return [name for name in METHODS.names() if issubclass(METHODS.get(name), LastLayerRetraining)]
+
+
+def retrain(source: str | Path, method: str, out: str | Path, settings: dict[str, Any] | None = None,
+            log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Refit the last layer of `source`'s selected model with `method` (and its `settings`, key -> value)
+    into run directory `out`; return its metrics.json. Embeddings are cached in the source run."""
+    src = RunDir(source)
+    src.require_finished("source run")
+    if method not in last_layer_methods():
+        raise UserError(f"{method!r} is not a last-layer method; choose one of {', '.join(last_layer_methods())}")
+    source_cfg = stored_config(source)
+    raw = source_cfg.to_dict()
+    shared = {k: v for k, v in raw["method"].items() if k in METHODS.get(method).hparams}  # the ERM stage's
+    raw["method"] = {**shared, **(settings or {}), "name": method}
+    raw["out"] = str(out)
+    cfg = build_config(raw)
+    run = RunDir(out)
+    device = distributed.resolve_device(cfg.train["device"])
+    method_obj, splits, _ = build_run(cfg, device, distributed.DistInfo(0, 1, 0))
+    method_obj.ctx.cache_dir = src.embeddings
+    selected = load_checkpoint(src.best, map_location=device, advice=f"train {str(src.path)!r} again")
+    unwrap(method_obj.network).load_state_dict(selected)
+    if source_cfg.method == method:  # what the source's training kept for its retraining (SELF's early model)
+        last = load_checkpoint(src.last, advice=f"train {str(src.path)!r} again")
+        method_obj.load_extra_state(last["method_state"].get("extra", {}))
+    problem = method_obj.source_problem(source_cfg.method)
+    if problem:
+        raise UserError(f"cannot retrain {str(src.path)!r} with {method}: {problem}")
+    run.prepare(False, cfg)
+    t0 = time.perf_counter()
+    info = {**method_obj.after_selection(), "time_s": time.perf_counter() - t0, "source_run": str(src.path.resolve())}
+    log(f"{method}: last layer refitted in {info['time_s']:.1f} s")
+    source_metrics = src.read_metrics()
+
+    def score(split: str) -> dict[str, Any]:
+        logits = collect_logits(method_obj.predict, method_obj, splits[split], method_obj.ctx.eval_batch_size, device,
+                                desc=f"eval {split}", progress=False)
+        return evaluate_logits(logits, splits[split])
+
+    result = {"method": method, "dataset": cfg.data, "model": cfg.model, "seed": cfg.train["seed"],
+              "selected_by": source_metrics.get("selected_by"), "best_epoch": source_metrics.get("best_epoch"),
+              "epochs": cfg.train["epochs"], "train_time_s": source_metrics.get("train_time_s"),
+              "val": score("val"), "test": score("test"), "last_layer": info}
+    write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), run.config)
+    write_json(versions(), run.path / "versions.json")
+    write_json(model_layers(method_obj.network), run.layers)
+    save_checkpoint(selected, run.best)
+    save_checkpoint(unwrap(method_obj.network).state_dict(), run.retrained)
+    write_json(result, run.metrics)
+    write_text(time.strftime("%Y-%m-%dT%H:%M:%S\n"), run.done)
+    return result
