@@ -109,4 +109,4 @@ def dfr(z: np.ndarray, y: np.ndarray, groups: np.ndarray, n_classes: int, c_grid
     bias = np.mean([b for _, b in fits], axis=0)
     return LinearHead(weight / scale, bias - (weight * mean / scale).sum(1),
                       {"C": best, "tuning_worst_group": {str(c): s for c, s in scores.items()},
-                       "balanced_size": int(len(steps.final[0]))})
+                       "balanced_size": len(steps.final[0])})

@@ -11,6 +11,8 @@ from earlyreadout.methods import sieve  # noqa: F401
 from earlyreadout.methods import readout_reweight  # noqa: F401
 from earlyreadout.methods import dfr  # noqa: F401
 from earlyreadout.methods import readout_dfr  # noqa: F401
+from earlyreadout.methods import afr  # noqa: F401
+from earlyreadout.methods import self_retrain  # noqa: F401
 from earlyreadout.methods.base import METHODS, Context, Method, register
 
 __all__ = ["METHODS", "Context", "Method", "register"]
