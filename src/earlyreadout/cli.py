@@ -136,15 +136,9 @@ def _retrain_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_retrain(args: argparse.Namespace) -> int:
-    from earlyreadout.config import apply_overrides
-    from earlyreadout.train.retrain import retrain
+    from earlyreadout.train.retrain import method_settings, retrain
 
-    given = apply_overrides({}, args.overrides)
-    if set(given) - {"method"}:
-        raise UserError(f"retrain takes method.KEY=VALUE settings only (the source run fixes the rest); got "
-                        f"{', '.join(sorted(set(given) - {'method'}))}")
-    settings = given.get("method", {})
-    report_run(retrain(args.run_dir, args.method, args.out, settings), args.out)
+    report_run(retrain(args.run_dir, args.method, args.out, method_settings(args.overrides)), args.out)
     return 0
 
 

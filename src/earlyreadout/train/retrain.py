@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 
 from earlyreadout import distributed
-from earlyreadout.config import build_config
+from earlyreadout.config import apply_overrides, build_config
 from earlyreadout.errors import UserError
 from earlyreadout.methods import METHODS
 from earlyreadout.methods.last_layer import LastLayerRetraining
@@ -25,6 +25,16 @@ from earlyreadout.train.runs import RunDir, model_layers, stored_config, version
 
 def last_layer_methods() -> list[str]:
     return [name for name in METHODS.names() if issubclass(METHODS.get(name), LastLayerRetraining)]
+
+
+def method_settings(overrides: list[str]) -> dict[str, Any]:
+    """The method settings of `method.KEY=VALUE` overrides; any other section is refused (the source run fixes
+    the data, model and training)."""
+    given = apply_overrides({}, overrides)
+    if set(given) - {"method"}:
+        raise UserError(f"retrain takes method.KEY=VALUE settings only (the source run fixes the rest); got "
+                        f"{', '.join(sorted(set(given) - {'method'}))}")
+    return given.get("method", {})
 
 
 def retrain(source: str | Path, method: str, out: str | Path, settings: dict[str, Any] | None = None,
