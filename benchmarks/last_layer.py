@@ -1,13 +1,16 @@
 """Last-layer retraining at full size: ERM on fresh seeds, then DFR and readout-dfr refit each ERM run.
 
-`python benchmarks/last_layer.py [--datasets ...] [--workers 2]`. Phase 1 trains ERM (full default size,
-seeds 1-3) twice per dataset: selected by validation worst-group accuracy ("attributes known" on val) and
-by worst-class accuracy ("attributes unknown"), kept under runs/last_layer/. Phase 2 runs
-`earlyreadout retrain` on each: DFR (validation group labels; known setting only) and every readout-dfr
-candidate (no group labels anywhere). readout-dfr's setting for each dataset is chosen leave-one-out: the
-candidate with the highest mean validation worst-group accuracy over the OTHER datasets, judged on this one.
-Retraining time is reported relative to the ERM run it refits. Writes benchmarks/results/last_layer.json
-(rows in last_layer_runs.jsonl, appended as they finish, so a rerun resumes).
+`python benchmarks/last_layer.py [--datasets NAME[:KEY=VALUE,...] ...] [--workers 2]` (a dataset may carry
+options, e.g. `shapes-on-texture:n_classes=3`). Phase 1 trains ERM (full default size, seeds 1-3) twice
+per dataset: selected by validation worst-group accuracy ("attributes known" on val) and by worst-class
+accuracy ("attributes unknown"), kept under runs/last_layer/. Phase 2 runs `earlyreadout retrain` on each:
+DFR (validation group labels) and AFR on half of validation (its group labels tune gamma and the pull),
+both in the known setting only, and every readout-dfr candidate (no group labels anywhere). readout-dfr's
+setting for each dataset is chosen leave-one-out: the candidate with the highest mean validation
+worst-group accuracy over the OTHER datasets, judged on this one. Phase 3 trains SELF (its ERM stage keeps
+the early checkpoint it needs; known setting). Retraining time is reported relative to the ERM run it
+refits. Writes benchmarks/results/last_layer.json after phases 2 and 3 (rows in last_layer_*runs.jsonl,
+appended as they finish, so a rerun resumes).
 """
 
 from __future__ import annotations
@@ -31,6 +34,14 @@ CANDIDATES = [{"readout_layer": layer, "readout_c": c}
 
 def erm_dir(data: str, setting: str, seed: int) -> Path:
     return RUNS / data / setting / f"seed{seed}"
+
+
+def dataset_spec(text: str) -> tuple[str, dict[str, Any]]:
+    """`name` or `name:key=value,...` -> (name, options), values read as YAML scalars."""
+    import yaml
+
+    name, _, rest = text.partition(":")
+    return name, {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in rest.split(",") if item)}
 
 
 def retrain_job(source: str, method: str, hp: dict[str, Any]) -> dict[str, Any]:
@@ -69,8 +80,8 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=2)
     args = p.parse_args()
     data, seeds = args.datasets, FRESH_SEEDS
-    erm_jobs = [Job(f"{d}/erm/{s_name}/seed{s}", d, "erm", {}, s, train={"select_by": sel},
-                    out=str(erm_dir(d, s_name, s)))
+    erm_jobs = [Job(f"{d}/erm/{s_name}/seed{s}", dataset_spec(d)[0], "erm", {}, s, train={"select_by": sel},
+                    data_options=dataset_spec(d)[1], out=str(erm_dir(d, s_name, s)))
                 for d in data for s_name, sel in SELECT.items() for s in seeds]
     erm = run_jobs(erm_jobs, RESULTS / "last_layer_erm_runs.jsonl", args.workers)
     jobs = {}
@@ -78,6 +89,7 @@ def main() -> None:
         source = str(erm_dir(d, setting, s))
         if setting == "known":
             jobs[f"{d}/{setting}/dfr/seed{s}"] = (source, "dfr", {})
+            jobs[f"{d}/{setting}/afr/seed{s}"] = (source, "afr", {"reweight_on": "val"})
         for hp in CANDIDATES:
             jobs[f"{d}/{setting}/readout-dfr/{json.dumps(hp, sort_keys=True)}/seed{s}"] = (source, "readout-dfr", hp)
     rows = run_retrains(jobs, RESULTS / "last_layer_runs.jsonl", args.workers)
@@ -111,7 +123,20 @@ def main() -> None:
             if setting == "known":
                 entry[setting]["dfr (val group labels)"] = stats(
                     [rows[f"{d}/known/dfr/seed{s}"] for s in seeds], erm_rows)
+                entry[setting]["afr on half of val (val group labels tune)"] = stats(
+                    [rows[f"{d}/known/afr/seed{s}"] for s in seeds], erm_rows)
         result["datasets"][d] = entry
+    (RESULTS / "last_layer.json").write_text(json.dumps(result, indent=2) + "\n")
+    self_rows = run_jobs([Job(f"{d}/self/seed{s}", dataset_spec(d)[0], "self", {}, s, data_options=dataset_spec(d)[1])
+                          for d in data for s in seeds],
+                         RESULTS / "last_layer_self_runs.jsonl", args.workers)
+    for d in data:
+        erm_rows = [erm[f"{d}/erm/known/seed{s}"] for s in seeds]
+        rs = [self_rows[f"{d}/self/seed{s}"] for s in seeds]
+        result["datasets"][d]["known"]["self (ERM stage and retraining; val group labels tune)"] = {
+            "test_worst_group": mean_std([r["test_worst_group"] for r in rs]),
+            "test_average": mean_std([r["test_average"] for r in rs]),
+            "time_vs_erm": mean_std([r["train_time_s"] / e["train_time_s"] for r, e in zip(rs, erm_rows)])}
     (RESULTS / "last_layer.json").write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps({d: {s: {k: v["test_worst_group"]["mean"] for k, v in e.items() if isinstance(v, dict)
                               and "test_worst_group" in v} for s, e in entry.items()}

@@ -66,6 +66,8 @@ SIEVE = ["method.readout_head=linear", "method.forget_every=1", "method.forget_l
     ("sieve", SIEVE + ["method.mode=three-pass", "method.reinit_every=2", "method.readout_steps=2"]),
     ("dedier", ["method.readout_head=linear", "method.refresh=online", "method.warmup_epochs=0"]),
     ("readout-reweight", ["method.warmup_epochs=0", "method.readout_epochs=2"]),
+    ("readout-dfr", ["method.retrains=2", "method.tune_repeats=1", "method.readout_layer=stage:1"]),
+    ("afr", ["method.gamma=2", "method.pull=0.1", "method.head_steps=20"]),  # ERM stage without the held-out part
 ])
 def test_two_processes_match_one(method, hp, tmp_path, request):
     if method == "dedier":
@@ -77,6 +79,9 @@ def test_two_processes_match_one(method, hp, tmp_path, request):
     assert one.keys() == two.keys()
     for k in one:
         assert torch.allclose(one[k].double(), two[k].double(), atol=1e-5, rtol=1e-4), k
+    if (tmp_path / "one" / "checkpoints" / "retrained.pt").exists():  # the last layer refitted the same way
+        one, two = (load_checkpoint(tmp_path / run / "checkpoints" / "retrained.pt") for run in ("one", "two"))
+        assert all(torch.allclose(one[k].double(), two[k].double(), atol=1e-4, rtol=1e-3) for k in one)
     rows = (tmp_path / "two" / "log.jsonl").read_text().splitlines()
     assert [json.loads(r)["epoch"] for r in rows] == [0, 1]  # rank 1 wrote nothing
     a = json.loads((tmp_path / "one" / "metrics.json").read_text())

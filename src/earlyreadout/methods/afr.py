@@ -50,7 +50,9 @@ class AFR(LastLayerRetraining):
             self.held_out[order[: max(1, round(hp["holdout_fraction"] * n))]] = True
 
     def fits(self, batch: Batch) -> torch.Tensor | None:
-        return (~self.held_out.to(batch["idx"].device)[batch["idx"]]).float()
+        """0 on the held-out part; elsewhere 1 / (share kept), so the expected step is ERM's."""
+        kept = ~self.held_out.to(batch["idx"].device)[batch["idx"]]
+        return kept.float() / (1.0 - self.held_out.float().mean())
 
     def source_problem(self, source_method: str) -> str | None:
         if self.hp["reweight_on"] == "holdout" and source_method != "afr":

@@ -19,7 +19,7 @@ from earlyreadout.lastlayer.dfr import LinearHead, worst_group_accuracy
 from earlyreadout.lastlayer.embeddings import Embeddings, cached_embed, classifier_path, set_classifier
 from earlyreadout.methods.base import OPTIMIZER_HPARAMS, Context, Method
 from earlyreadout.params import Param
-from earlyreadout.readout.hooks import find_module, unwrap
+from earlyreadout.readout.hooks import find_module, resolve_path, unwrap
 
 LAST_LAYER_HPARAMS: dict[str, Param] = {
     **OPTIMIZER_HPARAMS,
@@ -39,20 +39,22 @@ class LastLayerRetraining(Method):
         self.classifier = classifier_path(network, ctx.n_classes, hp["classifier"])
 
     def fits(self, batch: Batch) -> torch.Tensor | None:
-        """Which examples of `batch` the ERM stage learns from (None: all)."""
+        """Per-example loss weights of the ERM stage for `batch` (None: plain ERM), e.g. 0 on held-out data."""
         return None
 
     def update(self, batch: Batch, step: int) -> dict[str, float]:
         losses = F.cross_entropy(self.network(batch["x"]), batch["y"], reduction="none")
-        keep = self.fits(batch)
-        loss = losses.mean() if keep is None else (losses * keep).sum() / keep.sum().clamp_min(1)
+        weights = self.fits(batch)
+        loss = losses.mean() if weights is None else (losses * weights).mean()  # a batch mean, as DDP averages
         self.minimize(loss, self.optimizers["main"])
         return {"loss": loss.item()}
 
     def embeddings(self, dataset: GroupedDataset, early_layers: list[str] = ()) -> Embeddings:
         """The current network's embeddings of `dataset` (cached in the run directory), with the pooled
-        features of `early_layers` and of every stage of the model, so other settings reuse the cache."""
-        layers = list(dict.fromkeys([*(self.ctx.extras.get("model_stages") or []), *early_layers]))
+        features of `early_layers` and of every stage the model has, so other settings reuse the cache."""
+        names = dict(unwrap(self.network).named_modules())
+        stages = [s for s in self.ctx.extras.get("model_stages") or [] if resolve_path(self.network, s) in names]
+        layers = list(dict.fromkeys([*stages, *early_layers]))
         return cached_embed(self.ctx.cache_dir, self.network, dataset, self.classifier, layers,
                             batch_size=self.ctx.eval_batch_size, device=self.ctx.device)
 
