@@ -1,32 +1,61 @@
-"""Cost of the sieve: time per training step of each mode and forget frequency, divided by ERM's, in one run.
+"""Cost of the sieve: time per training step of each setting, divided by ERM's, in one run.
 
 Writes benchmarks/results/sieve_cost.json. Variants are timed round-robin (each round times every variant
 on the same batches) and the ratio uses the median over rounds, so load from other processes on a shared
-machine hits every variant alike. The aux layer is the `sieve` default; the head is the default one and a linear one; `monitor` is off (it
-adds one forward to the aux layer per forget step).
+machine hits every variant alike. `defaults` is the `sieve` method as shipped (three-pass, a forget event
+every step with 3 head steps and 3 forget steps, a fresh head every 20 steps, `monitor` on); the other
+variants change one or two settings of it, with `monitor` off (it adds one forward to the readout layer
+per forget step).
+
+To compare with an earlier version of the code, time it with this same script and keep its ratios beside
+the new ones (each ratio is to the ERM timed in the same run):
+
+    PYTHONPATH=<earlier checkout>/src python benchmarks/sieve_cost.py --out /tmp/before.json
+    python benchmarks/sieve_cost.py --before /tmp/before.json
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import statistics
+import subprocess
 import time
 from pathlib import Path
 
 import torch
 
+import earlyreadout
 from earlyreadout.config import build_config
 from earlyreadout.distributed import DistInfo
 from earlyreadout.train.engine import build_run
 
 ROUNDS, STEPS = 7, 10
 DATA = {"name": "dominoes", "n_train": 640, "n_val": 8, "n_test": 8}
-HEADS = {"default head": {}, "linear head": {"readout_head": "linear"}}
+QUIET = {"name": "sieve", "monitor": False}
 VARIANTS = {
     "erm": {"name": "erm"},
-    **{f"{mode} F={f}, {head}": {"name": "sieve", "mode": mode, "forget_every": f, "monitor": False, **h}
-       for head, h in HEADS.items() for mode in ("single-pass", "three-pass") for f in (1, 5)},
+    "defaults": {"name": "sieve"},
+    "defaults, monitor off": QUIET,
+    "defaults, forget_steps=1, monitor off": {**QUIET, "forget_steps": 1},
+    "three-pass F=5": {**QUIET, "forget_every": 5},
+    "three-pass F=1, reference (1 head step, 1 forget step, one head)":
+        {**QUIET, "readout_steps": 1, "forget_steps": 1, "reinit_every": 0},
+    "single-pass F=1": {**QUIET, "mode": "single-pass", "forget_every": 1},
+    "single-pass F=5": {**QUIET, "mode": "single-pass", "forget_every": 5},
 }
+OUT = Path(__file__).parent / "results" / "sieve_cost.json"
+
+
+def code_version() -> str:
+    """The commit of the earlyreadout package being timed (`+dirty` with uncommitted changes), if in git."""
+    src = Path(earlyreadout.__file__).resolve().parent
+    git = ["git", "-C", str(src)]
+    head = subprocess.run(git + ["rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False)
+    if head.returncode:
+        return "unknown"
+    dirty = subprocess.run(git + ["status", "--porcelain", "--", "."], capture_output=True, text=True, check=False)
+    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
 
 
 def time_steps(method, batches: list[dict]) -> float:
@@ -37,7 +66,7 @@ def time_steps(method, batches: list[dict]) -> float:
     return (time.perf_counter() - start) / len(batches)
 
 
-def main() -> None:
+def measure() -> dict:
     torch.set_num_threads(1)
     methods, batches = {}, None
     for name, method_cfg in VARIANTS.items():
@@ -56,18 +85,30 @@ def main() -> None:
         for name, method in methods.items():
             times[name].append(time_steps(method, batches))
     erm = statistics.median(times["erm"])
-    result = {
-        "setup": {"data": DATA, "model": "small-cnn (width 32)", "batch_size": 64, "threads": 1,
-                  "rounds": ROUNDS, "steps_per_round": STEPS,
-                  "default head": {k: v for k, v in methods["single-pass F=5, default head"].hp.items()
-                                   if k in ("readout_layer", "readout_head", "readout_depth", "readout_width")}},
+    defaults = {k: v for k, v in methods["defaults"].hp.items()
+                if k.startswith(("readout_", "forget_")) or k in ("mode", "reinit_every", "monitor")}
+    return {
+        "setup": {"code": code_version(), "data": DATA, "model": "small-cnn (width 32)", "batch_size": 64,
+                  "threads": 1, "rounds": ROUNDS, "steps_per_round": STEPS, "erm_step_s": erm,
+                  "variants": {k: v for k, v in VARIANTS.items() if k != "erm"}, "defaults": defaults},
         "ratio_to_erm": {name: statistics.median(t) / erm for name, t in times.items() if name != "erm"},
-        "target": "single-pass F=5 <= 1.15",
+        "target": "defaults <= 2.0",
     }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=OUT, help="result file (default: %(default)s)")
+    parser.add_argument("--before", type=Path, help="a result of this script on earlier code, kept under 'before'")
+    args = parser.parse_args()
+    result = measure()
+    if args.before:
+        earlier = json.loads(args.before.read_text())
+        result["before"] = {"code": earlier["setup"]["code"], "erm_step_s": earlier["setup"]["erm_step_s"],
+                            "ratio_to_erm": earlier["ratio_to_erm"]}
     print(json.dumps(result, indent=2))
-    out = Path(__file__).parent / "results" / "sieve_cost.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -222,10 +222,16 @@ def test_repeated_aux_and_forget_steps_in_three_pass_mode():
             return _step(*args)
 
         setattr(sieve, f"{name}_step", counted)
+    forwards = []
+    model.block1.register_forward_hook(lambda *_: forwards.append(1))
     stats = sieve.step(x, y)  # step 0 forgets
     assert calls == {"aux": 3, "forget": 2} and "forget_loss" in stats
+    # one forward serves the three head steps and the first forget step; the second forget step and the
+    # monitor run their own
+    assert len(forwards) == 3
     sieve.step(x, y)  # step 1 does not
     assert calls == {"aux": 6, "forget": 2}
+    assert len(forwards) == 4  # one forward for the three head steps
     with pytest.raises(UserError, match=r"'forget_steps' parameter of FeatureSieve must be an int in the range \[1"):
         FeatureSieve(model, "block1", 2, x[:2], forget_steps=0)
 

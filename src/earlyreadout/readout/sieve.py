@@ -8,10 +8,12 @@
 
 Two modes. `three-pass` (the reference code): the aux and forget steps run their own forward/backward
 passes (stopped at the aux layer), the forget step with plain SGD at `forget_lr`; `readout_steps` and
-`forget_steps` repeat them on the same batch (1 each in the reference). `single-pass` (the
-paper's Algorithm 1): `loss()` returns `main_weight * CE(main) + readout_weight * CE(aux) + [k % F == 0] *
-forget_weight * L_f` from the user's one forward, for one backward; the forget term's head runs with
-detached parameters, so its gradient flows only into the early layers, and the user's optimizer applies it.
+`forget_steps` repeat them on the same batch (1 each in the reference). The head steps and the first forget
+step share one forward (the head steps move the head only); each later forget step runs its own.
+`single-pass` (the paper's Algorithm 1): `loss()` returns `main_weight * CE(main) + readout_weight *
+CE(aux) + [k % F == 0] * forget_weight * L_f` from the user's one forward, for one backward; the forget
+term's head runs with detached parameters, so its gradient flows only into the early layers, and the user's
+optimizer applies it.
 Under DDP the head's and the forget step's gradients are averaged over processes (the main backward is
 DDP's), so every rank keeps identical weights.
 
@@ -167,14 +169,7 @@ class FeatureSieve(nn.Module):
         the shared backward (single-pass); advances the step counter. Returns numbers to log."""
         forgot = self.forgets_now
         if self.mode == "three-pass":
-            for _ in range(self.readout_steps):  # several steps bring the head closer to what the layer holds
-                stats = self.aux_step(x, y)
-            if forgot:
-                stats.update(self.forget_step(x, y))
-                before = stats["readout_acc_before_forget"]
-                for _ in range(self.forget_steps - 1):
-                    stats.update(self.forget_step(x, y))
-                stats["readout_acc_before_forget"] = before  # as the first forget step saw it
+            stats = self._three_pass(x, y, forgot)
         else:
             distributed.sync_gradients(self.head.parameters())
             self.aux_optimizer.step()
@@ -190,10 +185,29 @@ class FeatureSieve(nn.Module):
             self.reset_head()
         return stats
 
-    def aux_step(self, x: Any, y: torch.Tensor) -> dict[str, float]:
-        """Three-pass aux update: the head's cross-entropy on the detached feature of `x` (head only)."""
-        with torch.no_grad():
+    def _three_pass(self, x: Any, y: torch.Tensor, forgot: bool) -> dict[str, float]:
+        """`readout_steps` head steps, then on forget steps `forget_steps` forget steps, on batch `x`.
+
+        One forward to the aux layer serves all the head steps and the first forget step: the head steps
+        change the head only, so the layer's output stays what it was (the head steps read it detached, the
+        forget step through its graph). Each later forget step runs its own forward, the early layers having
+        moved.
+        """
+        with torch.set_grad_enabled(forgot):  # the graph is kept only for the forget step
             feature = self._forward_to_aux(x)
+        for _ in range(self.readout_steps):  # several steps bring the head closer to what the layer holds
+            stats = self.aux_step(feature.detach(), y)
+        if forgot:
+            stats.update(self.forget_step(x, y, feature))
+            before = stats["readout_acc_before_forget"]
+            for _ in range(self.forget_steps - 1):
+                stats.update(self.forget_step(x, y))
+            stats["readout_acc_before_forget"] = before  # as the first forget step saw it
+        return stats
+
+    def aux_step(self, feature: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+        """Three-pass aux update: the head's cross-entropy on `feature`, the detached aux-layer output of a
+        batch with labels `y` (head only)."""
         logits = self.head(feature)
         aux = F.cross_entropy(logits, y)
         self.aux_optimizer.zero_grad(set_to_none=True)
@@ -202,9 +216,15 @@ class FeatureSieve(nn.Module):
         self.aux_optimizer.step()
         return {"aux_loss": aux.item(), "readout_acc": accuracy(logits, y)}
 
-    def forget_step(self, x: Any, y: torch.Tensor) -> dict[str, float]:
-        """Three-pass forget update: plain SGD on `forget_weight * L_f` over the early parameters only."""
-        logits = self.frozen_head(self._forward_to_aux(x))
+    def forget_step(self, x: Any, y: torch.Tensor, feature: torch.Tensor | None = None) -> dict[str, float]:
+        """Three-pass forget update: plain SGD on `forget_weight * L_f` over the early parameters only.
+
+        `feature` is the aux layer's output of `x` at the current weights, with its graph, when the caller
+        has already run that forward; without it the step runs the forward itself.
+        """
+        if feature is None:
+            feature = self._forward_to_aux(x)
+        logits = self.frozen_head(feature)
         forget = forget_loss(logits)
         grads = torch.autograd.grad(self.forget_weight * forget, self.early, allow_unused=True)
         saved = [p.grad for p in self.early]  # the user's gradients are left as they were
