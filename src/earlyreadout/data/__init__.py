@@ -14,6 +14,8 @@ from earlyreadout.data.multinli import MultiNLI
 from earlyreadout.data.nico import NICO
 from earlyreadout.data.synthetic.colored_digits import ColoredDigits
 from earlyreadout.data.synthetic.dominoes import Dominoes
+from earlyreadout.data.synthetic.shapes_on_texture import ShapesOnTexture
+from earlyreadout.data.synthetic.small_digits import SmallDigits
 from earlyreadout.data.synthetic.spurious_text import SpuriousText
 from earlyreadout.data.waterbirds import Waterbirds
 from earlyreadout.registry import Registry
@@ -21,6 +23,8 @@ from earlyreadout.registry import Registry
 DATASETS: Registry[Any] = Registry("dataset")
 DATASETS.register("colored-digits")(ColoredDigits)
 DATASETS.register("dominoes")(Dominoes)
+DATASETS.register("shapes-on-texture")(ShapesOnTexture)
+DATASETS.register("small-digits")(SmallDigits)
 DATASETS.register("spurious-text")(SpuriousText)
 DATASETS.register("waterbirds")(Waterbirds)
 DATASETS.register("celeba")(CelebA)
