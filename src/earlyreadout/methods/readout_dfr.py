@@ -21,7 +21,8 @@ from earlyreadout.params import Choice, IntRange, LogUniform, Param
 from earlyreadout.readout.hooks import stage_layer
 
 READOUT_DFR_HPARAMS: dict[str, Param] = {
-    "readout_layer": Param("stage:2", "layer whose pooled features the readout reads (module path or stage:N)",
+    "readout_layer": Param("stage:1", "layer whose pooled features the readout reads (module path or stage:N; "
+                           "stage:1 had the best mean validation worst-group over the built-in benchmarks)",
                            layer=True, search=Choice(("stage:1", "stage:2", "stage:3"))),
     "readout_c": Param(1.0, "inverse L2 strength of the logistic readout", low=0.0, open_low=True,
                        search=LogUniform(1e-3, 1e2)),
