@@ -28,7 +28,9 @@ from protocol import FRESH_SEEDS, RESULTS, Job, mean_std, run_jobs
 
 RUNS = Path(__file__).resolve().parents[1] / "runs" / "last_layer"
 SELECT = {"known": "worst_group", "unknown": "worst_class"}
-CANDIDATES = [{"readout_layer": layer, "readout_c": c}
+# token sequences are mean-pooled (a CLS readout on the token embedding layer reads one constant token; the
+# first results, with CLS, are kept in results/archive/last_layer_cls_pool.json)
+CANDIDATES = [{"readout_layer": layer, "readout_c": c, "readout_token_pool": "mean"}
               for layer, c in itertools.product(("stage:1", "stage:2", "stage:3"), (0.01, 1.0))]
 
 

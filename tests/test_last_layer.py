@@ -216,3 +216,14 @@ def test_retrain_refuses_bad_input_with_one_line(args, message, tmp_path):
 def test_retrain_refuses_an_unfinished_run(tmp_path):
     with pytest.raises(UserError, match="not a finished run"):
         retrain(tmp_path / "nothing", "dfr", tmp_path / "out", log=quiet)
+
+
+def test_a_mean_pooled_readout_on_token_embeddings_sees_the_words_and_cls_does_not(text_splits):
+    from earlyreadout.lastlayer.embeddings import embed
+    from earlyreadout.models.text import TextTransformer
+
+    info = text_splits["train"].info
+    model = TextTransformer(info["vocab_size"], info["max_len"], 2, 16, 1, 2, info["pad_id"]).eval()
+    cls, mean = (embed(model, text_splits["val"], "fc", ["embed"], token_pool=p).early["embed"] for p in ("cls", "mean"))
+    assert torch.allclose(cls, cls[:1].expand_as(cls))  # one [CLS] token for every sentence
+    assert not torch.allclose(mean, mean[:1].expand_as(mean))

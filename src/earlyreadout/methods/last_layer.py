@@ -49,14 +49,16 @@ class LastLayerRetraining(Method):
         self.minimize(loss, self.optimizers["main"])
         return {"loss": loss.item()}
 
-    def embeddings(self, dataset: GroupedDataset, early_layers: list[str] = ()) -> Embeddings:
+    def embeddings(self, dataset: GroupedDataset, early_layers: list[str] = (), token_pool: str = "cls"
+                   ) -> Embeddings:
         """The current network's embeddings of `dataset` (cached in the run directory), with the pooled
-        features of `early_layers` and of every stage the model has, so other settings reuse the cache."""
+        features of `early_layers` and of every stage the model has (token sequences pooled by `token_pool`),
+        so other settings reuse the cache."""
         names = dict(unwrap(self.network).named_modules())
         stages = [s for s in self.ctx.extras.get("model_stages") or [] if resolve_path(self.network, s) in names]
         layers = list(dict.fromkeys([*stages, *early_layers]))
         return cached_embed(self.ctx.cache_dir, self.network, dataset, self.classifier, layers,
-                            batch_size=self.ctx.eval_batch_size, device=self.ctx.device)
+                            batch_size=self.ctx.eval_batch_size, device=self.ctx.device, token_pool=token_pool)
 
     def head(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(weight, bias) of the classifier now, on the CPU."""

@@ -18,12 +18,16 @@ from earlyreadout.methods.base import register
 from earlyreadout.methods.dfr import DFR_HPARAMS
 from earlyreadout.methods.last_layer import LAST_LAYER_HPARAMS, LastLayerRetraining, as_tensors
 from earlyreadout.params import Choice, IntRange, LogUniform, Param
+from earlyreadout.readout.heads import TOKEN_POOLS
 from earlyreadout.readout.hooks import stage_layer
 
 READOUT_DFR_HPARAMS: dict[str, Param] = {
     "readout_layer": Param("stage:1", "layer whose pooled features the readout reads (module path or stage:N; "
                            "stage:1 had the best mean validation worst-group over the built-in benchmarks)",
                            layer=True, search=Choice(("stage:1", "stage:2", "stage:3"))),
+    "readout_token_pool": Param("mean", "how the readout pools token sequences: mean (a bag of the layer's "
+                                "tokens) or cls (position 0, which before any attention layer is the same "
+                                "token for every input)", choices=TOKEN_POOLS),
     "readout_c": Param(1.0, "inverse L2 strength of the logistic readout", low=0.0, open_low=True,
                        search=LogUniform(1e-3, 1e2)),
     "pseudo_groups": Param("predicted", "predicted: (label, readout's class), which keeps several minorities of "
@@ -50,10 +54,12 @@ class ReadoutDFR(LastLayerRetraining):
     def retrain(self) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
         hp, n = self.hp, self.ctx.n_classes
         layer = stage_layer(hp["readout_layer"], self.ctx.extras.get("model_stages"), "readout_layer")
-        train = self.embeddings(self.ctx.train, [layer])
+        pooling = hp["readout_token_pool"]
+        train = self.embeddings(self.ctx.train, [layer], pooling)
         train_x, train_y = train.early[layer].numpy(), train.y.numpy()
         if hp["fit_on"] == "val":
-            target = self.embeddings(self.validation("the readout flags it and the head is fitted on it"), [layer])
+            target = self.embeddings(self.validation("the readout flags it and the head is fitted on it"), [layer],
+                                     pooling)
             probs = readout_probabilities(train_x, train_y, target.early[layer].numpy(), hp["readout_c"])
         else:
             target = train
