@@ -32,7 +32,7 @@ class SELF(LastLayerRetraining):
     hparams: ClassVar[dict[str, Param]] = {
         **LAST_LAYER_HPARAMS,
         "early_epoch": Param(1, "epochs of the early-stopped checkpoint (paper: 1-5); below train.epochs", low=1,
-                             search=IntRange(1, 5)),
+                             search=IntRange(1, 3)),
         "k": Param(None, f"points kept for fine-tuning; null: chosen from {KS} on validation", kind=int,
                    nullable=True, low=1, search=Choice(KS)),
         "head_steps": Param(250, "full-batch SGD steps of the fine-tune (paper: 250)", low=1, search=IntRange(50, 1000)),
