@@ -109,3 +109,14 @@ def test_one_epoch_of_training_from_the_cli(name, capsys, tmp_path):
     assert code == 0 and "test worst-group" in printed and name in printed
     metrics = json.loads((out / "metrics.json").read_text())
     assert len(metrics["test"]["groups"]) == 4 and (out / "done").is_file()
+
+
+def test_the_ceiling_of_a_multi_class_benchmark_balances_every_group(capsys, tmp_path):
+    import yaml
+
+    code = main(["compare", "--methods", "ceiling", "--data", "shapes-on-texture", "--epochs", "1",
+                 "--out", str(tmp_path), "data.n_classes=3", "data.n_train=90", "data.n_val=27", "data.n_test=27",
+                 "data.size=32", "model.width=8", "train.batch_size=32"])
+    assert code == 0
+    config = yaml.safe_load((tmp_path / "ceiling" / "seed0" / "config.yaml").read_text())
+    assert config["data"]["correlation"] == pytest.approx(1 / 3)

@@ -37,11 +37,12 @@ def compare(methods: list[str], out: str | Path, config: str | None = None, over
             seed = first_seed + s
             run = {"train.seed": seed, "out": str(out / m / f"seed{seed}"), "method.name": "erm" if m == CEILING else m}
             if m == CEILING:
-                data = build_config(set_values(raw, run)).data
-                if "correlation" not in DATASETS.get(data).options:
+                base = build_config(set_values(raw, run))
+                if "correlation" not in DATASETS.get(base.data).options:
                     raise UserError(f"the {CEILING} (ERM on group-balanced train) needs a generated benchmark with a "
-                                    f"correlation option; {data!r} has none: drop it from --methods")
-                run["data.correlation"] = CEILING_CORRELATION
+                                    f"correlation option; {base.data!r} has none: drop it from --methods")
+                # one attribute per class: agreement 1/n_classes leaves every (label, attribute) group equally likely
+                run["data.correlation"] = 1.0 / base.data_options.get("n_classes", 1 / CEILING_CORRELATION)
             configs[m, seed] = build_config(set_values(raw, run))
     results = []
     for (m, seed), cfg in configs.items():
