@@ -227,3 +227,18 @@ def test_a_mean_pooled_readout_on_token_embeddings_sees_the_words_and_cls_does_n
     cls, mean = (embed(model, text_splits["val"], "fc", ["embed"], token_pool=p).early["embed"] for p in ("cls", "mean"))
     assert torch.allclose(cls, cls[:1].expand_as(cls))  # one [CLS] token for every sentence
     assert not torch.allclose(mean, mean[:1].expand_as(mean))
+
+
+def test_dfr_with_three_classes_is_one_vs_rest_liblinear():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 300)
+    z = rng.normal(size=(300, 5))
+    z[np.arange(300), y] += 2.0
+    head = dfr(z, y, y, 3, (1.0,), tune_repeats=1, retrains=1, seed=0)
+    idx = plan(y, 1, 1, 0).final[0]
+    scaler = StandardScaler().fit(z)
+    x = scaler.transform(z)
+    direct = np.stack([LogisticRegression(C=1.0, solver="liblinear", random_state=0, **L1)
+                       .fit(x[idx], (y[idx] == k).astype(int)).decision_function(x) for k in range(3)], 1)
+    np.testing.assert_allclose(head.logits(z), direct, rtol=1e-6, atol=1e-6)
+    assert (head.logits(z).argmax(1) == y).mean() > 0.8
