@@ -123,6 +123,14 @@ def draw_digits(
     return out
 
 
+def binary_digit_split(o: dict[str, Any], split: str) -> tuple[torch.Generator, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(generator, labels, attributes, 8x8 source digits) of one split of a two-class digit benchmark whose
+    label is `digit >= 5` and whose attribute agrees with it with probability `correlation` in train."""
+    gen = split_generator(o["seed"], split)
+    y, a = split_groups(split, o[f"n_{split}"], 2, 2, o["correlation"], o["eval_correlation"], gen)
+    return gen, y, a, draw_digits(y, o["seed"], split, gen, (torch.arange(10) >= 5).long())
+
+
 def render_digits(
     digits: torch.Tensor, size: int, gen: torch.Generator, max_shift: float, scale: tuple[float, float]
 ) -> torch.Tensor:

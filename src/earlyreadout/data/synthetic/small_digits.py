@@ -38,10 +38,8 @@ class SmallDigits(common.GeneratedBenchmark):
 
     def make(self, split: str) -> GroupedDataset:
         o = self.o
-        gen = common.split_generator(o["seed"], split)
-        n, s = o[f"n_{split}"], o["size"]
-        y, a = common.split_groups(split, n, 2, 2, o["correlation"], o["eval_correlation"], gen)
-        digits = common.draw_digits(y, o["seed"], split, gen, (torch.arange(10) >= 5).long())
+        gen, y, a, digits = common.binary_digit_split(o, split)
+        n, s = len(y), o["size"]
         ink = common.render_digits(digits, s, gen, o["max_shift"], (0.65, 0.9))
         t = max(2, s // 14)  # bar thickness; the band is two bars tall
         long = 3 * t
