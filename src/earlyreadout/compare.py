@@ -15,7 +15,6 @@ from earlyreadout.train.engine import train
 from earlyreadout.train.runs import RunDir
 
 CEILING = "ceiling"
-CEILING_CORRELATION = 0.5
 
 
 def compare(methods: list[str], out: str | Path, config: str | None = None, overrides: list[str] | None = None,
@@ -23,7 +22,7 @@ def compare(methods: list[str], out: str | Path, config: str | None = None, over
     """Run each method x seed into `<out>/<method>/seed<k>`; finished runs are reused, not retrained.
 
     `config`, typed `values` (flags) and `overrides` (key=value, which win) are shared by every run. The
-    pseudo-method `ceiling` is ERM on group-balanced train (`data.correlation=0.5`, generated benchmarks
+    pseudo-method `ceiling` is ERM on group-balanced train (`data.correlation=1/n_classes`, generated benchmarks
     only): the best a method can hope for on that benchmark, shown beside the others.
     """
     if seeds < 1:
@@ -42,7 +41,7 @@ def compare(methods: list[str], out: str | Path, config: str | None = None, over
                     raise UserError(f"the {CEILING} (ERM on group-balanced train) needs a generated benchmark with a "
                                     f"correlation option; {base.data!r} has none: drop it from --methods")
                 # one attribute per class: agreement 1/n_classes leaves every (label, attribute) group equally likely
-                run["data.correlation"] = 1.0 / base.data_options.get("n_classes", 1 / CEILING_CORRELATION)
+                run["data.correlation"] = 1.0 / base.data_options.get("n_classes", 2)
             configs[m, seed] = build_config(set_values(raw, run))
     results = []
     for (m, seed), cfg in configs.items():
