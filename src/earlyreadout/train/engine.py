@@ -154,23 +154,13 @@ def train(cfg: RunConfig, resume: bool = False, log: Callable[[str], None] = pri
     val, test = splits["val"], splits["test"]
     select_by, key = selection_metric(cfg.train["select_by"], val)
     if dist.is_main:
-        write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), run.config)
-        write_json(versions(), run.path / "versions.json")
-        write_json(model_layers(method.network), run.layers)
+        describe_run(run, cfg, method.network)
     distributed.barrier()
     progress = cfg.train["progress"] if dist.is_main else False
 
     precision = cfg.train["precision"]
     memory_format = torch.channels_last if cfg.train["channels_last"] else None
-
-    def predict(x: torch.Tensor) -> torch.Tensor:
-        with autocast(device, precision):
-            return method.predict(in_format(x, memory_format))
-
-    def score(split: GroupedDataset) -> dict[str, Any]:
-        logits = collect_logits(predict, method, split, method.ctx.eval_batch_size, device,
-                                dist.rank, dist.world_size, desc=f"eval {split.split}", progress=progress)
-        return evaluate_logits(logits, split)
+    score = scorer(method, cfg, device, dist, progress)
 
     start, step, best_score, best_epoch, elapsed = 0, 0, -float("inf"), -1, 0.0
     if resume:
@@ -226,10 +216,7 @@ def train(cfg: RunConfig, resume: bool = False, log: Callable[[str], None] = pri
     best = distributed.broadcast_object(
         load_checkpoint(run.best, advice="train the run again with another --out") if dist.is_main else None)
     unwrap(method.network).load_state_dict(best)
-    t0 = time.perf_counter()
-    retrained = method.after_selection()
-    if retrained:
-        retrained["time_s"] = time.perf_counter() - t0
+    retrained = refit_after_selection(method)
     if retrained and dist.is_main:
         save_checkpoint(unwrap(method.network).state_dict(), run.retrained)
     result = {
@@ -240,10 +227,46 @@ def train(cfg: RunConfig, resume: bool = False, log: Callable[[str], None] = pri
     if retrained:
         result["last_layer"] = retrained
     if dist.is_main:
-        write_json(result, run.metrics)
-        write_text(time.strftime("%Y-%m-%dT%H:%M:%S\n"), run.done)
+        finish_run(run, result)
     distributed.teardown()
     return result
+
+
+def describe_run(run: RunDir, cfg: RunConfig, network: nn.Module) -> None:
+    """What a run directory says about itself: the resolved config, library versions, the model's layers."""
+    write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), run.config)
+    write_json(versions(), run.path / "versions.json")
+    write_json(model_layers(network), run.layers)
+
+
+def finish_run(run: RunDir, result: dict[str, Any]) -> None:
+    """metrics.json, then the done marker."""
+    write_json(result, run.metrics)
+    write_text(time.strftime("%Y-%m-%dT%H:%M:%S\n"), run.done)
+
+
+def scorer(method: Method, cfg: RunConfig, device: torch.device, dist: distributed.DistInfo,
+           progress: bool) -> Callable[[GroupedDataset], dict[str, Any]]:
+    """Split metrics of `method`'s predictions under the run's precision and memory format, over all ranks."""
+    memory_format = torch.channels_last if cfg.train["channels_last"] else None
+
+    def predict(x: torch.Tensor) -> torch.Tensor:
+        with autocast(device, cfg.train["precision"]):
+            return method.predict(in_format(x, memory_format))
+
+    def score(split: GroupedDataset) -> dict[str, Any]:
+        logits = collect_logits(predict, method, split, method.ctx.eval_batch_size, device,
+                                dist.rank, dist.world_size, desc=f"eval {split.split}", progress=progress)
+        return evaluate_logits(logits, split)
+
+    return score
+
+
+def refit_after_selection(method: Method) -> dict[str, Any]:
+    """`method.after_selection()` with its time (`time_s`); {} for a method that changes nothing there."""
+    t0 = time.perf_counter()
+    info = method.after_selection()
+    return {**info, "time_s": time.perf_counter() - t0} if info else {}
 
 
 def silent(_message: str) -> None:

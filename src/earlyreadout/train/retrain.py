@@ -3,24 +3,19 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from earlyreadout import distributed
 from earlyreadout.config import apply_overrides, build_config
 from earlyreadout.errors import UserError
 from earlyreadout.methods import METHODS
 from earlyreadout.methods.last_layer import LastLayerRetraining
-from earlyreadout.metrics import evaluate_logits
 from earlyreadout.readout.hooks import unwrap
-from earlyreadout.train.checkpoint import load_checkpoint, save_checkpoint, write_json, write_text
-from earlyreadout.train.engine import build_run
-from earlyreadout.train.inference import collect_logits
-from earlyreadout.train.runs import RunDir, model_layers, stored_config, versions
+from earlyreadout.train.checkpoint import load_checkpoint, save_checkpoint
+from earlyreadout.train.engine import build_run, describe_run, finish_run, refit_after_selection, scorer
+from earlyreadout.train.runs import RunDir, stored_config
 
 
 def last_layer_methods() -> list[str]:
@@ -64,25 +59,16 @@ def retrain(source: str | Path, method: str, out: str | Path, settings: dict[str
     if problem:
         raise UserError(f"cannot retrain {str(src.path)!r} with {method}: {problem}")
     run.prepare(False, cfg)
-    t0 = time.perf_counter()
-    info = {**method_obj.after_selection(), "time_s": time.perf_counter() - t0, "source_run": str(src.path.resolve())}
+    info = {**refit_after_selection(method_obj), "source_run": str(src.path.resolve())}
     log(f"{method}: last layer refitted in {info['time_s']:.1f} s")
     source_metrics = src.read_metrics()
-
-    def score(split: str) -> dict[str, Any]:
-        logits = collect_logits(method_obj.predict, method_obj, splits[split], method_obj.ctx.eval_batch_size, device,
-                                desc=f"eval {split}", progress=False)
-        return evaluate_logits(logits, splits[split])
-
+    score = scorer(method_obj, cfg, device, distributed.DistInfo(0, 1, 0), progress=False)
     result = {"method": method, "dataset": cfg.data, "model": cfg.model, "seed": cfg.train["seed"],
               "selected_by": source_metrics.get("selected_by"), "best_epoch": source_metrics.get("best_epoch"),
               "epochs": cfg.train["epochs"], "train_time_s": source_metrics.get("train_time_s"),
-              "val": score("val"), "test": score("test"), "last_layer": info}
-    write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), run.config)
-    write_json(versions(), run.path / "versions.json")
-    write_json(model_layers(method_obj.network), run.layers)
+              "val": score(splits["val"]), "test": score(splits["test"]), "last_layer": info}
+    describe_run(run, cfg, method_obj.network)
     save_checkpoint(selected, run.best)
     save_checkpoint(unwrap(method_obj.network).state_dict(), run.retrained)
-    write_json(result, run.metrics)
-    write_text(time.strftime("%Y-%m-%dT%H:%M:%S\n"), run.done)
+    finish_run(run, result)
     return result
