@@ -7,7 +7,7 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "earlyreadout"
-DEFERRED_OK = {"earlyreadout.cli"}  # loads a command's module only when it runs, so --help stays fast
+DEFERRED_OK = ("earlyreadout.cli",)  # the CLI loads a command's module only when it runs, so --help stays fast
 
 
 def module_name(path: Path) -> str:
@@ -87,7 +87,7 @@ def test_no_import_cycle():
 
 def test_own_modules_are_imported_at_module_level():
     _, nested = graph()
-    assert [n for n in nested if n.split(":")[0] not in DEFERRED_OK] == []
+    assert [n for n in nested if not n.split(":")[0].startswith(DEFERRED_OK)] == []
 
 
 def test_the_top_level_stays_small_and_files_stay_short():

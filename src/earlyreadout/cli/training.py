@@ -1,0 +1,167 @@
+"""Commands that train or refit: train, compare, list, retrain, distill, search."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from earlyreadout.cli.base import add_options, add_run_options, command, flag_values, given_options, report_run
+from earlyreadout.errors import UserError
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from earlyreadout.config import build_config, layered, load_config, read_yaml
+    from earlyreadout.train.engine import train
+    from earlyreadout.train.runs import stored_config
+
+    if args.resume:  # the config to run: the stored one (or -c FILE) with the flags; train refuses changes
+        if not args.out:
+            raise UserError("--resume needs --out pointing at the run to continue")
+        raw = read_yaml(args.config) if args.config else stored_config(args.out).to_dict()
+        cfg = build_config(layered(raw, flag_values(args), args.overrides))
+    else:
+        cfg = load_config(args.config, args.overrides, flag_values(args))
+    report_run(train(cfg, resume=args.resume), cfg.out)
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from earlyreadout.compare import compare
+
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    flags = {k: v for k, v in flag_values(args).items() if k not in ("train.seed", "out")}
+    compare(methods, args.out, args.config, args.overrides, args.seeds, args.seed or 0, flags)
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from earlyreadout.data import DATASETS
+    from earlyreadout.methods import METHODS
+    from earlyreadout.models import MODELS
+
+    for title, registry, attr in (("methods", METHODS, "hparams"), ("datasets", DATASETS, "options"),
+                                  ("models", MODELS, "options")):
+        print(f"{title}:")
+        for name in registry:
+            print(f"  {name}")
+            if args.verbose:
+                for key, p in getattr(registry.get(name), attr).items():
+                    print(f"      {key} = {p.default!r}  ({p.describe()}) {p.help}")
+    return 0
+
+
+def _train_args(p: argparse.ArgumentParser) -> None:
+    add_run_options(p)
+    p.add_argument("--out", help="run directory (default runs/latest)")
+    p.add_argument("--resume", action="store_true", help="continue the interrupted run in --out")
+
+
+def _compare_args(p: argparse.ArgumentParser) -> None:
+    add_run_options(p)
+    p.add_argument("--methods", default="erm", help="comma-separated methods to compare; `ceiling` adds ERM "
+                   "on group-balanced train (generated benchmarks), the best a method can hope for")
+    p.add_argument("--seeds", type=int, default=1, help="seeds per method")
+    p.add_argument("--out", default="runs/compare", help="folder for the runs and the summary")
+
+
+def _list_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-v", "--verbose", action="store_true", help="show every parameter")
+
+
+command("train", "train one method on one dataset")(_train_args)(cmd_train)
+command("compare", "train several methods (and seeds) on one dataset; print one results table")(
+    _compare_args)(cmd_compare)
+command("list", "list methods, datasets and models")(_list_args)(cmd_list)
+
+
+def _retrain_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--run", dest="run_dir", required=True, help="a finished run whose selected model's last layer is refitted")
+    p.add_argument("--method", default="readout-dfr", help="last-layer method: dfr, afr, self or readout-dfr")
+    p.add_argument("--out", required=True, help="run directory for the retrained model")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="method settings, e.g. method.c_grid=celeba")
+
+
+def cmd_retrain(args: argparse.Namespace) -> int:
+    from earlyreadout.train.retrain import method_settings, retrain
+
+    report_run(retrain(args.run_dir, args.method, args.out, method_settings(args.overrides)), args.out)
+    return 0
+
+
+command("retrain", "refit the last layer of a finished run (DFR, AFR, SELF, readout-dfr) into a new run")(
+    _retrain_args)(cmd_retrain)
+
+
+def _distill_args(p: argparse.ArgumentParser) -> None:
+    add_run_options(p)
+    p.add_argument("--teacher", help="run directory of the trained teacher (frozen; any model)")
+    p.add_argument("--student", help="student model name (same as --model; options as model.KEY=VALUE)")
+    p.add_argument("--out", help="run directory (default runs/latest)")
+    p.add_argument("--resume", action="store_true", help="continue the interrupted run in --out")
+
+
+def cmd_distill(args: argparse.Namespace) -> int:
+    """`train` with a teacher: method (default dedier), data (default the teacher's) and student from flags."""
+    from earlyreadout.config import build_config, layered, read_yaml
+    from earlyreadout.methods import METHODS
+    from earlyreadout.train.engine import train
+    from earlyreadout.train.runs import RunDir, saved_config
+
+    if args.resume:
+        return cmd_train(args)
+    raw = read_yaml(args.config) if args.config else {}
+    if args.teacher:
+        RunDir(args.teacher).require_finished("teacher")
+        if "data" not in raw and args.data is None:
+            raw["data"] = saved_config(args.teacher)["data"]
+    flags = flag_values(args)
+    if "method" not in raw and args.method is None:
+        flags = {"method.name": "dedier", **flags}
+    raw = layered(raw, flags, args.overrides)
+    method = raw["method"] if isinstance(raw["method"], str) else raw["method"].get("name")
+    distillers = [m for m in METHODS if "teacher" in METHODS.get(m).hparams]
+    if method in METHODS and method not in distillers:
+        raise UserError(f"distill trains a student with a teacher: use --method {', '.join(distillers)} "
+                        f"(got {method!r}; `earlyreadout train` trains without one)")
+    cfg = build_config(raw)
+    if cfg.method_hp["teacher"] is None:
+        raise UserError("distill needs a teacher: pass --teacher RUN_DIR (or set method.teacher in the config)")
+    RunDir(cfg.method_hp["teacher"]).require_finished("teacher")
+    report_run(train(cfg), cfg.out)
+    return 0
+
+
+command("distill", "train a student from a frozen teacher run: kd, dedier (early-readout weights) or jtt-kd")(
+    _distill_args)(cmd_distill)
+
+
+def _search_args(p: argparse.ArgumentParser) -> None:
+    from earlyreadout.search import SEARCH_OPTIONS
+
+    add_run_options(p)
+    p.add_argument("--out", help="search directory: the study database, trials/<n>/, best/, summary.json")
+    p.add_argument("--storage", help="Optuna storage URL shared by workers, e.g. postgresql://user:pw@host/db "
+                                     "(default: sqlite in --out)")
+    p.add_argument("--study", help="study name (default: the name of the --out folder)")
+    add_options(p, {k: spec for k, spec in SEARCH_OPTIONS.items() if k != "space"})  # space: in the config
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from earlyreadout.search import SEARCH_OPTIONS, search
+
+    options = given_options(args, SEARCH_OPTIONS)
+    try:
+        summary = search(args.config, args.overrides, args.storage, args.study, options, values=flag_values(args))
+    except KeyboardInterrupt:
+        print("interrupted; finished trials are stored, run the same command again to continue", file=sys.stderr)
+        return 130
+    if summary is not None:
+        for split in ("val", "test"):
+            m = summary[split]["worst_group_accuracy"]
+            print(f"best trial {summary['best_trial']} {summary['params']}: {split} worst-group "
+                  f"{m['mean']:.3f} +- {m['std']:.3f} over seeds {summary['seeds']}")
+    return 0
+
+
+command("search", "tune a method's hyperparameters on validation with Optuna (many workers may share a study)")(
+    _search_args)(cmd_search)
