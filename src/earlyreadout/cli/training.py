@@ -43,7 +43,8 @@ def cmd_list(args: argparse.Namespace) -> int:
                                   ("models", MODELS, "options")):
         print(f"{title}:")
         for name in registry:
-            print(f"  {name}")
+            labels = getattr(registry.get(name), "group_labels", None)
+            print(f"  {name:<20} group labels: {labels}" if labels else f"  {name}")
             if args.verbose:
                 for key, p in getattr(registry.get(name), attr).items():
                     print(f"      {key} = {p.default!r}  ({p.describe()}) {p.help}")

@@ -27,6 +27,7 @@ class AFR(LastLayerRetraining):
     does. Deviation: the paper's grid search is over both; here each is searched only when set to null.
     """
 
+    group_labels: ClassVar[str] = "val"
     hparams: ClassVar[dict[str, Param]] = {
         **LAST_LAYER_HPARAMS,
         "holdout_fraction": Param(0.2, "share of train kept out of the ERM stage for reweighting (paper: 0.2)",

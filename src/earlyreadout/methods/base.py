@@ -92,7 +92,9 @@ class Method(nn.Module):
 
     hparams: ClassVar[dict[str, Param]] = OPTIMIZER_HPARAMS
     renamed: ClassVar[dict[str, str]] = {}  # earlier names of settings -> current ones (accepted with a warning)
-    needs_groups: ClassVar[bool] = False
+    # the group labels a method reads beyond checkpoint selection: "train" (it trains on them), "val" (it fits
+    # or tunes on validation's) or "none"; `list` and the report show it beside each method
+    group_labels: ClassVar[str] = "none"
 
     def __init__(self, network: nn.Module, hp: dict[str, Any], ctx: Context):
         super().__init__()

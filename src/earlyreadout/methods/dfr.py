@@ -32,6 +32,7 @@ class DFR(LastLayerRetraining):
     Deviation: the reference tunes C once per dataset by hand-picked grids; both grids are offered here.
     """
 
+    group_labels: ClassVar[str] = "val"
     hparams: ClassVar[dict[str, Param]] = {**LAST_LAYER_HPARAMS, **DFR_HPARAMS}
 
     def retrain(self) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:

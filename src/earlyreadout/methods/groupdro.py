@@ -59,7 +59,7 @@ class GroupDRO(Method):
                                    "--reweight_groups); off by default: on the built-in benchmarks it lowered "
                                    "test worst-group accuracy by 50+ points (docs/baselines.md)"),
     }
-    needs_groups: ClassVar[bool] = True
+    group_labels: ClassVar[str] = "train"
 
     def __init__(self, network: nn.Module, hp: dict[str, Any], ctx: Context):
         super().__init__(network, hp, ctx)

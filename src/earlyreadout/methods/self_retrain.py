@@ -29,6 +29,7 @@ class SELF(LastLayerRetraining):
     without them. No group labels are used for fitting.
     """
 
+    group_labels: ClassVar[str] = "val"
     hparams: ClassVar[dict[str, Param]] = {
         **LAST_LAYER_HPARAMS,
         "early_epoch": Param(1, "epochs of the early-stopped checkpoint (paper: 1-5); below train.epochs", low=1,
