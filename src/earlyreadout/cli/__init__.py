@@ -6,7 +6,7 @@ import argparse
 import re
 import sys
 
-from earlyreadout.cli import inspection, training  # noqa: F401  (each registers its commands)
+from earlyreadout.cli import data, inspection, training  # noqa: F401  (each registers its commands)
 from earlyreadout.cli.base import COMMANDS
 from earlyreadout.errors import UserError
 
