@@ -113,7 +113,7 @@ def test_killed_search_resumes_and_finishes_the_killed_trial(tmp_path):
     first = load_study(out).trials[0]
     assert first.state == optuna.trial.TrialState.COMPLETE
     time.sleep(2.5)  # the killed worker's heartbeat goes stale (grace period 2 s below)
-    search(str(config), [], options={"trials": 3, "pruner": "none"}, heartbeat_s=1)
+    search(str(config), [], options={"trials": 3, "pruner": "none", "heartbeat": 1})
     trials = load_study(out).trials
     assert trials[0].value == first.value  # the finished trial was kept, not re-run
     assert trials[1].state == optuna.trial.TrialState.FAIL
@@ -150,8 +150,9 @@ def test_sigterm_marks_the_trial_interrupted_and_a_rerun_continues_it(tmp_path):
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130 and "run the same command again" in err
-    (cut,) = load_study(out).trials
+    cut, queued = load_study(out).trials  # the interrupted worker queued the retry as it stopped
     assert cut.state == optuna.trial.TrialState.FAIL and cut.user_attrs["interrupted"]
+    assert queued.state == optuna.trial.TrialState.WAITING and queued.user_attrs["resume_of"] == 0
     search(str(config), [], options={"trials": 1, "pruner": "none"})
     cut, retry = load_study(out).trials
     assert retry.user_attrs["resume_of"] == 0 and retry.params == cut.params

@@ -1,14 +1,15 @@
 """Hyperparameter search: an Optuna study around the training engine, shared by any number of workers.
 
 Each trial trains one config in `<out>/trials/<number>` and is scored by the validation selection
-metric (never test). The study lives in a database (default: `<out>/study.db`, SQLite); every worker
-started with the same storage URL and study name joins it, and the search stops once `trials` trials
-have finished. A trial interrupted by Ctrl-C, SIGTERM or a dead machine is requeued with its parameters
+metric (never test). The study lives in a database (default: `<out>/study.db`, SQLite; or a server such
+as PostgreSQL) or a journal file on a shared disk (`journal:PATH`); every worker started with the same
+storage and study name joins it, and the search stops once `trials` trials have finished. A trial interrupted by Ctrl-C, SIGTERM or a dead machine is requeued with its parameters
 and resumes from its last checkpoint, so re-running the command continues where it stopped.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import random
 import signal
@@ -48,9 +49,14 @@ SEARCH_OPTIONS: dict[str, Param] = {
     "trials": Param(20, "finished trials the study aims for (over all workers)", low=1),
     "pruner": Param("median", "stop hopeless trials early by validation metric", choices=("none", "median")),
     "seeds": Param(0, "re-run the best trial's config with this many new seeds", low=0),
+    "heartbeat": Param(60, "seconds between a running trial's heartbeats in a database study; a trial silent "
+                       "for twice as long (its worker killed or lost) is retried by the next worker", low=1),
 }
 SUMMARY_METRICS = ("worst_group_accuracy", "adjusted_accuracy", "average_accuracy", "worst_class_accuracy")
-HEARTBEAT_S = 60
+JOURNAL = "journal:"
+# the name of RDBStorage's stale-trial callback argument: `failed_trial_callback` before Optuna 4.9
+STALE_CALLBACK = next(k for k in ("heartbeat_stale_trial_callback", "failed_trial_callback")
+                      if k in inspect.signature(optuna.storages.RDBStorage).parameters)
 MACHINE_LOCAL = (("train", "device"), ("train", "num_workers"), ("train", "progress"), ("data", "root"),
                  ("model", "weights"))
 
@@ -110,7 +116,7 @@ class Search:
     """One worker of a study: the base config, its space, the study and the data splits (loaded once)."""
 
     def __init__(self, raw: dict[str, Any], storage: str | None, study_name: str | None,
-                 options: dict[str, Any], heartbeat_s: int = HEARTBEAT_S):
+                 options: dict[str, Any]):
         raw = dict(raw)
         given = raw.pop("search", {}) or {}
         if not isinstance(given, dict):
@@ -122,7 +128,7 @@ class Search:
         self.out = Path(self.base.out)
         self.out.mkdir(parents=True, exist_ok=True)
         self.study = self.open_study(storage or f"sqlite:///{(self.out / 'study.db').resolve()}",
-                                     study_name or self.out.resolve().name, heartbeat_s)
+                                     study_name or self.out.resolve().name)
         self.splits = load_splits(self.base.data, self.base.data_options)
         self.select_by, self.key = selection_metric(self.base.train["select_by"], self.splits["val"])
 
@@ -136,10 +142,9 @@ class Search:
         return json.dumps({"config": cfg, "space": {k: repr(v) for k, v in sorted(self.space.items())}},
                           sort_keys=True, default=str)
 
-    def open_study(self, url: str, name: str, heartbeat_s: int) -> optuna.Study:
+    def open_study(self, url: str, name: str) -> optuna.Study:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        engine_kwargs = {"connect_args": {"timeout": 120}} if url.startswith("sqlite") else {"pool_pre_ping": True}
-        storage = open_storage(url, engine_kwargs, heartbeat_s)
+        storage = open_storage(url, self.options["heartbeat"])
         pruner = optuna.pruners.MedianPruner(n_warmup_steps=1) if self.options["pruner"] == "median" \
             else optuna.pruners.NopPruner()
         study = optuna.create_study(storage=storage, study_name=name, direction="maximize", pruner=pruner,
@@ -185,6 +190,7 @@ class Search:
                 result = train(cfg, resume=resume, log=silent, splits=self.splits, on_epoch_end=report)
         except KeyboardInterrupt:
             trial.set_user_attr("interrupted", True)
+            requeue(self.study, trial)
             raise
         except optuna.TrialPruned:
             raise
@@ -194,17 +200,6 @@ class Search:
         trial.set_user_attr("metrics", result)
         return result["val"][self.key]
 
-    def requeue_interrupted(self) -> None:
-        """Queue a retry (same parameters, resuming its checkpoint) of every trial cut short by a signal or
-        a lost worker; trials that raised an error are not retried, and none is retried twice."""
-        optuna.storages.fail_stale_trials(self.study)
-        trials = self.study.get_trials(deepcopy=False)
-        retried = {t.user_attrs.get("resume_of") for t in trials}
-        for t in trials:
-            if (t.state == optuna.trial.TrialState.FAIL and "error" not in t.user_attrs
-                    and t.number not in retried and "resume_of" not in t.user_attrs):
-                self.study.enqueue_trial(t.params, user_attrs={"resume_of": t.number})
-
     def finished(self) -> int:
         states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
         return len(self.study.get_trials(deepcopy=False, states=states))
@@ -212,7 +207,6 @@ class Search:
     def run(self) -> None:
         """Run trials until the study holds `trials` finished ones (other workers' included)."""
         while self.finished() < self.options["trials"]:
-            self.requeue_interrupted()
             self.study.optimize(self.objective, n_trials=1,
                                 callbacks=[lambda _study, t: print(describe(t, self.select_by), flush=True)])
         completed = self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
@@ -247,16 +241,27 @@ class Search:
         return summary
 
 
-def open_storage(url: str, engine_kwargs: dict[str, Any], heartbeat_s: int,
-                 attempts: int = 5) -> optuna.storages.RDBStorage:
-    """The study database; workers starting together on a new database may race to create its tables
-    (the loser retries and then finds them), and a server may be briefly unreachable."""
+def requeue(study: optuna.Study, trial: optuna.Trial | optuna.trial.FrozenTrial) -> None:
+    """Queue one retry (same parameters, continuing its checkpoint) of a trial cut short by a signal or a
+    lost worker. Only the worker that marks the trial failed calls this, so it is retried once; a retry that
+    is itself cut short is not retried again, so a trial that keeps killing its worker cannot loop."""
+    if "resume_of" not in trial.user_attrs:
+        study.enqueue_trial(trial.params, user_attrs={"resume_of": trial.number})
+
+
+def open_storage(url: str, heartbeat_s: int, attempts: int = 5) -> optuna.storages.BaseStorage:
+    """The study storage: a journal file (`journal:PATH`) or a database; workers starting together on a new
+    database may race to create its tables (the loser retries and then finds them), and a server may be
+    briefly unreachable. In a database, a trial whose heartbeat stops is failed and retried by `requeue`."""
+    if url.startswith(JOURNAL):
+        return open_journal(Path(url.removeprefix(JOURNAL)).expanduser())
     advice = ("if that file is not a study database (or is damaged), move it away or choose another --out"
               if url.startswith("sqlite") else "check the URL, the driver and that the server is reachable")
+    engine_kwargs = {"connect_args": {"timeout": 120}} if url.startswith("sqlite") else {"pool_pre_ping": True}
     for attempt in range(attempts):
         try:
             return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_s,
-                                              grace_period=2 * heartbeat_s)
+                                              grace_period=2 * heartbeat_s, **{STALE_CALLBACK: requeue})
         except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.IntegrityError) as e:
             if attempt == attempts - 1:
                 raise file_error("study storage", url, f"cannot be opened ({str(e).splitlines()[0]})", advice) from None
@@ -264,6 +269,19 @@ def open_storage(url: str, engine_kwargs: dict[str, Any], heartbeat_s: int,
         except (ImportError, ValueError, sqlalchemy.exc.SQLAlchemyError) as e:  # URL, driver, server
             raise file_error("study storage", url, f"cannot be opened ({str(e).splitlines()[0]})", advice) from None
     raise AssertionError("unreachable")
+
+
+def open_journal(path: Path) -> optuna.storages.JournalStorage:
+    """A study kept in one append-only journal file, for workers that share a file system but no database
+    server (Optuna's file lock, which works on NFS)."""
+    if not path.parent.is_dir():
+        raise UserError(f"journal storage: folder {str(path.parent)!r} does not exist; create it on a file system "
+                        "every worker mounts, or give another journal:PATH")
+    try:
+        return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
+    except (OSError, ValueError) as e:
+        raise file_error("study journal", str(path), f"cannot be read ({str(e).splitlines()[0]})",
+                         "move it away if it is not a study journal, or give another journal:PATH") from None
 
 
 def spread(metrics: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -287,8 +305,7 @@ def _stop_on_sigterm(_signum: int, _frame: Any) -> None:
 
 
 def search(config: str | None, overrides: list[str], storage: str | None = None, study: str | None = None,
-           options: dict[str, Any] | None = None, heartbeat_s: int = HEARTBEAT_S,
-           values: dict[str, Any] | None = None) -> dict[str, Any] | None:
+           options: dict[str, Any] | None = None, values: dict[str, Any] | None = None) -> dict[str, Any] | None:
     """Join (or create) the study of a config (YAML file, typed `values`, then `overrides`), run trials until
     it holds enough, then optionally re-run the best config with new seeds; returns the seed summary (None
     without `seeds`)."""
@@ -298,7 +315,7 @@ def search(config: str | None, overrides: list[str], storage: str | None = None,
     try:
         with warnings.catch_warnings():  # heartbeats are an "experimental" Optuna feature
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            worker = Search(raw, storage, study, options or {}, heartbeat_s)
+            worker = Search(raw, storage, study, options or {})
             worker.run()
             return worker.rerun_best() if worker.options["seeds"] else None
     finally:

@@ -141,8 +141,8 @@ def _search_args(p: argparse.ArgumentParser) -> None:
 
     add_run_options(p)
     p.add_argument("--out", help="search directory: the study database, trials/<n>/, best/, summary.json")
-    p.add_argument("--storage", help="Optuna storage URL shared by workers, e.g. postgresql://user:pw@host/db "
-                                     "(default: sqlite in --out)")
+    p.add_argument("--storage", help="Optuna storage shared by workers: a URL, e.g. postgresql://user:pw@host/db, "
+                                     "or journal:PATH, a file on a disk every worker mounts (default: sqlite in --out)")
     p.add_argument("--study", help="study name (default: the name of the --out folder)")
     add_options(p, {k: spec for k, spec in SEARCH_OPTIONS.items() if k != "space"})  # space: in the config
 
