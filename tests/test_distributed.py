@@ -6,11 +6,13 @@ BatchNorm each rank would normalise its half-batch by its own statistics (SyncBa
 engine uses on GPUs, has no CPU kernel), so the runs would legitimately differ.
 """
 
+import contextlib
 import json
 import os
 import socket
 import subprocess
 import sys
+import tempfile
 
 import pytest
 import torch
@@ -30,16 +32,30 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def train_cli(args: list[str], out, processes: int = 1) -> None:
-    launcher = [sys.executable, "-m", "earlyreadout"]
-    if processes > 1:
-        launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes),
-                    "--master_addr", "127.0.0.1", "--master_port", str(free_port()), "-m", "earlyreadout"]
+def launchers(processes: int, nodes: int) -> list[list[str]]:
+    """The command prefix of each machine: one plain process, torchrun on one node, or torchrun once per node
+    (node ranks 0..nodes-1) meeting at a c10d rendezvous on this machine, as two machines would."""
+    if processes == nodes == 1:
+        return [[sys.executable, "-m", "earlyreadout"]]
+    run = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes)]
+    if nodes == 1:
+        return [run + ["--master_addr", "127.0.0.1", "--master_port", str(free_port()), "-m", "earlyreadout"]]
+    rendezvous = ["--nnodes", str(nodes), "--rdzv_backend", "c10d", "--rdzv_endpoint", f"127.0.0.1:{free_port()}",
+                  "--rdzv_id", "test"]
+    return [run + rendezvous + ["--node_rank", str(rank), "-m", "earlyreadout"] for rank in range(nodes)]
+
+
+def train_cli(args: list[str], out, processes: int = 1, nodes: int = 1) -> None:
     overrides = [a for a in args if "=" in a]  # key=value overrides go after every flag
     flags = [a for a in args if "=" not in a] + ["--out", str(out)]
-    done = subprocess.run(launcher + ["train"] + flags + overrides, env=ENV, capture_output=True, check=False,
-                          text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
+    with contextlib.ExitStack() as files:
+        logs = [files.enter_context(tempfile.TemporaryFile("w+")) for _ in range(nodes)]
+        procs = [subprocess.Popen(launcher + ["train"] + flags + overrides, env=ENV, stdout=subprocess.DEVNULL,
+                                  stderr=log, text=True) for launcher, log in zip(launchers(processes, nodes), logs)]
+        for proc, log in zip(procs, logs):
+            proc.wait(timeout=300)
+            log.seek(0)
+            assert proc.returncode == 0, log.read()[-3000:]
 
 
 def final_state(run) -> dict[str, torch.Tensor]:
@@ -75,22 +91,38 @@ def test_two_processes_match_one(method, hp, tmp_path, request):
     args = TEXT + ["--method", method] + hp
     train_cli(args, tmp_path / "one")
     train_cli(args, tmp_path / "two", processes=2)
-    one, two = final_state(tmp_path / "one"), final_state(tmp_path / "two")
+    assert_same_run(tmp_path / "one", tmp_path / "two")
+
+
+def assert_same_run(one_run, two_run) -> None:
+    """Two runs of one config end with the same parameters (1e-5), selection, test metrics and last loss, and
+    the many-process run's log was written once (by rank 0)."""
+    one, two = final_state(one_run), final_state(two_run)
     assert one.keys() == two.keys()
     for k in one:
         assert torch.allclose(one[k].double(), two[k].double(), atol=1e-5, rtol=1e-4), k
-    if (tmp_path / "one" / "checkpoints" / "retrained.pt").exists():  # the last layer refitted the same way
-        one, two = (load_checkpoint(tmp_path / run / "checkpoints" / "retrained.pt") for run in ("one", "two"))
+    if (one_run / "checkpoints" / "retrained.pt").exists():  # the last layer refitted the same way
+        one, two = (load_checkpoint(run / "checkpoints" / "retrained.pt") for run in (one_run, two_run))
         assert all(torch.allclose(one[k].double(), two[k].double(), atol=1e-4, rtol=1e-3) for k in one)
-    rows = (tmp_path / "two" / "log.jsonl").read_text().splitlines()
+    rows = (two_run / "log.jsonl").read_text().splitlines()
     assert [json.loads(r)["epoch"] for r in rows] == [0, 1]  # rank 1 wrote nothing
-    a = json.loads((tmp_path / "one" / "metrics.json").read_text())
-    b = json.loads((tmp_path / "two" / "metrics.json").read_text())
+    a = json.loads((one_run / "metrics.json").read_text())
+    b = json.loads((two_run / "metrics.json").read_text())
     assert a["test"]["n"] == b["test"]["n"] == 32  # metrics over the whole split, not one rank's shard
     assert a["best_epoch"] == b["best_epoch"]
     assert b["test"]["average_accuracy"] == pytest.approx(a["test"]["average_accuracy"])
     assert json.loads(rows[-1])["train"]["loss"] == pytest.approx(
-        json.loads((tmp_path / "one" / "log.jsonl").read_text().splitlines()[-1])["train"]["loss"], rel=1e-4)
+        json.loads((one_run / "log.jsonl").read_text().splitlines()[-1])["train"]["loss"], rel=1e-4)
+
+
+@pytest.mark.slow
+def test_two_nodes_match_one_process_and_resume_on_two_nodes(tmp_path):
+    args = TEXT + ["--method", "groupdro", "method.eta=0.5"]
+    train_cli(args, tmp_path / "one")
+    train_cli(args + ["--epochs", "1"], tmp_path / "two", nodes=2)  # the same run, cut after its first epoch
+    assert [json.loads(r)["epoch"] for r in (tmp_path / "two" / "log.jsonl").read_text().splitlines()] == [0]
+    train_cli(["--resume", "--epochs", "2"], tmp_path / "two", nodes=2)  # continued on two nodes
+    assert_same_run(tmp_path / "one", tmp_path / "two")
 
 
 @pytest.mark.slow
