@@ -3,8 +3,9 @@
 Each trial trains one config in `<out>/trials/<number>` and is scored by the validation selection
 metric (never test). The study lives in a database (default: `<out>/study.db`, SQLite; or a server such
 as PostgreSQL) or a journal file on a shared disk (`journal:PATH`); every worker started with the same
-storage and study name joins it, and the search stops once `trials` trials have finished. A trial interrupted by Ctrl-C, SIGTERM or a dead machine is requeued with its parameters
-and resumes from its last checkpoint, so re-running the command continues where it stopped.
+storage and study name joins it, and the search stops once `trials` trials have finished. A trial
+interrupted by Ctrl-C, SIGTERM or a dead machine is requeued with its parameters and resumes from its
+last checkpoint, so re-running the command continues where it stopped.
 """
 
 from __future__ import annotations
