@@ -8,12 +8,10 @@ import json
 import re
 from pathlib import Path
 
-import pytest
-from test_datasets_real import ATTRS, celeba_values, civil_tree, image, waterbirds_tree
-
 from earlyreadout.cli import main
 from earlyreadout.data.check import check_dataset
 from earlyreadout.data.releases import RELEASES, Release, groups_of
+from test_datasets_real import ATTRS, celeba_values, civil_tree, image, waterbirds_tree
 
 BIRDS, PLACES = ["landbird", "waterbird"], ["land", "water"]
 BLOND, MALE = ["not Blond_Hair", "Blond_Hair"], ["not Male", "Male"]
@@ -183,8 +181,8 @@ def test_the_command_prints_one_ok_line_for_a_complete_copy(tmp_path, capsys):
     (tmp_path / "metadata.csv").write_text("\n".join(rows) + "\n")
     assert main(["data", "check", "--data", "csv", "--data-root", str(tmp_path)]) == 0
     out = capsys.readouterr().out.strip().splitlines()
-    assert out == ["csv: OK (1 train / 1 val / 1 test rows, 3 images decoded; counts not checked: no published "
-                   "counts known for this dataset)"]
+    assert out == [("csv: OK (1 train / 1 val / 1 test rows, 3 images decoded; counts not checked: no published "
+                    "counts known for this dataset)")]
 
 
 def test_release_counts_add_up_to_their_splits():

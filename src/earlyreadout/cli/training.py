@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from earlyreadout.cli.base import add_options, add_run_options, command, flag_values, given_options, report_run
+from earlyreadout.cli.base import (
+    add_options,
+    add_run_options,
+    command,
+    flag_values,
+    given_options,
+    report_run,
+)
 from earlyreadout.errors import UserError
 
 
