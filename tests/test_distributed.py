@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from earlyreadout.distributed import backend
-from earlyreadout.train.checkpoint import load_checkpoint
+from earlyreadout.io import load_checkpoint
 
 TEXT = ["--data", "spurious-text", "--model", "text-transformer", "model.dim=16", "model.layers=1",
         "model.heads=2", "data.n_train=96", "data.n_val=32", "data.n_test=32", "--epochs", "2",

@@ -11,8 +11,8 @@ import torch
 from conftest import tiny_config
 from earlyreadout.distributed import DistInfo
 from earlyreadout.errors import UserError
+from earlyreadout.io import load_checkpoint
 from earlyreadout.methods import METHODS
-from earlyreadout.train.checkpoint import load_checkpoint
 from earlyreadout.train.engine import build_run, eval_batch_size, train
 from earlyreadout.train.precision import autocast
 from earlyreadout.train.runs import load_trained
@@ -148,7 +148,7 @@ def test_a_run_that_cannot_start_leaves_nothing_blocking_its_retry(tmp_path):
 
 
 def test_atomic_writes_leave_no_temp_files_and_usual_permissions(tmp_path):
-    from earlyreadout.train.checkpoint import save_checkpoint, write_json
+    from earlyreadout.io import save_checkpoint, write_json
 
     write_json({"a": float("nan")}, tmp_path / "m.json")
     save_checkpoint({"w": torch.ones(2)}, tmp_path / "c.pt")

@@ -8,9 +8,9 @@ from typing import Any
 from earlyreadout.config import build_config, raw_config, set_values
 from earlyreadout.data import DATASETS
 from earlyreadout.errors import UserError
+from earlyreadout.io import write_json
 from earlyreadout.report.page import write_report
 from earlyreadout.report.table import table
-from earlyreadout.train.checkpoint import write_json
 from earlyreadout.train.engine import train
 from earlyreadout.train.runs import RunDir
 

@@ -15,7 +15,8 @@ from typing import Any
 import yaml
 
 from earlyreadout.data import DATASETS
-from earlyreadout.errors import ConfigError, UserError, did_you_mean, read_yaml_file
+from earlyreadout.errors import ConfigError, UserError, did_you_mean
+from earlyreadout.io import read_yaml_file
 from earlyreadout.methods import METHODS
 from earlyreadout.models import MODELS
 from earlyreadout.params import Param, named_layers, resolve

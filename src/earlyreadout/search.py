@@ -27,6 +27,7 @@ import sqlalchemy.exc
 from earlyreadout.config import RunConfig, build_config, raw_config, set_values
 from earlyreadout.data import load_splits
 from earlyreadout.errors import ConfigError, UserError, file_error
+from earlyreadout.io import write_json
 from earlyreadout.methods import METHODS
 from earlyreadout.metrics import selection_metric
 from earlyreadout.params import (
@@ -40,7 +41,6 @@ from earlyreadout.params import (
     checked,
     resolve,
 )
-from earlyreadout.train.checkpoint import write_json
 from earlyreadout.train.engine import silent, train
 from earlyreadout.train.runs import RunDir
 

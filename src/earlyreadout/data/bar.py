@@ -10,7 +10,8 @@ import torch
 from earlyreadout.data.base import GroupedDataset
 from earlyreadout.data.files import ROOT_OPTION, VAL_CARVE_OPTIONS, find_dataset_dir, split_off
 from earlyreadout.data.images import IMAGE_OPTIONS, IMAGE_SUFFIXES, image_model_info, image_split
-from earlyreadout.errors import UserError, read_json_file
+from earlyreadout.errors import UserError
+from earlyreadout.io import read_json_file
 from earlyreadout.params import Param
 
 CLASSES = ("climbing", "diving", "fishing", "racing", "throwing", "pole vaulting")

@@ -11,7 +11,8 @@ import torch
 from earlyreadout.data.base import GroupedDataset
 from earlyreadout.data.files import ROOT_OPTION, check_columns, find_dataset_dir, read_table, require_file
 from earlyreadout.data.images import IMAGE_OPTIONS, image_model_info, image_split
-from earlyreadout.errors import UserError, read_text_file
+from earlyreadout.errors import UserError
+from earlyreadout.io import read_text_file
 from earlyreadout.params import Param
 
 LAYOUTS = ("celebA_v1.0", "celeba", "celebA", "CelebA")

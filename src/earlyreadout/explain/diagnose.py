@@ -21,13 +21,13 @@ from earlyreadout.data.base import GroupedDataset
 from earlyreadout.distributed import DEVICE_OPTION, resolve_device
 from earlyreadout.errors import UserError
 from earlyreadout.explain.diagnose_plots import plot_diagnosis
+from earlyreadout.io import write_json
 from earlyreadout.metrics import evaluate_logits
 from earlyreadout.models import MODELS
 from earlyreadout.params import Param, checked
 from earlyreadout.readout.fit import FoldedReadouts
 from earlyreadout.readout.heads import HEAD_FAMILIES
 from earlyreadout.readout.scores import probability_outputs
-from earlyreadout.train.checkpoint import write_json
 from earlyreadout.train.runs import check_layers, load_trained
 
 CSV_COLUMNS = ("split", "idx", "y", "a", "g", "layer", "pred", "margin", "correct", "score")

@@ -21,9 +21,9 @@ from earlyreadout.distributed import DEVICE_OPTION, resolve_device
 from earlyreadout.errors import UserError, did_you_mean
 from earlyreadout.explain.figures import overlay_grid, token_html
 from earlyreadout.explain.gradcam import gradcam, region_mass, token_attributions, token_mass
+from earlyreadout.io import write_json, write_text
 from earlyreadout.models import MODELS
 from earlyreadout.params import Param, checked
-from earlyreadout.train.checkpoint import write_json, write_text
 from earlyreadout.train.runs import check_layers, load_trained
 
 

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from earlyreadout.errors import UserError
-from earlyreadout.train.checkpoint import load_checkpoint
+from earlyreadout.io import load_checkpoint
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:

@@ -19,11 +19,11 @@ import yaml
 
 from earlyreadout.config import result_settings
 from earlyreadout.distributed import DEVICE_OPTION
-from earlyreadout.errors import UserError, read_json_file
+from earlyreadout.errors import UserError
 from earlyreadout.explain.runs import explain_runs
+from earlyreadout.io import read_json_file, write_text
 from earlyreadout.params import Param, checked
 from earlyreadout.report.plots import curves_png, measures_png
-from earlyreadout.train.checkpoint import write_text
 from earlyreadout.train.runs import RunDir, saved_config
 
 HEADLINE = (("worst_group_accuracy", "worst-group"), ("adjusted_accuracy", "adjusted"),
