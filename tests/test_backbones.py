@@ -13,9 +13,9 @@ from earlyreadout.data import DATASETS, load_splits
 from earlyreadout.errors import UserError
 from earlyreadout.models import build_model
 from earlyreadout.models.hf import segment_ids
+from earlyreadout.models.layers import FeatureTap, find_module, parameters_feeding
 from earlyreadout.params import resolve
 from earlyreadout.readout.heads import EarlyReadout
-from earlyreadout.readout.hooks import FeatureTap, find_module, parameters_feeding
 from earlyreadout.train.engine import train
 
 IMAGE_INFO = {"modality": "image", "shape": (3, 32, 32)}

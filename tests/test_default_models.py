@@ -11,7 +11,7 @@ import torch
 
 from earlyreadout.config import build_config
 from earlyreadout.distributed import DistInfo
-from earlyreadout.readout.hooks import FeatureTap
+from earlyreadout.models.layers import FeatureTap
 from earlyreadout.train.engine import build_run, train
 from test_datasets_real import civil_tree, image, waterbirds_tree
 

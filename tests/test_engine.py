@@ -9,12 +9,11 @@ import pytest
 import torch
 
 from conftest import tiny_config
-from earlyreadout.distributed import DistInfo
+from earlyreadout.distributed import DistInfo, autocast
 from earlyreadout.errors import UserError
 from earlyreadout.io import load_checkpoint
 from earlyreadout.methods import METHODS
 from earlyreadout.train.engine import build_run, eval_batch_size, train
-from earlyreadout.train.precision import autocast
 from earlyreadout.train.runs import load_trained
 
 

@@ -10,7 +10,7 @@ from torch import nn
 
 from earlyreadout.errors import UserError
 from earlyreadout.models.cnn import SmallCNN
-from earlyreadout.readout.hooks import FeatureTap, as_tensor, call_model, find_module, parameters_feeding
+from earlyreadout.models.layers import FeatureTap, as_tensor, call_model, find_module, parameters_feeding
 
 
 def no_hooks_left(model: nn.Module) -> bool:

@@ -6,10 +6,9 @@ import pytest
 import torch
 
 from conftest import tiny_config
-from earlyreadout.distributed import DistInfo
+from earlyreadout.distributed import DistInfo, autocast, grad_scaler
 from earlyreadout.errors import ConfigError
 from earlyreadout.train.engine import build_run, train
-from earlyreadout.train.precision import autocast, grad_scaler
 
 CPU = torch.device("cpu")
 

@@ -13,8 +13,8 @@ from earlyreadout.config import build_config
 from earlyreadout.errors import ConfigError, UserError
 from earlyreadout.methods import METHODS
 from earlyreadout.models.cnn import SmallCNN
+from earlyreadout.models.layers import stage_layer
 from earlyreadout.params import RenamedSetting
-from earlyreadout.readout.hooks import stage_layer
 from earlyreadout.readout.sieve import SIEVE_PARAMS, FeatureSieve, forget_loss
 from earlyreadout.train.engine import train
 

@@ -15,13 +15,13 @@ from typing import Any
 import yaml
 
 from earlyreadout.data import DATASETS
+from earlyreadout.distributed import PRECISIONS
 from earlyreadout.errors import ConfigError, UserError, did_you_mean
 from earlyreadout.io import read_yaml_file
 from earlyreadout.methods import METHODS
 from earlyreadout.models import MODELS
+from earlyreadout.models.layers import stage_layer
 from earlyreadout.params import Param, named_layers, resolve
-from earlyreadout.readout.hooks import stage_layer
-from earlyreadout.train.precision import PRECISIONS
 
 SELECTION = ("auto", "worst_group", "adjusted", "average", "worst_class")
 

@@ -1,4 +1,5 @@
-"""Process-group setup for `torchrun` (gloo on CPU, nccl on GPU) and the collectives methods need.
+"""Devices and precision: process-group setup for `torchrun` (gloo on CPU, nccl on GPU), the collectives
+methods need, device names, and mixed precision.
 
 Under DDP only the network is wrapped; a method that owns other state (readout heads, group weights)
 keeps every rank's copy identical with these helpers: `sync_gradients` before stepping a non-DDP
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -180,3 +182,20 @@ def resolve_device(name: str) -> torch.device:
 
 DEVICE_OPTION = Param("cpu", "cpu, cuda, cuda:N or auto (cuda when available)", affects_results=False,
                       check=device_problem)  # the analysis commands' device, checked before anything loads
+
+
+# Mixed precision: `train.precision` as an autocast context and a gradient scaler. bf16 needs no scaling (its
+# exponent range is fp32's); fp16 does, so its losses are scaled before backward and the scale adapts to
+# overflow (torch.amp.GradScaler). fp32 turns both into no-ops, so one code path serves all.
+PRECISIONS = ("fp32", "bf16", "fp16")
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def autocast(device: torch.device, precision: str) -> AbstractContextManager:
+    """Autocast to the precision's dtype on `device`'s type (CPU too); disabled for fp32."""
+    return torch.autocast(device.type, dtype=DTYPES.get(precision, torch.bfloat16), enabled=precision != "fp32")
+
+
+def grad_scaler(device: torch.device, precision: str) -> torch.amp.GradScaler:
+    """A loss scaler that is active for fp16 only (for fp32 and bf16 it passes losses and steps through)."""
+    return torch.amp.GradScaler(device.type, enabled=precision == "fp16")

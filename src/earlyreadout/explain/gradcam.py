@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from earlyreadout.errors import UserError
-from earlyreadout.readout.hooks import FeatureTap, unwrap
+from earlyreadout.models.layers import FeatureTap, unwrap
 
 Region = tuple[int, int, int, int]  # rows r0:r1, columns c0:c1 of the input
 

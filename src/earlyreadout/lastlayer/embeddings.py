@@ -15,9 +15,9 @@ from torch import nn
 from earlyreadout.data.base import GroupedDataset
 from earlyreadout.errors import UserError
 from earlyreadout.io import load_checkpoint, save_checkpoint
+from earlyreadout.models.inference import collect_logits
+from earlyreadout.models.layers import FeatureTap, call_model, find_module, resolve_path, unwrap
 from earlyreadout.readout.heads import pool
-from earlyreadout.readout.hooks import FeatureTap, call_model, find_module, resolve_path, unwrap
-from earlyreadout.train.inference import collect_logits
 
 
 @dataclass

@@ -13,10 +13,10 @@ from torch import nn
 
 from earlyreadout.data.base import GroupedDataset
 from earlyreadout.data.loader import Batch, BatchLoader
+from earlyreadout.distributed import grad_scaler
 from earlyreadout.errors import UserError
 from earlyreadout.params import LogUniform, Param
 from earlyreadout.registry import Registry
-from earlyreadout.train.precision import grad_scaler
 
 METHODS: Registry[type[Method]] = Registry("method")
 register = METHODS.register

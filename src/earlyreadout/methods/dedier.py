@@ -11,13 +11,13 @@ from torch import nn
 from earlyreadout.data.loader import Batch
 from earlyreadout.methods.base import Context, register
 from earlyreadout.methods.kd import KD, KD_HPARAMS, WEIGHTING_HPARAMS
+from earlyreadout.models.inference import collect_logits
+from earlyreadout.models.layers import stage_layer
 from earlyreadout.params import Choice, Param
 from earlyreadout.readout.heads import READOUT_HEAD_PARAMS
-from earlyreadout.readout.hooks import stage_layer
 from earlyreadout.readout.reweight import READOUT_REWEIGHT_PARAMS, ReadoutReweighter
 from earlyreadout.readout.scores import error_weights
 from earlyreadout.readout.weights import ERROR_WEIGHT_PARAMS, READOUT_WEIGHTER_PARAMS, ReadoutWeighter
-from earlyreadout.train.inference import collect_logits
 
 
 @register("dedier")

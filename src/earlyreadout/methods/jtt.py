@@ -10,9 +10,9 @@ from torch import nn
 
 from earlyreadout.data.loader import Batch, BatchLoader
 from earlyreadout.methods.base import OPTIMIZER_HPARAMS, Context, Method, register, train_erm
+from earlyreadout.models.inference import collect_logits
+from earlyreadout.models.layers import unwrap
 from earlyreadout.params import Choice, IntRange, LogUniform, Param
-from earlyreadout.readout.hooks import unwrap
-from earlyreadout.train.inference import collect_logits
 
 
 def training_errors(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

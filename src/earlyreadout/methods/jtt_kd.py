@@ -13,9 +13,9 @@ from earlyreadout.errors import UserError
 from earlyreadout.methods.base import Context, register, run_loader, train_erm
 from earlyreadout.methods.jtt import training_errors, upweights
 from earlyreadout.methods.kd import KD, KD_HPARAMS, WEIGHTING_HPARAMS
+from earlyreadout.models.inference import collect_logits
+from earlyreadout.models.layers import unwrap
 from earlyreadout.params import Choice, IntRange, Param
-from earlyreadout.readout.hooks import unwrap
-from earlyreadout.train.inference import collect_logits
 
 
 @register("jtt-kd")

@@ -18,8 +18,8 @@ from earlyreadout.errors import UserError
 from earlyreadout.lastlayer.dfr import LinearHead, worst_group_accuracy
 from earlyreadout.lastlayer.embeddings import Embeddings, cached_embed, classifier_path, set_classifier
 from earlyreadout.methods.base import OPTIMIZER_HPARAMS, Context, Method
+from earlyreadout.models.layers import find_module, resolve_path, unwrap
 from earlyreadout.params import Param
-from earlyreadout.readout.hooks import find_module, resolve_path, unwrap
 
 LAST_LAYER_HPARAMS: dict[str, Param] = {
     **OPTIMIZER_HPARAMS,

@@ -17,9 +17,9 @@ from earlyreadout.lastlayer.pseudo_groups import (
 from earlyreadout.methods.base import register
 from earlyreadout.methods.dfr import DFR_HPARAMS
 from earlyreadout.methods.last_layer import LAST_LAYER_HPARAMS, LastLayerRetraining, as_tensors
+from earlyreadout.models.layers import stage_layer
 from earlyreadout.params import Choice, IntRange, LogUniform, Param
 from earlyreadout.readout.heads import TOKEN_POOLS
-from earlyreadout.readout.hooks import stage_layer
 
 READOUT_DFR_HPARAMS: dict[str, Param] = {
     "readout_layer": Param("stage:1", "layer whose pooled features the readout reads (module path or stage:N)",

@@ -11,8 +11,8 @@ from torch import nn
 from earlyreadout.data.loader import Batch
 from earlyreadout.methods.base import OPTIMIZER_HPARAMS, Context, Method, register
 from earlyreadout.methods.jtt import apply_upweights
+from earlyreadout.models.layers import stage_layer
 from earlyreadout.params import Choice, IntRange, Param
-from earlyreadout.readout.hooks import stage_layer
 from earlyreadout.readout.reweight import READOUT_REWEIGHT_PARAMS, ReadoutReweighter
 
 

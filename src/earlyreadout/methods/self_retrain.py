@@ -13,8 +13,8 @@ from earlyreadout.lastlayer.disagreement import class_balanced_finetune, disagre
 from earlyreadout.lastlayer.embeddings import embed
 from earlyreadout.methods.base import Context, register
 from earlyreadout.methods.last_layer import LAST_LAYER_HPARAMS, LastLayerRetraining, head_score, tuning_groups
+from earlyreadout.models.layers import unwrap
 from earlyreadout.params import Choice, IntRange, LogUniform, Param
-from earlyreadout.readout.hooks import unwrap
 
 KS = (20, 50, 100, 200, 500)  # the paper's range of k, searched when k is null
 

@@ -10,8 +10,8 @@ from torch import nn
 from earlyreadout.data.loader import Batch
 from earlyreadout.errors import ConfigError
 from earlyreadout.methods.base import OPTIMIZER_HPARAMS, Context, Method, register
+from earlyreadout.models.layers import stage_layer
 from earlyreadout.params import Choice, Param, named_layers
-from earlyreadout.readout.hooks import stage_layer
 from earlyreadout.readout.probe import probe_layer
 from earlyreadout.readout.sieve import RENAMED, SIEVE_PARAMS, FeatureSieve
 

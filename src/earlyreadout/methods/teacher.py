@@ -11,7 +11,7 @@ from torch import nn
 
 from earlyreadout.data.base import GroupedDataset
 from earlyreadout.errors import UserError
-from earlyreadout.train.inference import collect_logits
+from earlyreadout.models.inference import collect_logits
 
 
 class FrozenTeacher:

@@ -17,8 +17,8 @@ from torch import nn
 from earlyreadout.data.base import GroupedDataset
 from earlyreadout.data.loader import BatchLoader
 from earlyreadout.errors import UserError
+from earlyreadout.models.layers import unwrap
 from earlyreadout.readout.heads import EarlyReadout
-from earlyreadout.readout.hooks import unwrap
 
 if TYPE_CHECKING:
     from typing_extensions import Self

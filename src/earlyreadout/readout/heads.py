@@ -9,8 +9,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from earlyreadout.errors import UserError
+from earlyreadout.models.layers import FeatureTap, call_model, unwrap
 from earlyreadout.params import Param
-from earlyreadout.readout.hooks import FeatureTap, call_model, unwrap
 
 if TYPE_CHECKING:
     from typing_extensions import Self

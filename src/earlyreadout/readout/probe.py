@@ -16,8 +16,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from earlyreadout.data.base import GroupedDataset
-from earlyreadout.readout.hooks import FeatureTap, unwrap
-from earlyreadout.train.inference import collect_logits
+from earlyreadout.models.inference import collect_logits
+from earlyreadout.models.layers import FeatureTap, unwrap
 
 
 def grid_pool(feature: torch.Tensor, grid: int = 4) -> torch.Tensor:

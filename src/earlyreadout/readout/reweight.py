@@ -19,10 +19,10 @@ import torch
 from torch import nn
 
 from earlyreadout.data.base import GroupedDataset
+from earlyreadout.models.layers import find_module
 from earlyreadout.params import Choice, IntRange, LogUniform, Param, Uniform, checked
 from earlyreadout.readout.fit import FoldedReadouts
 from earlyreadout.readout.heads import READOUT_HEAD_PARAMS
-from earlyreadout.readout.hooks import find_module
 from earlyreadout.readout.scores import WEIGHTINGS, confident_error, flag_weights
 from earlyreadout.readout.weights import ERROR_WEIGHT_PARAMS
 

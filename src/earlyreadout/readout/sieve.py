@@ -32,9 +32,9 @@ from torch.func import functional_call
 
 from earlyreadout import distributed
 from earlyreadout.errors import UserError
+from earlyreadout.models.layers import parameters_feeding, unwrap
 from earlyreadout.params import Choice, LogUniform, Param, checked
 from earlyreadout.readout.heads import HEAD_FAMILIES, TOKEN_POOLS, EarlyReadout
-from earlyreadout.readout.hooks import parameters_feeding, unwrap
 
 MODES = ("three-pass", "single-pass")
 

@@ -20,16 +20,16 @@ from torch import nn
 from earlyreadout import distributed
 from earlyreadout.config import RunConfig
 from earlyreadout.data import DATASETS, BatchLoader, GroupedDataset, load_splits
+from earlyreadout.distributed import autocast
 from earlyreadout.errors import UserError
 from earlyreadout.io import load_checkpoint, save_checkpoint, write_json, write_text
 from earlyreadout.methods import METHODS, Context, Method
 from earlyreadout.metrics import evaluate_logits, selection_metric
 from earlyreadout.models import MODELS, build_model
+from earlyreadout.models.inference import collect_logits
+from earlyreadout.models.layers import find_module, unwrap
 from earlyreadout.params import named_layers
 from earlyreadout.progress import bar
-from earlyreadout.readout.hooks import find_module, unwrap
-from earlyreadout.train.inference import collect_logits
-from earlyreadout.train.precision import autocast
 from earlyreadout.train.runs import RunDir, load_trained, model_layers, versions
 
 

@@ -13,7 +13,7 @@ from earlyreadout.errors import UserError
 from earlyreadout.io import load_checkpoint, save_checkpoint
 from earlyreadout.methods import METHODS
 from earlyreadout.methods.last_layer import LastLayerRetraining
-from earlyreadout.readout.hooks import unwrap
+from earlyreadout.models.layers import unwrap
 from earlyreadout.train.engine import build_run, describe_run, finish_run, refit_after_selection, scorer
 from earlyreadout.train.runs import RunDir, stored_config
 

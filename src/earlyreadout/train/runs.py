@@ -24,7 +24,7 @@ from earlyreadout.data import GroupedDataset, load_splits
 from earlyreadout.errors import ConfigError, UserError, file_error
 from earlyreadout.io import load_checkpoint, read_json_file, read_jsonl_file, read_yaml_file
 from earlyreadout.models import build_model
-from earlyreadout.readout.hooks import unknown_layer, unwrap
+from earlyreadout.models.layers import unknown_layer, unwrap
 
 STORED_CONFIG_ADVICE = ("it was edited or written by another version; restore it, or train again with "
                         "another --out")
