@@ -1,5 +1,6 @@
-"""The package's import graph: no cycle among module-level imports, and no import of the package's own
-modules inside a function (where cycles hide) except the CLI deferring each command's module."""
+"""The package's import graph: no cycle among module-level imports, every import pointing down the declared
+layers, no method file importing another method's file, and no import of the package's own modules inside a
+function (where cycles hide) except the CLI deferring each command's module."""
 
 from __future__ import annotations
 
@@ -8,6 +9,25 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "earlyreadout"
 DEFERRED_OK = ("earlyreadout.cli",)  # the CLI loads a command's module only when it runs, so --help stays fast
+
+# the floors of the house, from the ground up: a module imports (at module level) only from its own floor or
+# those below; each floor is a set of module or package names (a package holds its submodules)
+LAYERS: list[set[str]] = [
+    {"earlyreadout", "earlyreadout.errors"},  # the package's version, exceptions
+    {"earlyreadout.io", "earlyreadout.progress", "earlyreadout.params", "earlyreadout.registry",
+     "earlyreadout.distributed"},  # ground floor: files, progress bars, declarations, devices and precision
+    {"earlyreadout.data"},  # datasets and loaders
+    {"earlyreadout.models", "earlyreadout.metrics"},  # networks, layer lookup, taps, batch inference; metrics
+    {"earlyreadout.readout"},  # readout heads, scores and instance weights, the sieve, probes
+    {"earlyreadout.lastlayer"},  # last-layer retraining algorithms
+    {"earlyreadout.methods"},  # training methods
+    {"earlyreadout.config"},  # the run configuration, validated against the registries
+    {"earlyreadout.train"},  # the recipe: engine, run directories, retraining
+    {"earlyreadout.explain"},  # reading finished runs: diagnosis, Grad-CAM
+    {"earlyreadout.report"},
+    {"earlyreadout.compare", "earlyreadout.search"},  # drivers
+    {"earlyreadout.cli", "earlyreadout.__main__"},  # commands
+]
 
 
 def module_name(path: Path) -> str:
@@ -18,7 +38,7 @@ def module_name(path: Path) -> str:
 def own_imports(node: ast.AST) -> list[str]:
     """Names of earlyreadout modules that an import statement brings in."""
     if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("earlyreadout"):
-        return [node.module]
+        return [f"{node.module}.{a.name}" for a in node.names]  # a module, or a name that resolves to its module
     if isinstance(node, ast.Import):
         return [a.name for a in node.names if a.name.startswith("earlyreadout")]
     return []
@@ -42,14 +62,16 @@ def graph() -> tuple[dict[str, set[str]], list[str]]:
     return edges, nested
 
 
+def resolve(target: str, known: set[str]) -> str | None:
+    """The module an import names: `target` itself, or the module or package that holds it."""
+    while target and target not in known:
+        target = target.rpartition(".")[0]
+    return target or None
+
+
 def find_cycle(edges: dict[str, set[str]]) -> list[str] | None:
     """A cycle of the graph as [a, b, ..., a] (imports name modules or packages), or None."""
     known = set(edges)
-
-    def resolve(target: str) -> str | None:  # "earlyreadout.data.loader", or the package that holds it
-        while target and target not in known:
-            target = target.rpartition(".")[0]
-        return target or None
 
     state: dict[str, int] = {}
     stack: list[str] = []
@@ -57,7 +79,7 @@ def find_cycle(edges: dict[str, set[str]]) -> list[str] | None:
     def visit(m: str) -> list[str] | None:
         state[m] = 1
         stack.append(m)
-        for t in sorted(filter(None, map(resolve, edges[m]))):
+        for t in sorted(filter(None, (resolve(e, known) for e in edges[m]))):
             if t == m:
                 continue
             if state.get(t) == 1:
@@ -72,6 +94,26 @@ def find_cycle(edges: dict[str, set[str]]) -> list[str] | None:
         if m not in state and (cycle := visit(m)):
             return cycle
     return None
+
+
+def layer_of(module: str, layers: list[set[str]]) -> int | None:
+    """The floor declaring `module`: the one with the longest name that is the module or a package holding it."""
+    found = [(len(name), i) for i, names in enumerate(layers) for name in names
+             if module == name or module.startswith(name + ".")]
+    return max(found)[1] if found else None
+
+
+def upward_imports(edges: dict[str, set[str]], layers: list[set[str]]) -> list[str]:
+    """Every import from a lower floor into a higher one, as 'importer -> imported'."""
+    known = set(edges)
+    return sorted({f"{m} -> {t}" for m, targets in edges.items() for t in filter(None, (resolve(e, known) for e in targets))
+                   if layer_of(t, layers) > layer_of(m, layers)})
+
+
+def method_files(edges: dict[str, set[str]]) -> set[str]:
+    """The modules of `methods/` that register a training method."""
+    return {m for m in edges if m.startswith("earlyreadout.methods.")
+            and "@register(" in (PACKAGE.parent / (m.replace(".", "/") + ".py")).read_text()}
 
 
 def test_the_cycle_finder_finds_a_hand_made_cycle():
@@ -95,3 +137,22 @@ def test_the_top_level_stays_small_and_files_stay_short():
     assert len(top) <= 12, top
     long = {str(p.relative_to(PACKAGE)): n for p in PACKAGE.rglob("*.py") if (n := len(p.read_text().splitlines())) >= 350}
     assert long == {}
+
+
+def test_the_layer_check_finds_a_hand_made_upward_import():
+    layers = [{"p.low"}, {"p.mid"}, {"p.top"}]
+    edges = {"p.low": {"p.top.x.f"}, "p.mid": {"p.low.g"}, "p.top": {"p.mid"}, "p.top.x": set()}
+    assert upward_imports(edges, layers) == ["p.low -> p.top.x"]
+    assert layer_of("p.top.x", layers) == 2 and layer_of("p.other", layers) is None
+
+
+def test_every_module_sits_on_a_declared_floor():
+    edges, _ = graph()
+    floors = [names - {PACKAGE.name} for names in LAYERS]  # the package itself declares only its own module
+    assert [m for m in edges if m != PACKAGE.name and layer_of(m, floors) is None] == [], "add them to LAYERS"
+
+
+def test_every_import_points_down_the_floors():
+    edges, _ = graph()
+    assert upward_imports(edges, LAYERS) == []
+
