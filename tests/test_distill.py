@@ -13,8 +13,7 @@ from earlyreadout.config import build_config
 from earlyreadout.distributed import DistInfo
 from earlyreadout.errors import UserError
 from earlyreadout.methods.distill_losses import distillation_loss, kd_divergence, per_instance_distillation
-from earlyreadout.readout.reweight import ReadoutReweighter
-from earlyreadout.readout.weights import ReadoutWeighter
+from earlyreadout.readout.weighters import CrossFitReadoutWeighter, LiveReadoutWeighter
 from earlyreadout.train.engine import build_run, train
 
 LN3 = math.log(3.0)
@@ -59,7 +58,8 @@ def test_mixed_and_weighted_loss_by_hand():
 def test_readout_weighter_weights_errors_by_their_margin():
     model = nn.Sequential()
     model.add_module("feat", nn.Identity())
-    weighter = ReadoutWeighter(model, "feat", n_classes=2, example_input=torch.zeros(2, 2), alpha=0.5, beta=2.0)
+    weighter = LiveReadoutWeighter(model, "feat", n_classes=2, example_input=torch.zeros(2, 2), alpha=0.5,
+                                   beta=2.0)
     with torch.no_grad():
         weighter.readout.head("feat").out.weight.copy_(torch.eye(2))
         weighter.readout.head("feat").out.bias.zero_()
@@ -126,8 +126,8 @@ def test_dedier_cross_fitted_refresh_uses_the_readout_reweighter(tmp_path, teach
     seed = int(torch.randint(2**31 - 1, ()))
     settings = {k: method.hp[k] for k in ("alpha", "beta", "readout_head", "readout_depth", "readout_width",
                                           "readout_token_pool", "readout_lr", "readout_epochs", "folds")}
-    expected = ReadoutReweighter(method.network, "block1", 2, splits["train"].tensors()[:2], **settings
-                                 ).weights(splits["train"], seed, 16)
+    expected = CrossFitReadoutWeighter(method.network, "block1", 2, splits["train"].tensors()[:2], **settings
+                                       ).weights(splits["train"], seed, 16)
     assert method.refreshes == 1 and torch.equal(method.weights, expected)
 
 

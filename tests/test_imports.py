@@ -38,7 +38,7 @@ def module_name(path: Path) -> str:
 def own_imports(node: ast.AST) -> list[str]:
     """Names of earlyreadout modules that an import statement brings in."""
     if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("earlyreadout"):
-        return [f"{node.module}.{a.name}" for a in node.names]  # a module, or a name that resolves to its module
+        return [f"{node.module}.{a.name}" for a in node.names]  # a module, or a name inside one
     if isinstance(node, ast.Import):
         return [a.name for a in node.names if a.name.startswith("earlyreadout")]
     return []
@@ -97,7 +97,7 @@ def find_cycle(edges: dict[str, set[str]]) -> list[str] | None:
 
 
 def layer_of(module: str, layers: list[set[str]]) -> int | None:
-    """The floor declaring `module`: the one with the longest name that is the module or a package holding it."""
+    """The floor declaring `module`: the one with the longest name that is it or a package holding it."""
     found = [(len(name), i) for i, names in enumerate(layers) for name in names
              if module == name or module.startswith(name + ".")]
     return max(found)[1] if found else None
@@ -106,8 +106,8 @@ def layer_of(module: str, layers: list[set[str]]) -> int | None:
 def upward_imports(edges: dict[str, set[str]], layers: list[set[str]]) -> list[str]:
     """Every import from a lower floor into a higher one, as 'importer -> imported'."""
     known = set(edges)
-    return sorted({f"{m} -> {t}" for m, targets in edges.items() for t in filter(None, (resolve(e, known) for e in targets))
-                   if layer_of(t, layers) > layer_of(m, layers)})
+    return sorted({f"{m} -> {t}" for m, targets in edges.items() for e in targets
+                   if (t := resolve(e, known)) and layer_of(t, layers) > layer_of(m, layers)})
 
 
 def method_files(edges: dict[str, set[str]]) -> set[str]:
@@ -156,3 +156,13 @@ def test_every_import_points_down_the_floors():
     edges, _ = graph()
     assert upward_imports(edges, LAYERS) == []
 
+
+
+def test_no_method_file_imports_another_method_file():
+    edges, _ = graph()
+    methods = method_files(edges)
+    assert len(methods) > 5
+    known = set(edges)
+    crossing = sorted({f"{m} -> {t}" for m in methods for e in edges[m]
+                       if (t := resolve(e, known)) in methods and t != m})
+    assert crossing == []

@@ -5,8 +5,10 @@ from torch import nn
 from conftest import tiny_config
 from earlyreadout.data.loader import BatchLoader
 from earlyreadout.methods.base import Context
-from earlyreadout.methods.jtt import JTT, training_errors, upweights
+from earlyreadout.methods.jtt import JTT
 from earlyreadout.params import resolve
+from earlyreadout.readout.scores import misclassified
+from earlyreadout.readout.weights import upweights
 from earlyreadout.train.engine import train
 
 
@@ -36,7 +38,7 @@ def make_jtt(train_split, network, **hp):
 def test_error_set_and_weights_hand_made():
     logits = torch.tensor([[2.0, 1.0], [0.0, 1.0], [3.0, -1.0], [-1.0, 0.5]])
     y = torch.tensor([0, 0, 1, 1])
-    errors = training_errors(logits, y)
+    errors = misclassified(logits, y)
     assert errors.tolist() == [False, True, True, False]
     assert upweights(errors, 50).tolist() == [1.0, 50.0, 50.0, 1.0]
 

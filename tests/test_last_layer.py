@@ -14,12 +14,13 @@ from sklearn.preprocessing import StandardScaler
 from conftest import folder_digest, tiny_config
 from earlyreadout.errors import UserError
 from earlyreadout.io import load_checkpoint
-from earlyreadout.lastlayer.afr import afr_weights, fit_afr
+from earlyreadout.lastlayer.afr import fit_afr
 from earlyreadout.lastlayer.dfr import L1, balanced_subsample, dfr, plan, worst_group_accuracy
 from earlyreadout.lastlayer.disagreement import disagreement, top_k
 from earlyreadout.lastlayer.embeddings import classifier_path
 from earlyreadout.lastlayer.pseudo_groups import pseudo_groups
 from earlyreadout.models.cnn import SmallCNN
+from earlyreadout.readout.weights import afr_weights
 from earlyreadout.train.engine import train
 from earlyreadout.train.retrain import retrain
 from earlyreadout.train.runs import load_trained

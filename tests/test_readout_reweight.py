@@ -8,8 +8,8 @@ from conftest import tiny_config, tiny_splits
 from earlyreadout.errors import ConfigError
 from earlyreadout.models.cnn import SmallCNN
 from earlyreadout.readout.fit import FoldedReadouts
-from earlyreadout.readout.reweight import READOUT_REWEIGHT_PARAMS, ReadoutReweighter
-from earlyreadout.readout.scores import flag_weights
+from earlyreadout.readout.weighters import CROSS_FIT_WEIGHTER_PARAMS, CrossFitReadoutWeighter
+from earlyreadout.readout.weights import flag_weights
 from earlyreadout.train.engine import train
 
 
@@ -31,12 +31,12 @@ def test_flag_weights_hand_made():
 
 def test_reweighter_takes_its_defaults_from_the_declared_parameters():
     model = SmallCNN(in_channels=3, n_classes=2, width=4)
-    rw = ReadoutReweighter(model, "block1", 2, torch.randn(2, 3, 16, 16))
-    assert rw.settings == {k: p.default for k, p in READOUT_REWEIGHT_PARAMS.items()}
-    with pytest.raises(ConfigError, match="'folds' parameter of ReadoutReweighter must be an int in the range"):
-        ReadoutReweighter(model, "block1", 2, torch.randn(2, 3, 16, 16), folds=0)
+    rw = CrossFitReadoutWeighter(model, "block1", 2, torch.randn(2, 3, 16, 16))
+    assert rw.settings == {k: p.default for k, p in CROSS_FIT_WEIGHTER_PARAMS.items()}
+    with pytest.raises(ConfigError, match="'folds' parameter of CrossFitReadoutWeighter must be an int in the range"):
+        CrossFitReadoutWeighter(model, "block1", 2, torch.randn(2, 3, 16, 16), folds=0)
     with pytest.raises(ConfigError, match="did you mean 'lambda_up'"):
-        ReadoutReweighter(model, "block1", 2, torch.randn(2, 3, 16, 16), lamda_up=5.0)
+        CrossFitReadoutWeighter(model, "block1", 2, torch.randn(2, 3, 16, 16), lamda_up=5.0)
 
 
 def test_cross_fitted_readout_flags_the_minority_and_leaves_the_model_as_it_was():
@@ -47,7 +47,8 @@ def test_cross_fitted_readout_flags_the_minority_and_leaves_the_model_as_it_was(
     model = SmallCNN(in_channels=3, n_classes=2, width=8).train()
     state = {k: v.clone() for k, v in model.state_dict().items()}
     rng = torch.get_rng_state()
-    rw = ReadoutReweighter(model, "block1", 2, train_split.tensors()[:2], readout_epochs=30, readout_lr=0.05)
+    rw = CrossFitReadoutWeighter(model, "block1", 2, train_split.tensors()[:2], readout_epochs=30,
+                                 readout_lr=0.05)
     weights = rw.weights(train_split, seed=3)
     assert weights.shape == (400,) and (weights >= 1).all()
     minority = train_split.a != train_split.y

@@ -7,13 +7,8 @@ import math
 import pytest
 import torch
 
-from earlyreadout.readout.scores import (
-    confident_error,
-    error_weights,
-    margin,
-    probability_outputs,
-    readout_outputs,
-)
+from earlyreadout.readout.scores import confident_error, margin, probability_outputs, readout_outputs
+from earlyreadout.readout.weights import error_weights
 
 PROBS = torch.tensor([[0.7, 0.2, 0.1], [0.4, 0.6, 0.0], [0.1, 0.3, 0.6]])
 Y = torch.tensor([0, 0, 1])  # right, wrong (margin 0.2), wrong (margin 0.3)

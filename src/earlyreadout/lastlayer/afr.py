@@ -7,17 +7,6 @@ import torch
 import torch.nn.functional as F
 
 
-def afr_weights(logits: torch.Tensor, y: torch.Tensor, gamma: float, class_balanced: bool = True) -> torch.Tensor:
-    """`exp(-gamma * p_i)` with `p_i` the ERM model's probability of the true label; with `class_balanced`
-    each class's weights are scaled to the same total; normalised to sum 1."""
-    p_true = logits.float().softmax(1).gather(1, y[:, None]).squeeze(1)
-    weights = torch.exp(-gamma * p_true)
-    if class_balanced:
-        totals = torch.zeros(int(y.max()) + 1, dtype=weights.dtype).index_add_(0, y, weights)
-        weights = weights / totals[y]
-    return weights / weights.sum()
-
-
 def afr_loss(weight: torch.Tensor, bias: torch.Tensor, z: torch.Tensor, y: torch.Tensor, sample_weights: torch.Tensor,
              weight0: torch.Tensor, bias0: torch.Tensor, lam: float) -> torch.Tensor:
     """Weighted cross-entropy plus `lam * (||W - W0||^2 + ||b - b0||^2)`."""

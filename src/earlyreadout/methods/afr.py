@@ -8,10 +8,11 @@ from typing import Any, ClassVar
 import torch
 
 from earlyreadout.data.loader import Batch
-from earlyreadout.lastlayer.afr import afr_weights, fit_afr
+from earlyreadout.lastlayer.afr import fit_afr
 from earlyreadout.methods.base import Context, register
 from earlyreadout.methods.last_layer import LAST_LAYER_HPARAMS, LastLayerRetraining, head_score, tuning_groups
 from earlyreadout.params import Choice, IntRange, LogUniform, Param, Uniform
+from earlyreadout.readout.weights import afr_weights
 
 GAMMAS = (0.0, 1.0, 2.0, 4.0, 6.0, 8.0, 10.0, 12.0, 14.0, 16.0, 20.0)  # the grid searched when gamma is null
 PULLS = (0.0, 0.1, 0.2, 0.5)

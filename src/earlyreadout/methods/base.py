@@ -75,6 +75,16 @@ def train_erm(model: nn.Module, optimizer: torch.optim.Optimizer, loader: BatchL
             optimizer.step()
 
 
+def apply_upweights(weights: torch.Tensor, upweight: str, loader: BatchLoader, device: torch.device
+                    ) -> torch.Tensor | None:
+    """Put per-instance `weights` to work: `sample` makes `loader` draw examples in proportion to them (and
+    returns None); `loss` returns them as loss weights divided by their mean, so the expected step is ERM's."""
+    if upweight == "sample":
+        loader.set_sample_weights(weights)
+        return None
+    return (weights / weights.mean()).to(device)
+
+
 def run_loader(ctx: Context) -> RunLoader:
     """The context's way to read another run; a clear error where the context was built without one."""
     if ctx.load_run is None:

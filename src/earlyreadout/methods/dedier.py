@@ -10,31 +10,35 @@ from torch import nn
 
 from earlyreadout.data.loader import Batch
 from earlyreadout.methods.base import Context, register
-from earlyreadout.methods.kd import KD, KD_HPARAMS, WEIGHTING_HPARAMS
+from earlyreadout.methods.distillation import KD_HPARAMS, WEIGHTING_HPARAMS, Distillation
 from earlyreadout.models.inference import collect_logits
 from earlyreadout.models.layers import stage_layer
 from earlyreadout.params import Choice, Param
 from earlyreadout.readout.heads import READOUT_HEAD_PARAMS
-from earlyreadout.readout.reweight import READOUT_REWEIGHT_PARAMS, ReadoutReweighter
-from earlyreadout.readout.scores import error_weights
-from earlyreadout.readout.weights import ERROR_WEIGHT_PARAMS, READOUT_WEIGHTER_PARAMS, ReadoutWeighter
+from earlyreadout.readout.weighters import (
+    CROSS_FIT_WEIGHTER_PARAMS,
+    LIVE_WEIGHTER_PARAMS,
+    CrossFitReadoutWeighter,
+    LiveReadoutWeighter,
+)
+from earlyreadout.readout.weights import ERROR_WEIGHT_PARAMS, error_weights
 
 
 @register("dedier")
-class DeDiER(KD):
+class DeDiER(Distillation):
     """Early-readout debiased distillation (Tiwari et al., WACV 2024): up-weight what an early readout gets wrong.
 
     The readout reads a detached early feature of the student, so the student's early layers keep learning
     from the distillation loss alone. `refresh=epoch` (the reference) re-fits the readout over the train set
     at each epoch start and recomputes every weight; `refresh=online` weighs each batch with the live
     readout, which takes one step per batch. Epochs before `warmup_epochs` use uniform weights. With
-    `folds >= 2` an epoch refresh uses cross-fitted readouts (`ReadoutReweighter`) instead of one readout.
+    `folds >= 2` an epoch refresh uses cross-fitted readouts (`CrossFitReadoutWeighter`), not one readout.
     """
 
     hparams: ClassVar[dict[str, Param]] = {
         **KD_HPARAMS,
         **WEIGHTING_HPARAMS,
-        "alpha": READOUT_REWEIGHT_PARAMS["alpha"],
+        "alpha": CROSS_FIT_WEIGHTER_PARAMS["alpha"],
         "beta": replace(ERROR_WEIGHT_PARAMS["beta"], help="scale in exp(beta * m^alpha); 0 = plain KD"),
         "readout_layer": Param("stage:1", "student layer the readout reads: a module path, or stage:N for "
                                "the model's N-th named stage", search=Choice(("stage:1", "stage:2")), layer=True),
@@ -53,14 +57,15 @@ class DeDiER(KD):
     def __init__(self, network: nn.Module, hp: dict[str, Any], ctx: Context):
         super().__init__(network, hp, ctx)
         self.readout_layer = stage_layer(hp["readout_layer"], ctx.extras.get("model_stages"), "readout_layer")
-        self.weighter = ReadoutWeighter(network, self.readout_layer, ctx.n_classes, ctx.example_input,
-                                        **{k: hp[k] for k in READOUT_WEIGHTER_PARAMS})
+        self.weighter = LiveReadoutWeighter(network, self.readout_layer, ctx.n_classes, ctx.example_input,
+                                            **{k: hp[k] for k in LIVE_WEIGHTER_PARAMS})
         self.optimizers["readout"] = self.weighter.optimizer
         self.crossfit = None
         if hp["folds"] > 1:
             shared = (*READOUT_HEAD_PARAMS, "readout_epochs", "folds", "alpha", "beta")
-            self.crossfit = ReadoutReweighter(network, self.readout_layer, ctx.n_classes, ctx.example_input,
-                                              weighting="exp", **{k: hp[k] for k in shared})
+            self.crossfit = CrossFitReadoutWeighter(network, self.readout_layer, ctx.n_classes,
+                                                    ctx.example_input, weighting="exp",
+                                                    **{k: hp[k] for k in shared})
         self.epoch = 0
         self.refreshes = 0
         self.weights: torch.Tensor | None = None

@@ -9,17 +9,8 @@ import torch
 from earlyreadout.errors import UserError
 from earlyreadout.lastlayer.dfr import C_GRIDS, dfr
 from earlyreadout.methods.base import register
-from earlyreadout.methods.last_layer import LAST_LAYER_HPARAMS, LastLayerRetraining, as_tensors
-from earlyreadout.params import IntRange, Param
-
-DFR_HPARAMS: dict[str, Param] = {
-    "c_grid": Param("waterbirds", "the reference's grid of inverse L1 strengths C: waterbirds (1 .. 0.01) or "
-                    "celeba (3 .. 0.003)", choices=tuple(C_GRIDS)),
-    "tune_repeats": Param(5, "random halvings of the data that choose C (fit on a balanced half, score the other)",
-                          low=1, search=IntRange(1, 10)),
-    "retrains": Param(10, "balanced subsamples whose coefficients are averaged (the reference: 10-20)", low=1,
-                      search=IntRange(1, 20)),
-}
+from earlyreadout.methods.last_layer import DFR_HPARAMS, LAST_LAYER_HPARAMS, LastLayerRetraining, as_tensors
+from earlyreadout.params import Param
 
 
 @register("dfr")

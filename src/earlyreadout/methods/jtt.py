@@ -8,31 +8,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from earlyreadout.data.loader import Batch, BatchLoader
-from earlyreadout.methods.base import OPTIMIZER_HPARAMS, Context, Method, register, train_erm
+from earlyreadout.data.loader import Batch
+from earlyreadout.methods.base import OPTIMIZER_HPARAMS, Context, Method, apply_upweights, register, train_erm
 from earlyreadout.models.inference import collect_logits
 from earlyreadout.models.layers import unwrap
 from earlyreadout.params import Choice, IntRange, LogUniform, Param
-
-
-def training_errors(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """The error set: True where the argmax of `logits` is not the label."""
-    return logits.argmax(1) != y
-
-
-def upweights(errors: torch.Tensor, lambda_up: float) -> torch.Tensor:
-    """Per-instance weights: `lambda_up` on the error set, 1 elsewhere."""
-    return torch.where(errors, torch.tensor(float(lambda_up)), torch.tensor(1.0))
-
-
-def apply_upweights(weights: torch.Tensor, upweight: str, loader: BatchLoader, device: torch.device
-                    ) -> torch.Tensor | None:
-    """Put per-instance `weights` to work: `sample` makes `loader` draw examples in proportion to them (and
-    returns None); `loss` returns them as loss weights divided by their mean, so the expected step is ERM's."""
-    if upweight == "sample":
-        loader.set_sample_weights(weights)
-        return None
-    return (weights / weights.mean()).to(device)
+from earlyreadout.readout.scores import misclassified
+from earlyreadout.readout.weights import upweights
 
 
 @register("jtt")
@@ -79,7 +61,7 @@ class JTT(Method):
         train_erm(self.network, self.optimizers["main"], self.ctx.train_loader, self.hp["erm_epochs"], device)
         logits = collect_logits(self.predict, self, self.ctx.train, self.ctx.eval_batch_size, device,
                                 self.ctx.rank, self.ctx.world_size, desc="jtt errors", progress=False)
-        self.errors = training_errors(logits, self.ctx.train.y)
+        self.errors = misclassified(logits, self.ctx.train.y)
         unwrap(self.network).load_state_dict(self.initial_state)
         self.optimizers["main"] = self.make_optimizer(self.network.parameters())
 

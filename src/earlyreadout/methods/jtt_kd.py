@@ -11,15 +11,16 @@ from torch import nn
 from earlyreadout.data.loader import Batch
 from earlyreadout.errors import UserError
 from earlyreadout.methods.base import Context, register, run_loader, train_erm
-from earlyreadout.methods.jtt import training_errors, upweights
-from earlyreadout.methods.kd import KD, KD_HPARAMS, WEIGHTING_HPARAMS
+from earlyreadout.methods.distillation import KD_HPARAMS, WEIGHTING_HPARAMS, Distillation
 from earlyreadout.models.inference import collect_logits
 from earlyreadout.models.layers import unwrap
 from earlyreadout.params import Choice, IntRange, Param
+from earlyreadout.readout.scores import misclassified
+from earlyreadout.readout.weights import upweights
 
 
 @register("jtt-kd")
-class JTTKD(KD):
+class JTTKD(Distillation):
     """JTT (Liu et al., ICML 2021) applied to distillation: the "no readout" baseline of DeDiER.
 
     The error set comes from an ERM copy of the student trained for `erm_epochs` at the start of the run
@@ -43,7 +44,7 @@ class JTTKD(KD):
 
     def on_epoch_start(self, epoch: int) -> None:
         if self.weights is None:  # once per run; a resumed run restores them from extra_state
-            errors = training_errors(self.erm_logits(), self.ctx.train.y)
+            errors = misclassified(self.erm_logits(), self.ctx.train.y)
             self.weights = upweights(errors, self.hp["lambda_up"]).to(self.ctx.device)
 
     def erm_logits(self) -> torch.Tensor:

@@ -15,16 +15,26 @@ from torch import nn
 from earlyreadout.data.base import GroupedDataset
 from earlyreadout.data.loader import Batch
 from earlyreadout.errors import UserError
-from earlyreadout.lastlayer.dfr import LinearHead, worst_group_accuracy
+from earlyreadout.lastlayer.dfr import C_GRIDS, LinearHead, worst_group_accuracy
 from earlyreadout.lastlayer.embeddings import Embeddings, cached_embed, classifier_path, set_classifier
 from earlyreadout.methods.base import OPTIMIZER_HPARAMS, Context, Method
 from earlyreadout.models.layers import find_module, resolve_path, unwrap
-from earlyreadout.params import Param
+from earlyreadout.params import IntRange, Param
 
 LAST_LAYER_HPARAMS: dict[str, Param] = {
     **OPTIMIZER_HPARAMS,
     "classifier": Param("auto", "module path of the layer to retrain (auto: the last nn.Linear with one output "
                         "per class)"),
+}
+
+# DFR's settings, shared by dfr and readout-dfr
+DFR_HPARAMS: dict[str, Param] = {
+    "c_grid": Param("waterbirds", "the reference's grid of inverse L1 strengths C: waterbirds (1 .. 0.01) or "
+                    "celeba (3 .. 0.003)", choices=tuple(C_GRIDS)),
+    "tune_repeats": Param(5, "random halvings of the data that choose C (fit on a balanced half, score the other)",
+                          low=1, search=IntRange(1, 10)),
+    "retrains": Param(10, "balanced subsamples whose coefficients are averaged (the reference: 10-20)", low=1,
+                      search=IntRange(1, 20)),
 }
 
 

@@ -9,15 +9,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from earlyreadout.data.loader import Batch
-from earlyreadout.methods.base import OPTIMIZER_HPARAMS, Context, Method, register
-from earlyreadout.methods.jtt import apply_upweights
+from earlyreadout.methods.base import OPTIMIZER_HPARAMS, Context, Method, apply_upweights, register
 from earlyreadout.models.layers import stage_layer
 from earlyreadout.params import Choice, IntRange, Param
-from earlyreadout.readout.reweight import READOUT_REWEIGHT_PARAMS, ReadoutReweighter
+from earlyreadout.readout.weighters import CROSS_FIT_WEIGHTER_PARAMS, CrossFitReadoutWeighter
 
 
 @register("readout-reweight")
-class ReadoutReweight(Method):
+class ReadoutReweightedERM(Method):
     """Teacher-free early-readout debiasing: DeDiER's readout weights applied to the labels' cross-entropy.
 
     After `warmup_epochs` of plain ERM, fresh readout heads on the detached `readout_layer` are fitted with
@@ -33,7 +32,7 @@ class ReadoutReweight(Method):
         **OPTIMIZER_HPARAMS,
         "readout_layer": Param("stage:2", "layer the readout reads: a module path, or stage:N for the model's "
                                "N-th named stage", search=Choice(("stage:1", "stage:2")), layer=True),
-        **READOUT_REWEIGHT_PARAMS,
+        **CROSS_FIT_WEIGHTER_PARAMS,
         "upweight": Param("loss", "loss: multiply each instance's loss by its weight; sample: draw instances in "
                           "proportion to their weights", choices=("loss", "sample"),
                           search=Choice(("loss", "sample"))),
@@ -45,8 +44,8 @@ class ReadoutReweight(Method):
     def __init__(self, network: nn.Module, hp: dict[str, Any], ctx: Context):
         super().__init__(network, hp, ctx)
         layer = stage_layer(hp["readout_layer"], ctx.extras.get("model_stages"), "readout_layer")
-        self.reweighter = ReadoutReweighter(network, layer, ctx.n_classes, ctx.example_input,
-                                            **{k: hp[k] for k in READOUT_REWEIGHT_PARAMS})
+        self.weighter = CrossFitReadoutWeighter(network, layer, ctx.n_classes, ctx.example_input,
+                                                **{k: hp[k] for k in CROSS_FIT_WEIGHTER_PARAMS})
         self.optimizers["main"] = self.make_optimizer(network.parameters())
         self.weights: torch.Tensor | None = None
         self.loss_weights: torch.Tensor | None = None
@@ -57,8 +56,8 @@ class ReadoutReweight(Method):
             return
         if self.weights is None or self.hp["refresh"] == "epoch":
             seed = int(torch.randint(2**31 - 1, ()))  # drawn from the epoch's seeded RNG: same on every rank
-            self.weights = self.reweighter.weights(self.ctx.train, seed, self.ctx.train_loader.batch_size)
-            self.stats = dict(self.reweighter.last)
+            self.weights = self.weighter.weights(self.ctx.train, seed, self.ctx.train_loader.batch_size)
+            self.stats = dict(self.weighter.last)
         self.loss_weights = apply_upweights(self.weights, self.hp["upweight"], self.ctx.train_loader, self.ctx.device)
 
     def update(self, batch: Batch, step: int) -> dict[str, float]:

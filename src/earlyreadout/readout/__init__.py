@@ -1,1 +1,1 @@
-"""Early readouts: heads, layer hooks, cross-fitting, scores and weights, the Feature Sieve, readout reweighting and probes."""
+"""Early readouts: heads, cross-fitting, scores, weight formulas and weighters, the Feature Sieve, probes."""

@@ -1,8 +1,13 @@
-"""Per-instance readout scores: margins, confident errors, and distillation weights (pure functions)."""
+"""Per-instance readout scores: errors, margins and confident errors (pure functions of tensors)."""
 
 from __future__ import annotations
 
 import torch
+
+
+def misclassified(scores: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """True where the argmax of `scores` (logits or probabilities) is not the label: the error set."""
+    return scores.argmax(1) != y
 
 
 def margin(probs: torch.Tensor) -> torch.Tensor:
@@ -17,15 +22,7 @@ def confident_error(probs: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     High values flag instances a shallow readout confidently gets wrong: typically those whose label the
     spurious feature contradicts.
     """
-    wrong = probs.argmax(1) != y
-    return torch.where(wrong, margin(probs), torch.zeros_like(probs[:, 0]))
-
-
-def error_weights(probs: torch.Tensor, y: torch.Tensor, alpha: float, beta: float) -> torch.Tensor:
-    """DeDiER instance weights: `exp(beta * m**alpha)` where the readout errs (margin `m`), 1 elsewhere."""
-    wrong = probs.argmax(1) != y
-    m = margin(probs).clamp_min(0)
-    return torch.where(wrong, torch.exp(beta * m.pow(alpha)), torch.ones_like(m))
+    return torch.where(misclassified(probs, y), margin(probs), torch.zeros_like(probs[:, 0]))
 
 
 def readout_outputs(logits: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -43,18 +40,3 @@ def probability_outputs(probs: torch.Tensor, y: torch.Tensor) -> dict[str, torch
         "correct": pred == y,
         "confident_error": confident_error(probs, y),
     }
-
-
-WEIGHTINGS = ("exp", "lambda")
-
-
-def flag_weights(probs: torch.Tensor, y: torch.Tensor, weighting: str, alpha: float, beta: float,
-                 lambda_up: float) -> torch.Tensor:
-    """Instance weights from a readout's errors: `exp` is DeDiER's `exp(beta * m**alpha)` on errors,
-    `lambda` is JTT's `lambda_up` on every error; instances the readout gets right keep weight 1."""
-    if weighting == "exp":
-        return error_weights(probs, y, alpha, beta)
-    if weighting == "lambda":
-        wrong = probs.argmax(1) != y
-        return torch.where(wrong, torch.full_like(probs[:, 0], float(lambda_up)), torch.ones_like(probs[:, 0]))
-    raise ValueError(f"unknown weighting {weighting!r}; choose one of {', '.join(WEIGHTINGS)}")

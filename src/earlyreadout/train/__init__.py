@@ -1,1 +1,1 @@
-"""The training recipe: engine, run directories, checkpoints and inference."""
+"""The training recipe: the engine, run directories, and retraining the last layer of a finished run."""
