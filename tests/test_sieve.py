@@ -131,7 +131,7 @@ def test_three_pass_updates_match_hand_written_reference():
         h = model.early(x)
     stats = sieve.step(x, y)
 
-    hw, hb = head_grads(w, b, h, y)  # aux step: first SGD-momentum step is p -= lr * grad
+    hw, hb = head_grads(w, b, h, y)  # readout step: first SGD-momentum step is p -= lr * grad
     w2, b2 = w - readout_lr * a2 * hw, b - readout_lr * a2 * hb
     torch.testing.assert_close(sieve.head.out.weight.detach(), w2)
     torch.testing.assert_close(sieve.head.out.bias.detach(), b2)
@@ -143,7 +143,7 @@ def test_three_pass_updates_match_hand_written_reference():
     torch.testing.assert_close(model.early.bias.detach(), early_b - forget_lr * a3 * fb)
     assert torch.equal(model.upper.weight, upper)
     assert torch.equal(model.upper.weight.grad, torch.ones_like(upper))
-    assert {"aux_loss", "readout_acc", "forget_loss", "readout_acc_before_forget"} <= set(stats)
+    assert {"readout_loss", "readout_acc", "forget_loss", "readout_acc_before_forget"} <= set(stats)
 
 
 def test_forgetting_schedule_and_monitor():
@@ -177,9 +177,23 @@ def test_method_trains_and_resumes_like_an_uninterrupted_run(tmp_path, mode):
     resumed["train_time_s"] = full["train_time_s"]
     assert resumed == full
     rows = [json.loads(r) for r in (tmp_path / "full" / "run" / "log.jsonl").read_text().splitlines()]
-    assert {"aux_loss", "readout_acc", "readout_acc_before_forget", "readout_acc_after_forget"} <= set(rows[0]["train"])
+    assert {"readout_loss", "readout_acc", "readout_acc_before_forget", "readout_acc_after_forget"} <= set(rows[0]["train"])
     saved = torch.load(tmp_path / "full" / "run" / "checkpoints" / "best.pt", weights_only=True)
     assert set(saved) == set(SmallCNN(3, 2, 8).state_dict())  # the main network alone
+
+
+def test_a_checkpoint_from_before_the_readout_rename_resumes_like_an_uninterrupted_run(tmp_path):
+    hp = {"mode": "three-pass", "forget_every": 4, "readout_width": 8}
+    full = train(tiny_config(tmp_path / "full", "sieve", hp=hp), log=quiet)
+    train(tiny_config(tmp_path / "cut", "sieve", hp=hp, train={"epochs": 1}), log=quiet)
+    last = tmp_path / "cut" / "run" / "checkpoints" / "last.pt"
+    state = torch.load(last, weights_only=True)
+    optimizers = state["method_state"]["optimizers"]
+    optimizers["aux"] = optimizers.pop("readout")  # the head's optimizer as runs saved it before the rename
+    torch.save(state, last)
+    resumed = train(tiny_config(tmp_path / "cut", "sieve", hp=hp), resume=True, log=quiet)
+    resumed["train_time_s"] = full["train_time_s"]
+    assert resumed == full
 
 
 def test_default_config_for_dominoes_validates():
@@ -194,7 +208,7 @@ def test_docs_example_runs():
     namespace: dict = {}
     exec(compile(blocks[0], str(DOCS), "exec"), namespace)  # noqa: S102  (the documented example itself)
     stats = namespace["stats"]
-    assert math.isfinite(stats["aux_loss"]) and 0.0 <= stats["readout_acc"] <= 1.0
+    assert math.isfinite(stats["readout_loss"]) and 0.0 <= stats["readout_acc"] <= 1.0
 
 
 def test_the_library_sieve_defaults_are_the_declared_ones_and_old_names_still_work():
@@ -209,9 +223,9 @@ def test_the_library_sieve_defaults_are_the_declared_ones_and_old_names_still_wo
         FeatureSieve(model, "block1", 2, x[:2], forget_rate=0.1)
 
 
-def test_repeated_aux_and_forget_steps_in_three_pass_mode():
+def test_repeated_readout_and_forget_steps_in_three_pass_mode():
     model, x, y = cnn_and_batch()
-    calls = {"aux": 0, "forget": 0}
+    calls = {"readout": 0, "forget": 0}
     sieve = FeatureSieve(model, "block1", 2, x[:2], mode="three-pass", forget_every=2, readout_head="linear",
                          readout_steps=3, forget_steps=2)
     for name in calls:
@@ -225,12 +239,12 @@ def test_repeated_aux_and_forget_steps_in_three_pass_mode():
     forwards = []
     model.block1.register_forward_hook(lambda *_: forwards.append(1))
     stats = sieve.step(x, y)  # step 0 forgets
-    assert calls == {"aux": 3, "forget": 2} and "forget_loss" in stats
+    assert calls == {"readout": 3, "forget": 2} and "forget_loss" in stats
     # one forward serves the three head steps and the first forget step; the second forget step and the
     # monitor run their own
     assert len(forwards) == 3
     sieve.step(x, y)  # step 1 does not
-    assert calls == {"aux": 6, "forget": 2}
+    assert calls == {"readout": 6, "forget": 2}
     assert len(forwards) == 4  # one forward for the three head steps
     with pytest.raises(UserError, match=r"'forget_steps' parameter of FeatureSieve must be an int in the range \[1"):
         FeatureSieve(model, "block1", 2, x[:2], forget_steps=0)
@@ -241,14 +255,14 @@ def test_reinit_every_gives_the_head_fresh_weights_and_a_fresh_optimizer():
     sieve = FeatureSieve(model, "block1", 2, x[:2], mode="three-pass", forget_every=0, reinit_every=2)
     sieve.step(x, y)
     trained = [p.detach().clone() for p in sieve.head.parameters()]
-    assert sieve.aux_optimizer.state  # momentum buffers after one step
+    assert sieve.readout_optimizer.state  # momentum buffers after one step
     sieve.step(x, y)  # the second step ends with a re-initialisation
-    assert not sieve.aux_optimizer.state
+    assert not sieve.readout_optimizer.state
     assert all(not torch.equal(a, b) for a, b in zip(trained, sieve.head.parameters()))
     never = FeatureSieve(model, "block1", 2, x[:2], mode="three-pass", forget_every=0)
     never.step(x, y)
     never.step(x, y)
-    assert never.aux_optimizer.state
+    assert never.readout_optimizer.state
 
 
 def test_sieves_on_two_stages_train_resume_and_probe_both(tmp_path):

@@ -21,8 +21,8 @@ class Sieve(Method):
     """Feature Sieve (Tiwari & Shenoy, ICML 2023): a readout on an early layer, and forgetting of what it reads.
 
     The main network is trained by cross-entropy; a `FeatureSieve` trains the readout head on the detached
-    aux-layer feature and, every `forget_every` steps, pushes the readout towards uniform by changing the
-    layers up to the aux layer only. The network alone is evaluated and saved; the head, its optimizer and
+    readout-layer feature and, every `forget_every` steps, pushes the readout towards uniform by changing the
+    layers up to the readout layer only. The network alone is evaluated and saved; the head, its optimizer and
     the sieve's step counter are checkpointed for resume. Defaults: the validation winner of a 40-trial
     full-size search on colored-digits (docs/sieve.md, benchmarks/configs/colored-digits-sieve-search.yaml),
     with a fresh head every 20 steps and 3 head steps per batch, which won a validation comparison on both
@@ -37,9 +37,9 @@ class Sieve(Method):
                                "named stage; several, comma-separated, put a sieve on each (three-pass mode)",
                                search=Choice(("stage:1", "stage:2")), layer=True),
         **SIEVE_PARAMS,
-        "probe": Param(True, "after each epoch, fit fresh probes (converged logistic regressions on the aux "
-                       "layer's frozen features of val, two halves cross-fitted) for the label and the spurious "
-                       "attribute; logged under measures"),
+        "probe": Param(True, "after each epoch, fit fresh probes (converged logistic regressions on the "
+                       "readout layer's frozen features of val, two halves cross-fitted) for the label and the "
+                       "spurious attribute; logged under measures"),
     }
 
     renamed: ClassVar[dict[str, str]] = RENAMED
@@ -56,7 +56,7 @@ class Sieve(Method):
         self.optimizers["main"] = self.make_optimizer(network.parameters())
         for i, sieve in enumerate(self.sieves):
             suffix = f":{i}" if i else ""  # the first sieve's keys are those of one-layer runs
-            self.optimizers["aux" + suffix] = sieve.aux_optimizer
+            self.optimizers["readout" + suffix] = sieve.readout_optimizer
             self.optimizers["forget" + suffix] = sieve.forget_optimizer
 
     def epoch_measures(self, epoch: int) -> dict[str, float]:
@@ -76,5 +76,11 @@ class Sieve(Method):
         self.minimize(loss, self.optimizers["main"])
         first_stats, *_ = [sieve.step(x, y) for sieve in self.sieves]  # every sieve steps; the first is logged
         # forget-step numbers are logged at every step as their latest value, so epoch means stay meaningful
-        return {"loss": loss.item(), "aux_loss": first_stats["aux_loss"], "readout_acc": first_stats["readout_acc"],
-                **first.last_forget}
+        return {"loss": loss.item(), "readout_loss": first_stats["readout_loss"],
+                "readout_acc": first_stats["readout_acc"], **first.last_forget}
+
+    def load_checkpoint(self, state: dict[str, Any]) -> None:
+        """Restore a checkpoint; one saved before the readout optimizers were renamed holds them as `aux`."""
+        optimizers = {("readout" + k.removeprefix("aux") if k.startswith("aux") else k): v
+                      for k, v in state["optimizers"].items()}
+        super().load_checkpoint({**state, "optimizers": optimizers})

@@ -1,17 +1,17 @@
 """Feature Sieve: an early readout learns what an early layer decodes, then the early layers forget it.
 
 `FeatureSieve` works inside any training loop. Per batch, next to the user's main step:
-- aux step: cross-entropy of the readout head on the *detached* feature (updates the head only);
+- readout step: cross-entropy of the readout head on the *detached* feature (updates the head only);
 - forget step, every `forget_every` steps: `forget_weight * L_f`, the readout's cross-entropy to the
-  uniform distribution, whose gradient reaches only the parameters that feed the aux layer (found by
+  uniform distribution, whose gradient reaches only the parameters that feed the readout layer (found by
   autograd); the head and the upper layers never change because of it.
 
-Two modes. `three-pass` (the reference code): the aux and forget steps run their own forward/backward
-passes (stopped at the aux layer), the forget step with plain SGD at `forget_lr`; `readout_steps` and
+Two modes. `three-pass` (the reference code): the readout and forget steps run their own forward/backward
+passes (stopped at the readout layer), the forget step with plain SGD at `forget_lr`; `readout_steps` and
 `forget_steps` repeat them on the same batch (1 each in the reference). The head steps and the first forget
 step share one forward (the head steps move the head only); each later forget step runs its own.
 `single-pass` (the paper's Algorithm 1): `loss()` returns `main_weight * CE(main) + readout_weight *
-CE(aux) + [k % F == 0] * forget_weight * L_f` from the user's one forward, for one backward; the forget
+CE(readout) + [k % F == 0] * forget_weight * L_f` from the user's one forward, for one backward; the forget
 term's head runs with detached parameters, so its gradient flows only into the early layers, and the user's
 optimizer applies it.
 Under DDP the head's and the forget step's gradients are averaged over processes (the main backward is
@@ -50,7 +50,8 @@ def accuracy(logits: torch.Tensor, y: torch.Tensor) -> float:
 
 SIEVE_PARAMS: dict[str, Param] = {
     "mode": Param("three-pass", "single-pass: one forward/backward of the combined loss; three-pass: "
-                  "separate aux and forget passes as the reference code", choices=MODES, search=Choice(MODES)),
+                  "separate readout and forget passes as the reference code", choices=MODES,
+                  search=Choice(MODES)),
     "readout_head": Param("linear", "readout head family", choices=HEAD_FAMILIES, search=Choice(HEAD_FAMILIES)),
     "readout_depth": Param(2, "conv blocks of a conv head", low=0, search=Choice((1, 2))),
     "readout_width": Param(64, "channels / hidden units of a conv or mlp head", low=1, search=Choice((32, 64, 128))),
@@ -75,7 +76,7 @@ SIEVE_PARAMS: dict[str, Param] = {
                           "as the reference), so forgetting meets heads that have not co-adapted with the layer",
                           low=0, search=Choice((0, 20, 100))),
     "monitor": Param(True, "measure the readout's accuracy right after each forget step (one extra forward to the "
-                     "aux layer per forget step)"),
+                     "readout layer per forget step)"),
 }
 # earlier names of the settings: the aux_* names of the first releases, and the library's bare head names
 RENAMED = {**{f"aux_{k}": f"readout_{k}" for k in ("layer", "head", "depth", "width", "token_pool", "lr", "momentum",
@@ -109,8 +110,9 @@ class FeatureSieve(nn.Module):
         self.early = [p for n, p in unwrap(model).named_parameters() if n in feeding]
         if not self.early:
             raise UserError(f"no trainable parameter feeds layer {readout_layer!r}; attach the sieve to a later layer")
-        self.aux_optimizer = torch.optim.SGD(self.head.parameters(), lr=s["readout_lr"], momentum=s["readout_momentum"],
-                                             weight_decay=s["readout_weight_decay"])
+        self.readout_optimizer = torch.optim.SGD(self.head.parameters(), lr=s["readout_lr"],
+                                                 momentum=s["readout_momentum"],
+                                                 weight_decay=s["readout_weight_decay"])
         self.forget_optimizer = torch.optim.SGD(self.early, lr=s["forget_lr"], momentum=0.0, weight_decay=0.0)
         self.register_buffer("steps", torch.zeros((), dtype=torch.long))
         self.last_forget: dict[str, float] = {}
@@ -124,7 +126,7 @@ class FeatureSieve(nn.Module):
         """A fresh readout head (new random weights, the same on every process) and a fresh optimizer state."""
         self.readout.reset()
         distributed.broadcast_module(self.head)
-        self.aux_optimizer.state.clear()
+        self.readout_optimizer.state.clear()
 
     @property
     def forgets_now(self) -> bool:
@@ -138,8 +140,8 @@ class FeatureSieve(nn.Module):
         state.update({n: b.clone() for n, b in self.head.named_buffers()})
         return functional_call(self.head, state, (feature,))
 
-    def _forward_to_aux(self, x: Any) -> torch.Tensor:
-        """The aux layer's feature of `x`, stopping the forward there (the upper layers are not run)."""
+    def _forward_to_readout_layer(self, x: Any) -> torch.Tensor:
+        """The readout layer's feature of `x`, stopping the forward there (the upper layers are not run)."""
         return self.readout.tap.forward_until(x, self.readout_layer)
 
     def loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -152,10 +154,10 @@ class FeatureSieve(nn.Module):
         if self.mode == "three-pass":
             return total
         feature = self.readout.features(detach=False)[self.readout_layer]
-        aux_logits = self.head(feature.detach())
-        aux = F.cross_entropy(aux_logits, y)
-        total = total + self.readout_weight * aux
-        self._pending = {"aux_loss": aux.item(), "readout_acc": accuracy(aux_logits, y)}
+        readout_logits = self.head(feature.detach())
+        readout_loss = F.cross_entropy(readout_logits, y)
+        total = total + self.readout_weight * readout_loss
+        self._pending = {"readout_loss": readout_loss.item(), "readout_acc": accuracy(readout_logits, y)}
         if self.forgets_now:
             forget_logits = self.frozen_head(feature)
             forget = forget_loss(forget_logits)
@@ -165,19 +167,19 @@ class FeatureSieve(nn.Module):
         return total
 
     def step(self, x: Any, y: torch.Tensor) -> dict[str, float]:
-        """After the main optimizer step: the aux and forget updates (three-pass) or the head update from
-        the shared backward (single-pass); advances the step counter. Returns numbers to log."""
+        """After the main optimizer step: the readout and forget updates (three-pass) or the head update
+        from the shared backward (single-pass); advances the step counter. Returns numbers to log."""
         forgot = self.forgets_now
         if self.mode == "three-pass":
             stats = self._three_pass(x, y, forgot)
         else:
             distributed.sync_gradients(self.head.parameters())
-            self.aux_optimizer.step()
-            self.aux_optimizer.zero_grad(set_to_none=True)
+            self.readout_optimizer.step()
+            self.readout_optimizer.zero_grad(set_to_none=True)
             stats, self._pending = self._pending, {}
         if forgot and self.monitor:
             with torch.no_grad():
-                stats["readout_acc_after_forget"] = accuracy(self.head(self._forward_to_aux(x)), y)
+                stats["readout_acc_after_forget"] = accuracy(self.head(self._forward_to_readout_layer(x)), y)
         if forgot:
             self.last_forget = {k: v for k, v in stats.items() if "forget" in k}
         self.steps += 1
@@ -188,15 +190,15 @@ class FeatureSieve(nn.Module):
     def _three_pass(self, x: Any, y: torch.Tensor, forgot: bool) -> dict[str, float]:
         """`readout_steps` head steps, then on forget steps `forget_steps` forget steps, on batch `x`.
 
-        One forward to the aux layer serves all the head steps and the first forget step: the head steps
+        One forward to the readout layer serves all the head steps and the first forget step: the head steps
         change the head only, so the layer's output stays what it was (the head steps read it detached, the
         forget step through its graph). Each later forget step runs its own forward, the early layers having
         moved.
         """
         with torch.set_grad_enabled(forgot):  # the graph is kept only for the forget step
-            feature = self._forward_to_aux(x)
+            feature = self._forward_to_readout_layer(x)
         for _ in range(self.readout_steps):  # several steps bring the head closer to what the layer holds
-            stats = self.aux_step(feature.detach(), y)
+            stats = self.readout_step(feature.detach(), y)
         if forgot:
             stats.update(self.forget_step(x, y, feature))
             before = stats["readout_acc_before_forget"]
@@ -205,25 +207,25 @@ class FeatureSieve(nn.Module):
             stats["readout_acc_before_forget"] = before  # as the first forget step saw it
         return stats
 
-    def aux_step(self, feature: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
-        """Three-pass aux update: the head's cross-entropy on `feature`, the detached aux-layer output of a
-        batch with labels `y` (head only)."""
+    def readout_step(self, feature: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+        """Three-pass readout update: the head's cross-entropy on `feature`, the detached readout-layer output
+        of a batch with labels `y` (head only)."""
         logits = self.head(feature)
-        aux = F.cross_entropy(logits, y)
-        self.aux_optimizer.zero_grad(set_to_none=True)
-        (self.readout_weight * aux).backward()
+        readout_loss = F.cross_entropy(logits, y)
+        self.readout_optimizer.zero_grad(set_to_none=True)
+        (self.readout_weight * readout_loss).backward()
         distributed.sync_gradients(self.head.parameters())
-        self.aux_optimizer.step()
-        return {"aux_loss": aux.item(), "readout_acc": accuracy(logits, y)}
+        self.readout_optimizer.step()
+        return {"readout_loss": readout_loss.item(), "readout_acc": accuracy(logits, y)}
 
     def forget_step(self, x: Any, y: torch.Tensor, feature: torch.Tensor | None = None) -> dict[str, float]:
         """Three-pass forget update: plain SGD on `forget_weight * L_f` over the early parameters only.
 
-        `feature` is the aux layer's output of `x` at the current weights, with its graph, when the caller
+        `feature` is the readout layer's output of `x` at the current weights, with its graph, when the caller
         has already run that forward; without it the step runs the forward itself.
         """
         if feature is None:
-            feature = self._forward_to_aux(x)
+            feature = self._forward_to_readout_layer(x)
         logits = self.frozen_head(feature)
         forget = forget_loss(logits)
         grads = torch.autograd.grad(self.forget_weight * forget, self.early, allow_unused=True)
