@@ -157,7 +157,6 @@ def test_every_import_points_down_the_floors():
     assert upward_imports(edges, LAYERS) == []
 
 
-
 def test_no_method_file_imports_another_method_file():
     edges, _ = graph()
     methods = method_files(edges)

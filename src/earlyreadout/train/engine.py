@@ -20,7 +20,6 @@ from torch import nn
 from earlyreadout import distributed
 from earlyreadout.config import RunConfig
 from earlyreadout.data import DATASETS, BatchLoader, GroupedDataset, load_splits
-from earlyreadout.distributed import autocast
 from earlyreadout.errors import UserError
 from earlyreadout.io import load_checkpoint, save_checkpoint, write_json, write_text
 from earlyreadout.methods import METHODS, Context, Method
@@ -181,7 +180,7 @@ def train(cfg: RunConfig, resume: bool = False, log: Callable[[str], None] = pri
         sums: dict[str, float] = {}
         n = 0
         for batch in bar(loader, desc=f"epoch {epoch + 1}/{cfg.train['epochs']}", enabled=progress):
-            with autocast(device, precision):
+            with distributed.autocast(device, precision):
                 stats = method.update(to_device(batch, device, memory_format), step)
             step += 1
             n += 1
@@ -251,7 +250,7 @@ def scorer(method: Method, cfg: RunConfig, device: torch.device, dist: distribut
     memory_format = torch.channels_last if cfg.train["channels_last"] else None
 
     def predict(x: torch.Tensor) -> torch.Tensor:
-        with autocast(device, cfg.train["precision"]):
+        with distributed.autocast(device, cfg.train["precision"]):
             return method.predict(in_format(x, memory_format))
 
     def score(split: GroupedDataset) -> dict[str, Any]:
