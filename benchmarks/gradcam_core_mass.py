@@ -22,7 +22,7 @@ from earlyreadout.config import build_config
 from earlyreadout.data import DATASETS, load_splits
 from earlyreadout.explain.runs import explain_runs
 from earlyreadout.params import resolve
-from earlyreadout.train.checkpoint import write_json
+from earlyreadout.io import write_json
 from earlyreadout.train.engine import train
 
 OUT = Path(__file__).parent / "results" / "gradcam_core_mass.json"

@@ -25,7 +25,7 @@ from earlyreadout.explain.diagnose import MODEL_OUTPUT, diagnose_model
 from earlyreadout.models import MODELS
 from earlyreadout.readout.fit import FoldedReadouts
 from earlyreadout.train.engine import train
-from earlyreadout.train.inference import collect_logits
+from earlyreadout.models.inference import collect_logits
 from earlyreadout.train.runs import RunDir, load_trained
 
 DATASETS = ("colored-digits", "dominoes")
