@@ -21,8 +21,8 @@ import torch
 from earlyreadout.config import build_config
 from earlyreadout.data import DATASETS, load_splits
 from earlyreadout.explain.runs import explain_runs
-from earlyreadout.params import resolve
 from earlyreadout.io import write_json
+from earlyreadout.params import resolve
 from earlyreadout.train.engine import train
 
 OUT = Path(__file__).parent / "results" / "gradcam_core_mass.json"

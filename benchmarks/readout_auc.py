@@ -23,9 +23,9 @@ import torch
 from earlyreadout.config import build_config
 from earlyreadout.explain.diagnose import MODEL_OUTPUT, diagnose_model
 from earlyreadout.models import MODELS
+from earlyreadout.models.inference import collect_logits
 from earlyreadout.readout.fit import FoldedReadouts
 from earlyreadout.train.engine import train
-from earlyreadout.models.inference import collect_logits
 from earlyreadout.train.runs import RunDir, load_trained
 
 DATASETS = ("colored-digits", "dominoes")

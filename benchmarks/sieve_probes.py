@@ -22,8 +22,8 @@ from sklearn.preprocessing import StandardScaler
 
 from earlyreadout.config import build_config
 from earlyreadout.data import DATASETS, load_splits
-from earlyreadout.params import resolve
 from earlyreadout.models.layers import FeatureTap
+from earlyreadout.params import resolve
 from earlyreadout.train.engine import train
 from earlyreadout.train.runs import load_trained
 
