@@ -74,6 +74,11 @@ class Study:
             for role, other in (("refit", arm.refit), ("teacher", arm.teacher), ("time_relative_to", arm.time_relative_to)):
                 if other is not None and other not in self.arms:
                     problems.append(f"arm {name!r}: {role} names no arm ({other!r})")
+            if arm.candidates is not None:  # candidates' runs (and, with several rules, winners') need own keys
+                final = arm.key or self.key
+                for what, template in (("search", arm.search_key or final), ("final", final)):
+                    if "{setting}" not in template and (what == "search" or len(self.choose) > 1):
+                        problems.append(f"arm {name!r}: its {what} key template has no {{setting}} ({template!r})")
         if problems:
             raise ValueError(f"study {self.name!r}: " + "; ".join(problems))
 
