@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import earlyreadout
 from earlyreadout.metrics import mean_std
 from earlyreadout.train.runs import RunDir, versions
 
@@ -129,14 +130,17 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def code_stamp() -> dict[str, Any]:
-    """The commit of this checkout (`dirty`: with uncommitted changes), library versions and the time."""
-    def git(*args: str) -> str:
-        done = subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True, check=False)
+    """The commit of the checkout whose earlyreadout is imported (`dirty`: with uncommitted changes to its code
+    or benchmarks), library versions and the time."""
+    def git(folder: Path, *args: str) -> str:
+        done = subprocess.run(["git", "-C", str(folder), *args], capture_output=True, text=True, check=False)
         return done.stdout.strip() if done.returncode == 0 else ""
 
-    return {"commit": git("rev-parse", "HEAD") or "unknown",
-            "dirty": bool(git("status", "--porcelain", "--", "src", "benchmarks", ":!benchmarks/results")),
-            "versions": versions(), "date": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    top = git(Path(earlyreadout.__file__).resolve().parent, "rev-parse", "--show-toplevel")
+    commit = git(Path(top), "rev-parse", "HEAD") if top else ""
+    changed = git(Path(top), "status", "--porcelain", "--", "src", "benchmarks", ":!benchmarks/results") if top else ""
+    return {"commit": commit or "unknown", "dirty": bool(changed), "versions": versions(),
+            "date": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
 
 
 def command_line() -> str:
