@@ -50,6 +50,14 @@ class Job:
     source: str | None = None  # refit the last layer of this finished run instead of training
 
 
+def scores(metrics: dict[str, Any]) -> dict[str, float]:
+    """What a log row keeps of a run's metrics.json."""
+    val, test = metrics["val"], metrics["test"]
+    return {"val_worst_group": val["worst_group_accuracy"], "val_worst_class": val["worst_class_accuracy"],
+            "test_worst_group": test["worst_group_accuracy"], "test_average": test["average_accuracy"],
+            "test_adjusted": test["adjusted_accuracy"]}
+
+
 def run_job(job: Job) -> dict[str, Any]:
     """Train `job` (continuing its kept run if one was interrupted), or refit its source; its summary row."""
     import torch
@@ -63,21 +71,16 @@ def run_job(job: Job) -> dict[str, Any]:
         run = RunDir(job.out or tmp + "/run")
         if job.source is not None:
             r = retrain(job.source, job.method, run.path, job.hp, log=lambda _m: None)
-            return {**asdict(job), "val_worst_group": r["val"]["worst_group_accuracy"],
-                    "val_worst_class": r["val"]["worst_class_accuracy"],
-                    "test_worst_group": r["test"]["worst_group_accuracy"], "test_average": r["test"]["average_accuracy"],
-                    "test_adjusted": r["test"]["adjusted_accuracy"], "retrain_time_s": r["last_layer"]["time_s"],
+            return {**asdict(job), **scores(r), "retrain_time_s": r["last_layer"]["time_s"],
                     "last_layer": {k: v for k, v in r["last_layer"].items() if k != "source_run"}}
         raw = {"method": {"name": job.method, **job.hp}, "data": {"name": job.data, **job.data_options},
-               "train": {"seed": job.seed, "progress": False, "device": "cpu", **job.train}, "out": str(run.path)}
+               "train": {"seed": job.seed, "progress": False, "device": "cpu", **job.train},
+               "out": str(run.path)}
         if job.model is not None:
             raw["model"] = job.model
         r = run.train_or_reuse(build_config(raw), train, log=lambda _m: None)
         rows = run.read_log()
-    return {**asdict(job), "val_worst_group": r["val"]["worst_group_accuracy"],
-            "test_worst_group": r["test"]["worst_group_accuracy"], "test_average": r["test"]["average_accuracy"],
-            "test_adjusted": r["test"]["adjusted_accuracy"], "best_epoch": r["best_epoch"],
-            "train_time_s": r["train_time_s"],
+    return {**asdict(job), **scores(r), "best_epoch": r["best_epoch"], "train_time_s": r["train_time_s"],
             "val_worst_group_curve": [row["val"]["worst_group_accuracy"] for row in rows],
             "measures": [row.get("measures", {}) for row in rows]}
 
@@ -103,13 +106,13 @@ def run_jobs(jobs: Iterable[Job], log: Path, workers: int = 2) -> dict[str, dict
             done[row["key"]] = row
             with log.open("a") as f:
                 f.write(json.dumps(row) + "\n")
-            print(f"{row['key']}: val wga {row['val_worst_group']:.3f}  test wga {row['test_worst_group']:.3f}",
-                  flush=True)
+            print(f"{row['key']}: val wga {row['val_worst_group']:.3f}  "
+                  f"test wga {row['test_worst_group']:.3f}", flush=True)
     return done
 
 
 def last_measure(row: dict[str, Any], name: str) -> float | None:
-    """The last epoch's value of a logged measure (e.g. a fresh probe's accuracy); None where none was logged."""
+    """The last epoch's value of a logged measure (e.g. a fresh probe's accuracy); None where none is."""
     values = [m[name] for m in row.get("measures", []) if m.get(name) is not None]
     return values[-1] if values else None
 
@@ -130,15 +133,16 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def code_stamp() -> dict[str, Any]:
-    """The commit of the checkout whose earlyreadout is imported (`dirty`: with uncommitted changes to its code
-    or benchmarks), library versions and the time."""
+    """The commit of the checkout whose earlyreadout is imported (`dirty`: with uncommitted changes to its
+    code or benchmarks), library versions and the time."""
     def git(folder: Path, *args: str) -> str:
         done = subprocess.run(["git", "-C", str(folder), *args], capture_output=True, text=True, check=False)
         return done.stdout.strip() if done.returncode == 0 else ""
 
     top = git(Path(earlyreadout.__file__).resolve().parent, "rev-parse", "--show-toplevel")
     commit = git(Path(top), "rev-parse", "HEAD") if top else ""
-    changed = git(Path(top), "status", "--porcelain", "--", "src", "benchmarks", ":!benchmarks/results") if top else ""
+    paths = ("src", "benchmarks", ":!benchmarks/results")
+    changed = git(Path(top), "status", "--porcelain", "--", *paths) if top else ""
     return {"commit": commit or "unknown", "dirty": bool(changed), "versions": versions(),
             "date": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
 

@@ -1,4 +1,4 @@
-"""Run a training study from its spec and write its result file: `python benchmarks/run.py benchmarks/specs/<study>.py`.
+"""Run a training study from its spec: `python benchmarks/run.py benchmarks/specs/<study>.py`.
 
 A spec is a small Python file that defines `STUDY`, a `study.Study` (arms x datasets x selection rules x
 seeds, candidates and how a winner is chosen). The driver trains the jobs its JSONL log does not hold yet
@@ -38,7 +38,8 @@ def load_study(spec: str) -> tuple[Study, Path]:
     return study, path.resolve()
 
 
-def run_stage(plan: Plan, jobs: list[Job], results: Path, workers: int, train: bool) -> dict[str, dict[str, Any]]:
+def run_stage(plan: Plan, jobs: list[Job], results: Path, workers: int,
+              train: bool) -> dict[str, dict[str, Any]]:
     """Run the stage's jobs that their logs do not hold (without `train`: refuse, listing them); every row
     logged in the study's logs, by key."""
     by_log: dict[str, dict[str, Job]] = defaultdict(dict)
@@ -48,7 +49,8 @@ def run_stage(plan: Plan, jobs: list[Job], results: Path, workers: int, train: b
         missing = [k for k in todo if k not in read_log(results / log)]
         if missing and not train:
             shown = "".join(f"\n  {k}" for k in missing[:20]) + ("\n  ..." if len(missing) > 20 else "")
-            raise SystemExit(f"--no-train: {len(missing)} job(s) of {plan.study.name!r} are not in {results / log}:{shown}")
+            raise SystemExit(f"--no-train: {len(missing)} job(s) of {plan.study.name!r} are not in "
+                             f"{results / log}:{shown}")
         run_jobs(todo.values(), results / log, workers)
     rows: dict[str, dict[str, Any]] = {}
     for log in dict.fromkeys(plan.study.log_of(a) for a in plan.study.arms.values()):
@@ -58,7 +60,7 @@ def run_stage(plan: Plan, jobs: list[Job], results: Path, workers: int, train: b
 
 def run_study(study: Study, results: Path = RESULTS, workers: int | None = None, train: bool = True,
               command: str | None = None, runs_root: Path | None = None) -> dict[str, Any]:
-    """Train what the logs under `results` lack, then write `results/<study>.json`; return what was written."""
+    """Train what the logs under `results` lack, then write `results/<study>.json`; return what it wrote."""
     plan = Plan(study, runs_root)
     workers = workers or study.workers
     run_stage(plan, plan.sources(), results, workers, train)
@@ -70,18 +72,21 @@ def run_study(study: Study, results: Path = RESULTS, workers: int | None = None,
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("spec", help="a spec file, or the name of one in benchmarks/specs/ (e.g. calibration)")
-    p.add_argument("--workers", type=int, help="training processes at once, one thread each (default: the spec's)")
+    p.add_argument("--workers", type=int, help="training processes at once, one thread each (default: the "
+                   "spec's)")
     p.add_argument("--no-train", dest="train", action="store_false",
                    help="use logged runs only: stop, listing the jobs that would train, if any is missing")
-    p.add_argument("--results", type=Path, default=RESULTS, help="folder of the logs and the result (default: %(default)s)")
+    p.add_argument("--results", type=Path, default=RESULTS,
+                   help="folder of the logs and the result (default: %(default)s)")
     args = p.parse_args(argv)
     study, path = load_study(args.spec)
     shown = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
     extra = [] if args.results == RESULTS else ["--results", str(args.results)]
     command = " ".join(["python", "benchmarks/run.py", str(shown), *extra])
     document = run_study(study, args.results, args.workers, args.train, command)
-    print(f"wrote {args.results / (study.name + '.json')} ({command}; commit {document['made_by']['commit'][:10]}"
-          f"{', dirty' if document['made_by']['dirty'] else ''})")
+    made_by = document["made_by"]
+    print(f"wrote {args.results / (study.name + '.json')} ({command}; commit {made_by['commit'][:10]}"
+          f"{', dirty' if made_by['dirty'] else ''})")
 
 
 if __name__ == "__main__":

@@ -34,11 +34,11 @@ class Arm:
     data_options: dict[str, Any] = field(default_factory=dict)
     train: dict[str, Any] = field(default_factory=dict)
     model: dict[str, Any] | None = None
-    candidates: list[dict[str, Any]] | dict[str, dict[str, Any]] | None = None  # a list: named by their JSON
+    candidates: list[dict[str, Any]] | dict[str, dict[str, Any]] | None = None  # a list: named by JSON
     search_seeds: tuple[int, ...] = (SEARCH_SEED,)
     refit: str | None = None  # the arm whose runs this one refits (last-layer retraining) instead of training
     teacher: str | None = None  # the arm whose run (its first seed) is this one's teacher
-    time_relative_to: str | None = None  # the arm whose training time (same data, rule, seed) divides this one's
+    time_relative_to: str | None = None  # the arm whose training time (same data, rule, seed) divides this
     seeds: tuple[int, ...] | None = None  # None: the study's
     data: tuple[str, ...] | None = None  # None: every dataset of the study
     select: tuple[str, ...] | None = None  # None: every selection rule of the study
@@ -62,23 +62,28 @@ class Study:
     data: tuple[str, ...]
     arms: dict[str, Arm]
     seeds: tuple[int, ...] = FRESH_SEEDS
-    select: dict[str, str] = field(default_factory=lambda: {"worst_group": "worst_group"})  # label -> select_by
+    select: dict[str, str] = field(default_factory=lambda: {"worst_group": "worst_group"})  # -> select_by
     choose: tuple[str, ...] = ("each",)
     key: str = "{data}/{arm}/seed{seed}"
     log: str = ""  # "": <name>_runs.jsonl
     workers: int = 2
 
     def __post_init__(self) -> None:
-        problems = [f"unknown choice rule {r!r} (one of {', '.join(RULES)})" for r in self.choose if r not in RULES]
+        problems = [f"unknown choice rule {r!r} (one of {', '.join(RULES)})" for r in self.choose
+                    if r not in RULES]
         for name, arm in self.arms.items():
-            for role, other in (("refit", arm.refit), ("teacher", arm.teacher), ("time_relative_to", arm.time_relative_to)):
+            for role, other in (("refit", arm.refit), ("teacher", arm.teacher),
+                                ("time_relative_to", arm.time_relative_to)):
                 if other is not None and other not in self.arms:
                     problems.append(f"arm {name!r}: {role} names no arm ({other!r})")
-            if arm.candidates is not None:  # candidates' runs (and, with several rules, winners') need own keys
+                elif other is not None and role != "time_relative_to" and not self.arms[other].keep:
+                    problems.append(f"arm {name!r}: {role} {other!r} must keep its runs (keep=True)")
+            if arm.candidates is not None:  # candidates' (and, with several rules, winners') runs: own keys
                 final = arm.key or self.key
                 for what, template in (("search", arm.search_key or final), ("final", final)):
                     if "{setting}" not in template and (what == "search" or len(self.choose) > 1):
-                        problems.append(f"arm {name!r}: its {what} key template has no {{setting}} ({template!r})")
+                        problems.append(f"arm {name!r}: its {what} key template has no {{setting}} "
+                                        f"({template!r})")
         if problems:
             raise ValueError(f"study {self.name!r}: " + "; ".join(problems))
 
@@ -111,10 +116,11 @@ class Plan:
 
     def job(self, name: str, data: str, select: str, seed: int, setting: str | None = None,
             search: bool = False) -> Job:
-        """The job of arm `name` (with candidate `setting`; `search`: a search run) on one dataset, rule, seed."""
+        """Arm `name`'s job (with candidate `setting`; `search`: a search run) on one dataset, rule, seed."""
         arm, study = self.study.arms[name], self.study
         template = (arm.search_key if search else None) or arm.key or study.key
-        key = template.format(data=data, select=select, arm=name, method=arm.method, setting=setting, seed=seed)
+        key = template.format(data=data, select=select, arm=name, method=arm.method, setting=setting,
+                              seed=seed)
         hp = {**arm.hp, **(arm.named_candidates()[setting] if setting is not None else {})}
         if arm.teacher is not None:
             hp["teacher"] = self.job(arm.teacher, data, select, self.seeds(arm.teacher)[0]).out
@@ -165,9 +171,11 @@ class Plan:
 
             for d, s in cells:
                 everywhere = [e for e, t in cells if t == s]
-                pools = {"each": [d], "pooled": everywhere, "leave-one-out": [e for e in everywhere if e != d] or [d]}
+                others = [e for e in everywhere if e != d] or [d]
+                pools = {"each": [d], "pooled": everywhere, "leave-one-out": others}
                 for rule in self.study.choose:
-                    out[n, d, s, rule] = max(arm.named_candidates(), key=lambda c, p=pools[rule], s=s: score(c, p, s))
+                    out[n, d, s, rule] = max(arm.named_candidates(),
+                                             key=lambda c, p=pools[rule], s=s: score(c, p, s))
         return out
 
     def finals(self, rows: dict[str, dict[str, Any]]) -> list[Job]:
@@ -176,7 +184,7 @@ class Plan:
                 for seed in self.seeds(n)]
 
     def results(self, rows: dict[str, dict[str, Any]]) -> dict[str, Any]:
-        """results[dataset][selection label][arm]: mean ± std over seeds; candidates and choices where searched."""
+        """results[dataset][selection label][arm]: mean ± std over seeds (and candidates, choices)."""
         out: dict[str, Any] = {}
         chosen = self.chosen(rows)
         for n, arm in self.study.arms.items():
@@ -185,9 +193,11 @@ class Plan:
                 if arm.candidates is None:
                     entry.update(self.described(rows, n, d, s))
                 else:
-                    entry["candidates"] = [
-                        {"name": c, "settings": hp, **summary(self.rows(rows, n, d, s, arm.search_seeds, c, True)),
-                         "seeds": list(arm.search_seeds)} for c, hp in arm.named_candidates().items()]
+                    searched = {c: self.rows(rows, n, d, s, arm.search_seeds, c, True)
+                                for c in arm.named_candidates()}
+                    entry["candidates"] = [{"name": c, "settings": hp, **summary(searched[c]),
+                                            "seeds": list(arm.search_seeds)}
+                                           for c, hp in arm.named_candidates().items()]
                     entry["chosen"] = {rule: {"name": c, "settings": arm.named_candidates()[c],
                                               **self.described(rows, n, d, s, c)}
                                        for rule in self.study.choose for c in [chosen[n, d, s, rule]]}
@@ -204,6 +214,6 @@ class Plan:
         reference = arm.refit or arm.time_relative_to
         if reference is not None:
             base = self.rows(rows, reference, data, select, seeds)
-            out[f"time_over_{reference}"] = mean_std([r.get("retrain_time_s", r.get("train_time_s")) / b["train_time_s"]
-                                                     for r, b in zip(arm_rows, base)])
+            out[f"time_over_{reference}"] = mean_std([r.get("retrain_time_s", r.get("train_time_s"))
+                                                     / b["train_time_s"] for r, b in zip(arm_rows, base)])
         return out

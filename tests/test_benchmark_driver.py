@@ -13,6 +13,7 @@ sys.path.insert(0, str(BENCHMARKS))
 import run
 from study import Arm, Plan, Study
 
+DATA = "colored-digits:n_train=64,n_val=32,n_test=32,size=16"
 TINY_SPEC = '''
 from study import Arm, Study
 
@@ -51,9 +52,10 @@ def test_tiny_spec_runs_resumes_from_its_log_and_stamps_its_result(tmp_path):
     assert len(document["made_by"]["commit"]) == 40 and isinstance(document["made_by"]["dirty"], bool)
     assert {"torch", "earlyreadout", "numpy", "python"} <= set(document["made_by"]["versions"])
     assert document["spec"]["arms"]["erm-lr"]["candidates"] == {"slow": {"lr": 0.001}, "fast": {"lr": 0.05}}
-    cell = document["results"]["colored-digits:n_train=64,n_val=32,n_test=32,size=16"]["worst_group"]
+    cell = document["results"][DATA]["worst_group"]
     chosen = cell["erm-lr"]["chosen"]["each"]
-    assert chosen["name"] == max(cell["erm-lr"]["candidates"], key=lambda c: c["val_worst_group"]["mean"])["name"]
+    best = max(cell["erm-lr"]["candidates"], key=lambda c: c["val_worst_group"]["mean"])
+    assert chosen["name"] == best["name"]
     assert keys[3] == f"erm-lr/{chosen['name']}/seed1" and len(keys) == 4
     assert cell["erm"]["seeds"] == [1] and cell["erm"]["test_worst_group"]["std"] == 0.0
 
@@ -64,9 +66,8 @@ def test_tiny_spec_runs_resumes_from_its_log_and_stamps_its_result(tmp_path):
     run.main([str(spec), "--results", str(results)])
     assert lines(log)[:3] == kept[1:] and len(lines(log)) == 4  # only the missing job trained again
     run.main([str(spec), "--results", str(results), "--no-train"])  # all logged: regenerates, trains nothing
-    again = json.loads((results / "tiny.json").read_text())
-    assert again["results"]["colored-digits:n_train=64,n_val=32,n_test=32,size=16"]["worst_group"]["erm-lr"] == \
-        cell["erm-lr"]
+    again = json.loads((results / "tiny.json").read_text())["results"]
+    assert again[DATA]["worst_group"]["erm-lr"] == cell["erm-lr"]
 
 
 def fake_rows(plan: Plan, val: dict[tuple[str, str], float]) -> dict[str, dict]:
@@ -76,8 +77,9 @@ def fake_rows(plan: Plan, val: dict[tuple[str, str], float]) -> dict[str, dict]:
 
 
 def test_choice_rules_by_hand():
-    study = Study("s", "", ("a", "b", "c"), {"m": Arm("erm", candidates={"0.1": {"lr": 0.1}, "0.2": {"lr": 0.2}})},
-                  choose=("each", "pooled", "leave-one-out"), key="{data}/{setting}/seed{seed}")
+    arm = Arm("erm", candidates={"0.1": {"lr": 0.1}, "0.2": {"lr": 0.2}})
+    study = Study("s", "", ("a", "b", "c"), {"m": arm}, choose=("each", "pooled", "leave-one-out"),
+                  key="{data}/{setting}/seed{seed}")
     plan = Plan(study)
     val = {("a", "0.1"): 0.9, ("a", "0.2"): 0.1, ("b", "0.1"): 0.2, ("b", "0.2"): 0.5, ("c", "0.1"): 0.2,
            ("c", "0.2"): 0.5}
@@ -90,6 +92,8 @@ def test_choice_rules_by_hand():
 def test_unknown_rule_or_arm_and_keys_that_collide_are_refused_naming_them():
     with pytest.raises(ValueError, match="unknown choice rule 'best'.*refit names no arm \\('ermm'\\)"):
         Study("s", "", ("a",), {"m": Arm("dfr", refit="ermm")}, choose=("best",))
+    with pytest.raises(ValueError, match="refit 'erm' must keep its runs"):
+        Study("s", "", ("a",), {"erm": Arm("erm"), "dfr": Arm("dfr", refit="erm")})
     with pytest.raises(ValueError, match="arm 'm': its search key template has no {setting}"):
         Study("s", "", ("a",), {"m": Arm("erm", candidates=[{"lr": 0.1}, {"lr": 0.2}])})
 

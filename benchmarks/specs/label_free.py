@@ -19,8 +19,8 @@ READOUT_REWEIGHT = [
     {"weighting": "lambda", "lambda_up": 100.0, "readout_layer": "stage:2"},
 ]
 # T: erm_epochs by its earlier name, as the logged keys hold it
-JTT = [{"T": t, "lambda_up": lam, "upweight": u} for t, lam, u in itertools.product((1, 2), (20.0, 50.0, 100.0),
-                                                                                    ("loss", "sample"))]
+JTT = [{"T": t, "lambda_up": lam, "upweight": u}
+       for t, lam, u in itertools.product((1, 2), (20.0, 50.0, 100.0), ("loss", "sample"))]
 
 STUDY = Study(
     name="label_free",

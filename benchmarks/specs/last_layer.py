@@ -30,10 +30,11 @@ STUDY = Study(
     arms={
         "erm": Arm("erm", keep=True, key="{data}/erm/{select}/seed{seed}", log="last_layer_erm_runs.jsonl"),
         "dfr": Arm("dfr", refit="erm", select=("known",), key="{data}/{select}/dfr/seed{seed}"),
-        "afr": Arm("afr", {"reweight_on": "val"}, refit="erm", select=("known",), key="{data}/{select}/afr/seed{seed}"),
+        "afr": Arm("afr", {"reweight_on": "val"}, refit="erm", select=("known",),
+                   key="{data}/{select}/afr/seed{seed}"),
         "readout-dfr": Arm("readout-dfr", candidates=CANDIDATES, search_seeds=FRESH_SEEDS, refit="erm",
                            key="{data}/{select}/readout-dfr/{setting}/seed{seed}"),
-        "self": Arm("self", select=("known",), data=("colored-digits", "dominoes", "spurious-text", "small-digits"),
-                    key="{data}/self/seed{seed}", log="last_layer_self_runs.jsonl"),
+        "self": Arm("self", select=("known",), key="{data}/self/seed{seed}", log="last_layer_self_runs.jsonl",
+                    data=("colored-digits", "dominoes", "spurious-text", "small-digits")),
     },
 )

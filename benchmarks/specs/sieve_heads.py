@@ -26,7 +26,8 @@ STUDY = Study(
     key="{data}/{arm}/confirm/seed{seed}",
     choose=("pooled",),
     arms={
-        "sieve": Arm("sieve", candidates=VARIANTS, search_seeds=(1, 2, 3), search_key="{data}/{setting}/seed{seed}"),
+        "sieve": Arm("sieve", candidates=VARIANTS, search_seeds=(1, 2, 3),
+                     search_key="{data}/{setting}/seed{seed}"),
         "erm": Arm("erm"),
         "erm_at_the_sieve_lr": Arm("erm", {"lr": METHODS.get("sieve").hparams["lr"].default}),
     },
