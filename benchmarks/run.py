@@ -31,7 +31,10 @@ def load_study(spec: str) -> tuple[Study, Path]:
         raise SystemExit(f"no spec {spec!r} (a file, or one of: {known})")
     module_spec = importlib.util.spec_from_file_location(f"spec_{path.stem}", path)
     module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
+    try:
+        module_spec.loader.exec_module(module)
+    except ValueError as e:  # a Study lists every problem of its declaration at once
+        raise SystemExit(f"{path}: {e}") from None
     study = getattr(module, "STUDY", None)
     if not isinstance(study, Study):
         raise SystemExit(f"{path} defines no STUDY (a study.Study)")

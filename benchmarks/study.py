@@ -20,6 +20,9 @@ from typing import Any
 import yaml
 from protocol import FRESH_SEEDS, ROOT, SEARCH_SEED, Job, summary
 
+from earlyreadout.data import DATASETS
+from earlyreadout.errors import did_you_mean
+from earlyreadout.methods import METHODS
 from earlyreadout.metrics import mean_std
 
 RULES = ("each", "pooled", "leave-one-out")
@@ -48,6 +51,7 @@ class Arm:
     keep: bool = False  # keep its run directories (teachers and refitted runs must be kept)
 
     def named_candidates(self) -> dict[str, dict[str, Any]]:
+        """Candidate name -> settings (a list's candidates are named by their JSON, keys sorted)."""
         if isinstance(self.candidates, dict):
             return self.candidates
         return {json.dumps(hp, sort_keys=True): hp for hp in self.candidates or []}
@@ -71,7 +75,11 @@ class Study:
     def __post_init__(self) -> None:
         problems = [f"unknown choice rule {r!r} (one of {', '.join(RULES)})" for r in self.choose
                     if r not in RULES]
+        problems += [f"unknown dataset {d!r}{did_you_mean(dataset(d)[0], DATASETS)}" for d in self.data
+                     if dataset(d)[0] not in DATASETS]
         for name, arm in self.arms.items():
+            if arm.method not in METHODS:
+                problems.append(f"arm {name!r}: unknown method {arm.method!r}{did_you_mean(arm.method, METHODS)}")
             for role, other in (("refit", arm.refit), ("teacher", arm.teacher),
                                 ("time_relative_to", arm.time_relative_to)):
                 if other is not None and other not in self.arms:
@@ -88,6 +96,7 @@ class Study:
             raise ValueError(f"study {self.name!r}: " + "; ".join(problems))
 
     def log_of(self, arm: Arm) -> str:
+        """The JSONL log (a file name under the results folder) that holds `arm`'s runs."""
         return arm.log or self.log or f"{self.name}_runs.jsonl"
 
     def cells(self, name: str) -> list[tuple[str, str]]:
@@ -132,6 +141,7 @@ class Plan:
                    str(self.runs_root / key) if arm.keep else None, source)
 
     def seeds(self, name: str) -> tuple[int, ...]:
+        """The seeds arm `name` reports (its own, else the study's)."""
         return self.study.arms[name].seeds or self.study.seeds
 
     def sources(self) -> list[Job]:

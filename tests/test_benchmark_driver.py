@@ -93,6 +93,9 @@ def test_choice_rules_by_hand():
 def test_unknown_rule_or_arm_and_keys_that_collide_are_refused_naming_them():
     with pytest.raises(ValueError, match="unknown choice rule 'best'.*refit names no arm \\('ermm'\\)"):
         Study("s", "", ("a",), {"m": Arm("dfr", refit="ermm")}, choose=("best",))
+    with pytest.raises(ValueError, match="unknown dataset 'dominos' \\(did you mean 'dominoes'.*"
+                                         "unknown method 'jt' \\(did you mean 'jtt'"):
+        Study("s", "", ("dominos",), {"m": Arm("jt")})
     with pytest.raises(ValueError, match="refit 'erm' must keep its runs"):
         Study("s", "", ("a",), {"erm": Arm("erm"), "dfr": Arm("dfr", refit="erm")})
     with pytest.raises(ValueError, match="arm 'm': its search key template has no {setting}"):
