@@ -49,7 +49,8 @@ def run_stage(plan: Plan, jobs: list[Job], results: Path, workers: int,
     for job in jobs:
         by_log[plan.logs[job.key]][job.key] = job
     for log, todo in by_log.items():
-        missing = [k for k in todo if k not in read_log(results / log)]
+        logged = read_log(results / log)
+        missing = [k for k in todo if k not in logged]
         if missing and not train:
             shown = "".join(f"\n  {k}" for k in missing[:20]) + ("\n  ..." if len(missing) > 20 else "")
             raise SystemExit(f"--no-train: {len(missing)} job(s) of {plan.study.name!r} are not in "
