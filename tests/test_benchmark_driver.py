@@ -78,28 +78,28 @@ def fake_rows(plan: Plan, val: dict[tuple[str, str], float]) -> dict[str, dict]:
 
 
 def test_choice_rules_by_hand():
+    a, b, c = "colored-digits", "dominoes", "spurious-text"
     arm = Arm("erm", candidates={"0.1": {"lr": 0.1}, "0.2": {"lr": 0.2}})
-    study = Study("s", "", ("a", "b", "c"), {"m": arm}, choose=("each", "pooled", "leave-one-out"),
+    study = Study("s", "", (a, b, c), {"m": arm}, choose=("each", "pooled", "leave-one-out"),
                   key="{data}/{setting}/seed{seed}")
     plan = Plan(study)
-    val = {("a", "0.1"): 0.9, ("a", "0.2"): 0.1, ("b", "0.1"): 0.2, ("b", "0.2"): 0.5, ("c", "0.1"): 0.2,
-           ("c", "0.2"): 0.5}
+    val = {(a, "0.1"): 0.9, (a, "0.2"): 0.1, (b, "0.1"): 0.2, (b, "0.2"): 0.5, (c, "0.1"): 0.2, (c, "0.2"): 0.5}
     chosen = plan.chosen(fake_rows(plan, val))
-    assert [chosen["m", d, "worst_group", "each"] for d in "abc"] == ["0.1", "0.2", "0.2"]
-    assert {chosen["m", d, "worst_group", "pooled"] for d in "abc"} == {"0.1"}  # 1.3 / 3 over 1.1 / 3
-    assert [chosen["m", d, "worst_group", "leave-one-out"] for d in "abc"] == ["0.2", "0.1", "0.1"]
+    assert [chosen["m", d, "worst_group", "each"] for d in (a, b, c)] == ["0.1", "0.2", "0.2"]
+    assert {chosen["m", d, "worst_group", "pooled"] for d in (a, b, c)} == {"0.1"}  # 1.3 / 3 over 1.1 / 3
+    assert [chosen["m", d, "worst_group", "leave-one-out"] for d in (a, b, c)] == ["0.2", "0.1", "0.1"]
 
 
 def test_unknown_rule_or_arm_and_keys_that_collide_are_refused_naming_them():
     with pytest.raises(ValueError, match="unknown choice rule 'best'.*refit names no arm \\('ermm'\\)"):
-        Study("s", "", ("a",), {"m": Arm("dfr", refit="ermm")}, choose=("best",))
+        Study("s", "", ("dominoes",), {"m": Arm("dfr", refit="ermm")}, choose=("best",))
     with pytest.raises(ValueError, match="unknown dataset 'dominos' \\(did you mean 'dominoes'.*"
                                          "unknown method 'jt' \\(did you mean 'jtt'"):
         Study("s", "", ("dominos",), {"m": Arm("jt")})
     with pytest.raises(ValueError, match="refit 'erm' must keep its runs"):
-        Study("s", "", ("a",), {"erm": Arm("erm"), "dfr": Arm("dfr", refit="erm")})
+        Study("s", "", ("dominoes",), {"erm": Arm("erm"), "dfr": Arm("dfr", refit="erm")})
     with pytest.raises(ValueError, match="arm 'm': its search key template has no {setting}"):
-        Study("s", "", ("a",), {"m": Arm("erm", candidates=[{"lr": 0.1}, {"lr": 0.2}])})
+        Study("s", "", ("dominoes",), {"m": Arm("erm", candidates=[{"lr": 0.1}, {"lr": 0.2}])})
 
 
 @pytest.mark.parametrize("spec", sorted(p.stem for p in (BENCHMARKS / "specs").glob("*.py")))
