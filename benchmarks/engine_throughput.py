@@ -1,20 +1,22 @@
 """Engine ERM loop vs a minimal hand-written PyTorch loop: same model, data, batch size, one process.
 
-Writes benchmarks/results/engine_throughput.json with examples/s of each and their ratio. The two are run
-alternately several times and the medians compared, so machine noise hits both alike.
+`python benchmarks/engine_throughput.py [--threads N]` writes benchmarks/results/engine_throughput.json with
+examples/s of each and their ratio. The two are run alternately several times and the medians compared, so
+machine noise hits both alike.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from protocol import RESULTS, write_result
 
 from earlyreadout.config import build_config
 from earlyreadout.data import DATASETS, load_splits
@@ -55,7 +57,9 @@ def engine_loop(splits, seed: int, out: Path) -> float:
 
 
 def main() -> None:
-    torch.set_num_threads(int(sys.argv[1]) if len(sys.argv) > 1 else torch.get_num_threads())
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch threads (default: %(default)s)")
+    torch.set_num_threads(parser.parse_args().threads)
     opts, _ = resolve(DATASETS.get("colored-digits").options, DATA, "colored-digits")
     splits = load_splits("colored-digits", opts)
     hand, engine = [], []
@@ -70,8 +74,8 @@ def main() -> None:
         "ratio_engine_over_hand_median": statistics.median(engine) / statistics.median(hand),
         "target": ">= 0.9",
     }
-    out = Path(__file__).parent / "results" / "engine_throughput.json"
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(RESULTS / "engine_throughput.json", "engine_throughput",
+                 {"data": DATA, "epochs": EPOCHS, "batch": BATCH, "repeats": REPEATS}, result)
     print(json.dumps(result, indent=2))
 
 

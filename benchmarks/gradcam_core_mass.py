@@ -5,27 +5,27 @@ half; colored-digits (patch mode) puts the shortcut in a corner patch. Both are 
 the fraction of Grad-CAM mass on each region measures what a model relies on. Per dataset, ERM, GroupDRO
 (which sees group labels) and the Feature Sieve are trained with the same model, data and epochs (SETUP),
 and explained on the test split at the last stage; `region_area` is what a uniform map would give.
-Writes benchmarks/results/gradcam_core_mass.json.
+`python benchmarks/gradcam_core_mass.py` writes benchmarks/results/gradcam_core_mass.json.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 import torch
+from protocol import RESULTS, write_result
 
 from earlyreadout.config import build_config
 from earlyreadout.data import DATASETS, load_splits
 from earlyreadout.explain.runs import explain_runs
-from earlyreadout.io import write_json
 from earlyreadout.params import resolve
 from earlyreadout.train.engine import train
 
-OUT = Path(__file__).parent / "results" / "gradcam_core_mass.json"
+OUT = RESULTS / "gradcam_core_mass.json"
 SETUP = {
     "data_options": {"n_train": 2000, "n_val": 600, "n_test": 1200},
     "train": {"epochs": 6, "batch_size": 64, "device": "cpu", "seed": 0},
@@ -37,6 +37,7 @@ METHODS = {"erm": {}, "groupdro": {}, "sieve": {"readout_layer": "block1", "forg
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
     torch.set_num_threads(1)
     results: dict = {"setup": SETUP, "methods": METHODS, "datasets": {}}
     with tempfile.TemporaryDirectory() as tmp:
@@ -63,7 +64,8 @@ def main() -> None:
                 print(f"{data} {record['label']}: " + json.dumps({k: v for k, v in row.items() if "mass" in k}))
             results["datasets"][data] = {"options": extra, "region_area": explanation.summary["region_area"],
                                          "results": rows}
-    write_json(results, OUT)
+    write_result(OUT, "gradcam_core_mass", {"setup": SETUP, "datasets": DATASETS_UNDER_TEST, "methods": METHODS},
+                 results)
     print(f"wrote {OUT}", file=sys.stderr)
 
 

@@ -11,11 +11,12 @@ Writes benchmarks/results/image_cache.json with, in one run:
 Project and plain runs alternate, so load from other processes on the machine hits both alike.
 
     PYTHONPATH=src python benchmarks/image_cache.py             # the full run (~15 min on 2 busy cores)
-    PYTHONPATH=src python benchmarks/image_cache.py plain-epoch ROOT  # (b)'s plain loop, used by the full run
+    PYTHONPATH=src python benchmarks/image_cache.py --plain-epoch ROOT  # (b)'s plain loop, used by the full run
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
@@ -30,6 +31,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw
+from protocol import RESULTS, write_result
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms as T
 from torchvision.io import decode_jpeg, read_file
@@ -189,7 +191,7 @@ def epoch_comparison(root: Path, work: Path) -> dict[str, object]:
     env = {**os.environ, "PYTHONPATH": str(SRC)}
     project, plain, project_rss, plain_rss = [], [], [], []
     for r in range(REPEATS_EPOCH):
-        wall, rss = timed([sys.executable, __file__, "plain-epoch", str(root)], env)
+        wall, rss = timed([sys.executable, __file__, "--plain-epoch", str(root)], env)
         plain.append(wall)
         plain_rss.append(rss)
         wall, rss = timed([sys.executable, "-m", "earlyreadout", "train", "--data", "waterbirds", "--data-root",
@@ -246,13 +248,18 @@ def main() -> None:
             "how": "Maximum resident set size of /usr/bin/time -v for the processes of (b)", "target": "< 4 GB",
         },
     }
-    out = Path(__file__).parent / "results" / "image_cache.json"
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    settings = {"n_loader": N_LOADER, "n_epoch": N_EPOCH, "n_eval": N_EVAL, "batch": BATCH, "size": SIZE,
+                "repeats_loader": REPEATS_LOADER, "repeats_epoch": REPEATS_EPOCH}
+    write_result(RESULTS / "image_cache.json", "image_cache", settings, result)
     print(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 2 and sys.argv[1] == "plain-epoch":
-        plain_epoch(Path(sys.argv[2]))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--plain-epoch", type=Path, metavar="ROOT", help="time only (b)'s plain loop on ROOT (the full "
+                        "run calls this in a fresh process)")
+    args = parser.parse_args()
+    if args.plain_epoch is not None:
+        plain_epoch(args.plain_epoch)
     else:
         main()

@@ -1,6 +1,6 @@
 """Training-time cost of the label-free methods relative to ERM, whole runs, measured in one process.
 
-`python benchmarks/label_free_cost.py [dataset]` (default colored-digits). Full default size and epochs,
+`python benchmarks/label_free_cost.py [--data NAME]` (default colored-digits). Full default size and epochs,
 each method with its defaults (readout-reweight, JTT, sieve) and ERM, one thread; the methods are run
 round-robin for ROUNDS rounds and the ratio uses the median of each method's training time (epoch loop
 including JTT's first stage and readout-reweight's scoring; evaluation excluded), so load from other
@@ -9,13 +9,13 @@ processes hits every method alike. Writes benchmarks/results/label_free_cost.jso
 
 from __future__ import annotations
 
+import argparse
 import json
 import statistics
-import sys
 import tempfile
 
 import torch
-from protocol import RESULTS
+from protocol import RESULTS, write_result
 
 from earlyreadout.config import build_config
 from earlyreadout.data import DATASETS, load_splits
@@ -28,8 +28,10 @@ TARGET = 2.0
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default="colored-digits", help="dataset (default: %(default)s)")
+    data = parser.parse_args().data
     torch.set_num_threads(1)
-    data = sys.argv[1] if len(sys.argv) > 1 else "colored-digits"
     options, _ = resolve(DATASETS.get(data).options, {}, data)
     splits = load_splits(data, options)
     times: dict[str, list[float]] = {m: [] for m in METHODS}
@@ -46,7 +48,8 @@ def main() -> None:
               "target": f"every label-free method <= {TARGET}x ERM"}
     result["met"] = all(v <= TARGET for v in result["ratio_to_erm"].values())
     print(json.dumps(result, indent=2))
-    (RESULTS / "label_free_cost.json").write_text(json.dumps(result, indent=2) + "\n")
+    write_result(RESULTS / "label_free_cost.json", "label_free_cost",
+                 {"data": data, "methods": list(METHODS), "rounds": ROUNDS, "threads": 1}, result)
 
 
 if __name__ == "__main__":

@@ -13,12 +13,14 @@ Runs are kept in runs/benchmarks/readout_auc/<dataset> and reused when finished.
 
 from __future__ import annotations
 
+import argparse
 import json
 import statistics
 import time
 from pathlib import Path
 
 import torch
+from protocol import RESULTS, write_result
 
 from earlyreadout.config import build_config
 from earlyreadout.explain.diagnose import MODEL_OUTPUT, diagnose_model
@@ -32,14 +34,12 @@ DATASETS = ("colored-digits", "dominoes")
 EPOCHS = 5
 PROTOCOLS = (("linear", 2), ("linear", 1), ("mlp", 2), ("mlp", 1))  # (head, folds); the first is the default
 READOUT_EPOCHS = 5
-RESULTS = Path(__file__).parent / "results"
 
 
 def trained_run(data: str) -> str:
     out = f"runs/benchmarks/readout_auc/{data}"
-    if not RunDir(out).done.exists():
-        cfg = build_config({"method": "erm", "data": data, "train": {"epochs": EPOCHS, "seed": 0}, "out": out})
-        train(cfg, log=print)
+    cfg = build_config({"method": "erm", "data": data, "train": {"epochs": EPOCHS, "seed": 0}, "out": out})
+    RunDir(out).train_or_reuse(cfg, train, log=print)
     return out
 
 
@@ -66,12 +66,13 @@ def scoring_cost(model: torch.nn.Module, layers: list[str], split, repeats: int 
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
     torch.manual_seed(0)
     results: dict = {"epochs": EPOCHS, "readout_epochs": READOUT_EPOCHS, "datasets": {}}
     for data in DATASETS:
         run = trained_run(data)
         cfg, model, splits = load_trained(run)
-        metrics = json.loads(RunDir(run).metrics.read_text())
+        metrics = RunDir(run).read_metrics()
         layers = list(MODELS.get(cfg.model).stages)
         entry: dict = {"model": cfg.model, "layers": layers,
                        "erm_test_worst_group": metrics["test"]["worst_group_accuracy"],
@@ -97,8 +98,8 @@ def main() -> None:
         entry["best_early_auc"] = max(early)
         results["datasets"][data] = entry
         print(data, json.dumps({k: v for k, v in entry.items() if k != "protocols"}, indent=1))
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "readout_auc.json").write_text(json.dumps(results, indent=2) + "\n")
+    write_result(RESULTS / "readout_auc.json", "readout_auc", {"datasets": DATASETS, "epochs": EPOCHS,
+                 "protocols": PROTOCOLS, "readout_epochs": READOUT_EPOCHS}, results)
     plot(results, RESULTS / "readout_auc.png")
 
 

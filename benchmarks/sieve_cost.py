@@ -19,13 +19,12 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import time
 from pathlib import Path
 
 import torch
+from protocol import RESULTS, write_result
 
-import earlyreadout
 from earlyreadout.config import build_config
 from earlyreadout.distributed import DistInfo
 from earlyreadout.train.engine import build_run
@@ -44,18 +43,7 @@ VARIANTS = {
     "single-pass F=1": {**QUIET, "mode": "single-pass", "forget_every": 1},
     "single-pass F=5": {**QUIET, "mode": "single-pass", "forget_every": 5},
 }
-OUT = Path(__file__).parent / "results" / "sieve_cost.json"
-
-
-def code_version() -> str:
-    """The commit of the earlyreadout package being timed (`+dirty` with uncommitted changes), if in git."""
-    src = Path(earlyreadout.__file__).resolve().parent
-    git = ["git", "-C", str(src)]
-    head = subprocess.run(git + ["rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False)
-    if head.returncode:
-        return "unknown"
-    dirty = subprocess.run(git + ["status", "--porcelain", "--", "."], capture_output=True, text=True, check=False)
-    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+OUT = RESULTS / "sieve_cost.json"
 
 
 def time_steps(method, batches: list[dict]) -> float:
@@ -88,7 +76,7 @@ def measure() -> dict:
     defaults = {k: v for k, v in methods["defaults"].hp.items()
                 if k.startswith(("readout_", "forget_")) or k in ("mode", "reinit_every", "monitor")}
     return {
-        "setup": {"code": code_version(), "data": DATA, "model": "small-cnn (width 32)", "batch_size": 64,
+        "setup": {"data": DATA, "model": "small-cnn (width 32)", "batch_size": 64,
                   "threads": 1, "rounds": ROUNDS, "steps_per_round": STEPS, "erm_step_s": erm,
                   "variants": {k: v for k, v in VARIANTS.items() if k != "erm"}, "defaults": defaults},
         "ratio_to_erm": {name: statistics.median(t) / erm for name, t in times.items() if name != "erm"},
@@ -104,11 +92,10 @@ def main() -> None:
     result = measure()
     if args.before:
         earlier = json.loads(args.before.read_text())
-        result["before"] = {"code": earlier["setup"]["code"], "erm_step_s": earlier["setup"]["erm_step_s"],
-                            "ratio_to_erm": earlier["ratio_to_erm"]}
+        result["before"] = {"code": earlier["made_by"]["commit"], "erm_step_s": earlier["results"]["setup"]["erm_step_s"],
+                            "ratio_to_erm": earlier["results"]["ratio_to_erm"]}
     print(json.dumps(result, indent=2))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(args.out, "sieve_cost", {"rounds": ROUNDS, "steps": STEPS, "data": DATA, "variants": VARIANTS}, result)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,10 @@ import torch
 
 from earlyreadout.config import build_config
 from earlyreadout.data import DATASETS, load_splits
+from earlyreadout.metrics import evaluate_logits
+from earlyreadout.models.inference import collect_logits
 from earlyreadout.params import resolve
+from earlyreadout.train.runs import load_trained
 
 os.environ.setdefault("CI", "true")  # no progress bars in tests
 torch.set_num_threads(1)
@@ -62,3 +65,10 @@ def folder_digest(folder: Path) -> dict[str, str]:
     """{relative path: sha1} of every file below `folder`: equal before and after means nothing changed."""
     return {str(p.relative_to(folder)): hashlib.sha1(p.read_bytes()).hexdigest()
             for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def reloaded_test_metrics(run: str | Path) -> dict:
+    """Test metrics of a finished run's final model, reloaded from its checkpoint and evaluated on the CPU in
+    fp32: what the run reported, if it saved the model it evaluated."""
+    _, model, splits = load_trained(run)
+    return evaluate_logits(collect_logits(model, model, splits["test"], 64), splits["test"])

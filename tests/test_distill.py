@@ -7,7 +7,7 @@ import torch
 import yaml
 from torch import nn
 
-from conftest import tiny_config
+from conftest import reloaded_test_metrics, tiny_config
 from earlyreadout.cli import main
 from earlyreadout.config import build_config
 from earlyreadout.distributed import DistInfo
@@ -114,7 +114,14 @@ def test_dedier_refreshes_each_epoch_after_warmup_and_early_layers_learn(tmp_pat
             stats = method.update(batch, step)
     assert seen == [(0, True), (1, False), (2, False)]
     assert "mean_weight" in stats
-    assert method.weights.shape == (96,) and (method.weights >= 1).all()
+    method.on_epoch_start(3)  # a refresh on the network as it is now; then the readout's own predictions
+    x, y = loader.dataset.tensors(), loader.dataset.y
+    method.network.eval()
+    with torch.no_grad():
+        method.network(x)
+        wrong = method.weighter.logits().argmax(1) != y
+    assert method.weights.shape == (96,) and wrong.any() and not wrong.all()
+    assert torch.equal(method.weights > 1, wrong) and (method.weights[~wrong] == 1).all()  # exactly its errors
     assert not torch.equal(method.network.block1[0].weight, block1)  # not frozen by the readout
 
 
@@ -180,7 +187,10 @@ def test_unknown_readout_stage_lists_the_stages(tmp_path, teacher):
                                         ("jtt-kd", {"erm_epochs": 1})])
 def test_each_method_trains_through_the_engine(tmp_path, teacher, method, hp):
     result = train(tiny_config(tmp_path, method, hp={"teacher": teacher, **hp}), log=quiet)
-    assert result["method"] == method and 0.0 <= result["test"]["worst_group_accuracy"] <= 1.0
+    reloaded = reloaded_test_metrics(tmp_path / "run")  # the student it saved is the one it evaluated
+    assert result["method"] == method
+    assert reloaded["worst_group_accuracy"] == pytest.approx(result["test"]["worst_group_accuracy"])
+    assert reloaded["average_accuracy"] == pytest.approx(result["test"]["average_accuracy"])
 
 
 def test_jtt_kd_upweights_the_erm_errors(tmp_path, teacher):

@@ -14,7 +14,7 @@ from earlyreadout.errors import UserError
 from earlyreadout.io import load_checkpoint
 from earlyreadout.methods import METHODS
 from earlyreadout.train.engine import build_run, eval_batch_size, train
-from earlyreadout.train.runs import load_trained
+from earlyreadout.train.runs import RunDir, load_trained
 
 
 def quiet(_msg: str) -> None:
@@ -163,3 +163,20 @@ def test_eval_batch_size_follows_the_input_size_unless_given():
     assert eval_batch_size(None, {"shape": (3, 2048, 2048)}) == 16  # at least 16
     assert eval_batch_size(None, {"modality": "text"}) == 512
     assert eval_batch_size(7, {"shape": (3, 224, 224)}) == 7
+
+
+def test_train_or_reuse_trains_resumes_and_then_reads(tmp_path):
+    calls = []
+
+    def counting_train(cfg, resume=False, **options):
+        calls.append(resume)
+        return train(cfg, resume=resume, **options)
+
+    run = RunDir(tmp_path / "run")
+    cfg = tiny_config(tmp_path, train={"epochs": 1})
+    first = run.train_or_reuse(cfg, counting_train, log=quiet)
+    run.done.unlink()  # as if killed after its last checkpoint: it resumes and finishes
+    longer = tiny_config(tmp_path, train={"epochs": 2})
+    second = run.train_or_reuse(longer, counting_train, log=quiet)
+    assert calls == [False, True] and first["epochs"] == 1 and second["epochs"] == 2
+    assert run.train_or_reuse(longer, counting_train, log=quiet) == second and calls == [False, True]

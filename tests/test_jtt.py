@@ -1,15 +1,19 @@
+import copy
+
 import pytest
 import torch
 from torch import nn
 
-from conftest import tiny_config
+import earlyreadout.methods.jtt as jtt_module
+from conftest import reloaded_test_metrics, tiny_config
 from earlyreadout.data.loader import BatchLoader
+from earlyreadout.distributed import DistInfo
 from earlyreadout.methods.base import Context
 from earlyreadout.methods.jtt import JTT
 from earlyreadout.params import resolve
 from earlyreadout.readout.scores import misclassified
 from earlyreadout.readout.weights import upweights
-from earlyreadout.train.engine import train
+from earlyreadout.train.engine import build_run, train
 
 
 class ConstantClassifier(nn.Module):
@@ -92,6 +96,28 @@ def test_stage2_restarts_from_the_initial_network_and_resume_skips_stage1(digits
     assert torch.equal(other.errors, method.errors)
 
 
-def test_jtt_runs_in_the_engine(tmp_path):
-    result = train(tiny_config(tmp_path, "jtt", hp={"erm_epochs": 1, "lambda_up": 10}), log=lambda _m: None)
-    assert result["method"] == "jtt" and 0 <= result["test"]["worst_group_accuracy"] <= 1
+def test_jtt_in_the_engine_upweights_exactly_the_stage1_models_training_errors(tmp_path, monkeypatch):
+    cfg = tiny_config(tmp_path, "jtt", hp={"erm_epochs": 1, "lambda_up": 10})
+    stage1, real_train_erm = {}, jtt_module.train_erm
+
+    def recording_train_erm(model, *args):
+        real_train_erm(model, *args)
+        stage1["model"] = copy.deepcopy(model).eval()  # the stage-1 model, before JTT restores the start
+
+    method, _, _ = build_run(cfg, torch.device("cpu"), DistInfo())
+    monkeypatch.setattr(jtt_module, "train_erm", recording_train_erm)
+    method.on_epoch_start(0)
+    monkeypatch.undo()
+    train_split = method.ctx.train
+    with torch.no_grad():
+        stage1_errors = stage1["model"](train_split.tensors()).argmax(1) != train_split.y
+    assert stage1_errors.any() and not stage1_errors.all()
+    assert torch.equal(method.errors, stage1_errors)
+    w = method.loss_weights
+    assert torch.allclose(w[stage1_errors] / w[~stage1_errors][0], torch.tensor(10.0))
+    assert torch.allclose(w[~stage1_errors], w[~stage1_errors][0])
+
+    result = train(cfg, log=lambda _m: None)  # and through the whole engine: it saved what it evaluated
+    assert result["method"] == "jtt"
+    reloaded = reloaded_test_metrics(cfg.out)
+    assert reloaded["worst_group_accuracy"] == pytest.approx(result["test"]["worst_group_accuracy"])

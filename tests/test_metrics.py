@@ -3,7 +3,13 @@ import math
 import pytest
 import torch
 
-from earlyreadout.metrics import expected_calibration_error, group_accuracy, summarize, worst_class_accuracy
+from earlyreadout.metrics import (
+    expected_calibration_error,
+    group_accuracy,
+    mean_std,
+    summarize,
+    worst_class_accuracy,
+)
 
 
 def test_group_accuracy_by_hand():
@@ -43,3 +49,9 @@ def test_ece_by_hand():
 def test_perfectly_calibrated_is_zero():
     probs = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
     assert math.isclose(expected_calibration_error(probs, torch.tensor([0, 1])), 0.0, abs_tol=1e-7)
+
+
+def test_mean_std_by_hand():
+    assert mean_std([0.5, 0.7]) == {"mean": pytest.approx(0.6), "std": pytest.approx(0.1414213, rel=1e-5),
+                                    "values": [0.5, 0.7]}
+    assert mean_std([0.25]) == {"mean": 0.25, "std": 0.0, "values": [0.25]}

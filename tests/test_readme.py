@@ -14,8 +14,9 @@ README = (Path(__file__).parent.parent / "README.md").read_text()
 EXAMPLES = re.findall(r"<!-- tested -->\n```python\n(.*?)```", README, re.DOTALL)
 
 
-def test_readme_has_examples():
+def test_readme_has_examples_and_each_asserts_what_it_shows():
     assert len(EXAMPLES) >= 2
+    assert all(re.search(r"^\s*assert ", example, re.MULTILINE) for example in EXAMPLES)
 
 
 @pytest.mark.parametrize("index", range(len(EXAMPLES)))

@@ -90,7 +90,7 @@ def test_conv_head_depth_and_width(depth):
     blocks = list(head.body)
     assert len(blocks) == depth
     assert all(isinstance(b, ResidualConvBlock) and b.conv.out_channels == 7 for b in blocks)
-    assert [b.skip for b in blocks] == [False] + [True] * (depth - 1) if depth else True
+    assert [b.skip for b in blocks] == [False, True, True][:depth]  # only the first block changes the width
     assert head.out.in_features == (7 if depth else 6)
     assert head(torch.randn(2, 6, 5, 5)).shape == (2, 2)
 

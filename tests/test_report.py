@@ -14,7 +14,7 @@ from tests.conftest import tiny_config
 from earlyreadout.cli import main
 from earlyreadout.errors import UserError
 from earlyreadout.explain.figures import png_bytes
-from earlyreadout.report.page import best_cells, find_runs, group_runs, mean_std, setting_key, write_report
+from earlyreadout.report.page import _cell, best_cells, find_runs, group_runs, setting_key, write_report
 from earlyreadout.train.engine import train
 
 TINY_COMPARE = ["--data", "dominoes", "--epochs", "2", "--batch-size", "16", "data.n_train=96", "data.n_val=48",
@@ -37,10 +37,10 @@ def compared(tmp_path_factory):
     return out
 
 
-def test_mean_std_and_best_cells_hand_values():
-    assert mean_std([0.5, None, 0.7]) == (pytest.approx(0.6), pytest.approx(0.1414213, rel=1e-5))
-    assert mean_std([0.25]) == (0.25, None)
-    assert mean_std([None]) == (None, None)
+def test_cells_and_best_cells_hand_values():
+    assert _cell([0.5, None, 0.7]) == ("60.0 ± 14.1", pytest.approx(0.6))
+    assert _cell([0.25]) == ("25.0", 0.25)
+    assert _cell([None]) == ("–", None)
     rows = [[("a", None), ("1", 0.9), ("x", 0.2)], [("b", None), ("2", 0.7), ("y", 0.1)]]
     assert best_cells(rows, [None, "max", "min"]) == {(0, 1), (1, 2)}
     assert best_cells(rows, [], across_rows=True) == {(0, 1), (1, 1)}

@@ -45,14 +45,8 @@ def compare(methods: list[str], out: str | Path, config: str | None = None, over
             configs[m, seed] = build_config(set_values(raw, run))
     results = []
     for (m, seed), cfg in configs.items():
-        run = RunDir(cfg.out)
-        if run.done.exists():
-            print(f"== {m} seed {seed}: already done, reading {run.metrics}")
-            result = run.read_metrics()
-        else:
-            print(f"== {m} seed {seed} -> {cfg.out}")
-            result = train(cfg, resume=run.last.exists())
-        results.append({**result, "method": m})
+        print(f"== {m} seed {seed} -> {cfg.out}")
+        results.append({**RunDir(cfg.out).train_or_reuse(cfg, train), "method": m})
     text = table(results)
     print()
     print(text)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Sequence
 from typing import Any
 
@@ -9,6 +10,13 @@ import torch
 
 from earlyreadout.data.base import GroupedDataset
 from earlyreadout.errors import UserError
+
+
+def mean_std(values: Sequence[float]) -> dict[str, Any]:
+    """{'mean', 'std', 'values'} over seeds: the form every claim takes (sample std; 0 for one value)."""
+    values = list(values)
+    return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+            "values": values}
 
 
 def group_accuracy(pred: torch.Tensor, y: torch.Tensor, g: torch.Tensor, n_groups: int) -> tuple[torch.Tensor, torch.Tensor]:

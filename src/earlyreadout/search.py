@@ -14,7 +14,6 @@ import inspect
 import json
 import random
 import signal
-import statistics
 import threading
 import time
 import warnings
@@ -29,7 +28,7 @@ from earlyreadout.data import load_splits
 from earlyreadout.errors import ConfigError, UserError, file_error
 from earlyreadout.io import write_json
 from earlyreadout.methods import METHODS
-from earlyreadout.metrics import selection_metric
+from earlyreadout.metrics import mean_std, selection_metric
 from earlyreadout.params import (
     Choice,
     IntRange,
@@ -163,19 +162,19 @@ class Search:
         values = {**{f"method.{k}": v for k, v in params.items()}, "out": str(out)}
         return build_config(set_values(self.raw, values if seed is None else {**values, "train.seed": seed}))
 
-    def run_dir_of(self, trial: optuna.Trial) -> tuple[Path, bool]:
-        """(run directory, resume?) of a trial: a requeued trial continues its predecessor's checkpoint."""
+    def run_dir_of(self, trial: optuna.Trial) -> Path:
+        """A trial's run directory: a requeued trial's is its predecessor's, whose checkpoint it continues."""
         origin = trial.user_attrs.get("resume_of")
         if origin is not None:
             before = [t for t in self.study.get_trials(deepcopy=False) if t.number == origin]
             previous = before[0].user_attrs.get("run_dir") if before else None
             if previous and RunDir(previous).last.is_file():
-                return Path(previous), True
-        return self.out / "trials" / str(trial.number), False
+                return Path(previous)
+        return self.out / "trials" / str(trial.number)
 
     def objective(self, trial: optuna.Trial) -> float:
         params = {name: space.suggest(trial, name) for name, space in self.space.items()}
-        run_dir, resume = self.run_dir_of(trial)
+        run_dir = self.run_dir_of(trial)
         trial.set_user_attr("run_dir", str(run_dir))
         cfg = self.trial_config(params, run_dir)
 
@@ -185,10 +184,7 @@ class Search:
                 raise optuna.TrialPruned(f"val {self.select_by} {val[self.key]:.4f} after epoch {epoch + 1}")
 
         try:
-            if RunDir(run_dir).done.exists():
-                result = RunDir(run_dir).read_metrics()
-            else:
-                result = train(cfg, resume=resume, log=silent, splits=self.splits, on_epoch_end=report)
+            result = RunDir(run_dir).train_or_reuse(cfg, train, log=silent, splits=self.splits, on_epoch_end=report)
         except KeyboardInterrupt:
             trial.set_user_attr("interrupted", True)
             requeue(self.study, trial)
@@ -226,12 +222,8 @@ class Search:
         runs = []
         for seed in range(base_seed + 1, base_seed + 1 + self.options["seeds"]):
             cfg = self.trial_config(best.params, self.out / "best" / f"seed{seed}", seed)
-            run = RunDir(cfg.out)
-            if run.done.exists():
-                runs.append(run.read_metrics())
-                continue
             print(f"best trial {best.number}, seed {seed} -> {cfg.out}", flush=True)
-            runs.append(train(cfg, resume=run.last.exists(), log=silent, splits=self.splits))
+            runs.append(RunDir(cfg.out).train_or_reuse(cfg, train, log=silent, splits=self.splits))
         summary = {
             "study": self.study.study_name, "best_trial": best.number, "params": best.params,
             "search_val": best.value, "selected_by": f"val {self.select_by}",
@@ -287,12 +279,7 @@ def open_journal(path: Path) -> optuna.storages.JournalStorage:
 
 def spread(metrics: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Mean, (sample) standard deviation and values of each summary metric over runs."""
-    out = {}
-    for key in SUMMARY_METRICS:
-        values = [m[key] for m in metrics]
-        out[key] = {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
-                    "values": values}
-    return out
+    return {key: mean_std([m[key] for m in metrics]) for key in SUMMARY_METRICS}
 
 
 def describe(trial: optuna.trial.FrozenTrial, select_by: str) -> str:

@@ -12,7 +12,6 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from statistics import mean, stdev
 from typing import Any
 
 import yaml
@@ -22,6 +21,7 @@ from earlyreadout.distributed import DEVICE_OPTION
 from earlyreadout.errors import UserError
 from earlyreadout.explain.runs import explain_runs
 from earlyreadout.io import read_json_file, write_text
+from earlyreadout.metrics import mean_std
 from earlyreadout.params import Param, checked
 from earlyreadout.report.plots import curves_png, measures_png
 from earlyreadout.train.runs import RunDir, saved_config
@@ -96,10 +96,10 @@ def find_runs(paths: Sequence[str | Path]) -> list[Run]:
     """Runs named directly, or every run below a folder (e.g. a `compare` output), in a stable order."""
     found: list[Path] = []
     for p in map(Path, paths):
-        if (p / "config.yaml").is_file():
+        if RunDir(p).config.is_file():
             found.append(p)
         elif p.is_dir():
-            below = sorted(c.parent for c in p.rglob("config.yaml"))
+            below = sorted(c.parent for c in p.rglob(RunDir.CONFIG))
             if not below:
                 raise UserError(f"{str(p)!r} holds no run directories (no config.yaml below it)")
             found.extend(below)
@@ -134,20 +134,14 @@ def group_runs(runs: Sequence[Run]) -> dict[str, list[Run]]:
     return labelled
 
 
-def mean_std(values: Sequence[float | None]) -> tuple[float | None, float | None]:
-    """(mean, sample std or None for a single value) of the non-missing values."""
-    vals = [v for v in values if v is not None]
-    if not vals:
-        return None, None
-    return mean(vals), (stdev(vals) if len(vals) > 1 else None)
-
-
 def _cell(values: Sequence[float | None], scale: float = 100.0, digits: int = 1) -> tuple[str, float | None]:
-    m, s = mean_std(values)
-    if m is None:
+    """(mean ± std of the non-missing values, scaled; the mean that ranks the cell); no std for one value."""
+    present = [v for v in values if v is not None]
+    if not present:
         return "–", None
-    text = f"{m * scale:.{digits}f}" + ("" if s is None else f" ± {s * scale:.{digits}f}")
-    return text, m
+    spread = mean_std(present)
+    text = f"{spread['mean'] * scale:.{digits}f}" + (f" ± {spread['std'] * scale:.{digits}f}" if len(present) > 1 else "")
+    return text, spread["mean"]
 
 
 Cell = tuple[str, float | None]  # (text, the value that ranks it; None for labels and missing values)
@@ -303,7 +297,7 @@ def configs_section(runs: Sequence[Run]) -> str:
     parts = []
     for run in runs:
         seed = run.config.get("train", {}).get("seed")
-        path = run.path / "versions.json"
+        path = RunDir(run.path).versions
         versions = read_json_file(path, "versions file", "delete it (it only records library versions)") \
             if path.exists() else None
         extra = f"\n# versions: {json.dumps(versions)}" if versions else ""
@@ -329,7 +323,7 @@ def build_report(paths: Sequence[str | Path], **options: Any) -> str:
         body += [f"<h2>{html.escape(dataset)}</h2>", metrics_table(settings),
                  "<h3>Training curves</h3>", curves_section(settings)]
         trained = {label: kept for label, rs in settings.items()
-                   if (kept := [r for r in rs if (r.path / "checkpoints" / "best.pt").is_file()])}
+                   if (kept := [r for r in rs if RunDir(r.path).best.is_file()])}
         looks = gradcam_section(trained, opts["n"], opts["n_mass"], opts["device"]) if opts["gradcam"] and trained \
             else existing_gradcam(dataset_runs)
         if looks:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from statistics import mean, stdev
 from typing import Any
+
+from earlyreadout.metrics import mean_std
 
 COLUMNS = (("worst_group_accuracy", "test worst-group"), ("adjusted_accuracy", "test adjusted"),
            ("average_accuracy", "test average"), ("ece", "test ECE"))
@@ -14,7 +15,8 @@ COLUMNS = (("worst_group_accuracy", "test worst-group"), ("adjusted_accuracy", "
 def _cell(values: list[float]) -> str:
     if len(values) == 1:
         return f"{values[0]:.3f}"
-    return f"{mean(values):.3f} ± {stdev(values):.3f}"
+    spread = mean_std(values)
+    return f"{spread['mean']:.3f} ± {spread['std']:.3f}"
 
 
 def table(results: Sequence[dict[str, Any]]) -> str:

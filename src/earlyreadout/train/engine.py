@@ -234,7 +234,7 @@ def train(cfg: RunConfig, resume: bool = False, log: Callable[[str], None] = pri
 def describe_run(run: RunDir, cfg: RunConfig, network: nn.Module) -> None:
     """What a run directory says about itself: the resolved config, library versions, the model's layers."""
     write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), run.config)
-    write_json(versions(), run.path / "versions.json")
+    write_json(versions(), run.versions)
     write_json(model_layers(network), run.layers)
 
 

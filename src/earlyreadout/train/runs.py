@@ -11,6 +11,7 @@ model with its retrained classifier: the run's final model) and caches embedding
 from __future__ import annotations
 
 import platform
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ STORED_CONFIG_ADVICE = ("it was edited or written by another version; restore it
 
 
 def versions() -> dict[str, str]:
+    """The versions of earlyreadout, torch, numpy and Python that a run or a result records."""
     return {"earlyreadout": __version__, "torch": torch.__version__, "numpy": np.__version__,
             "python": platform.python_version()}
 
@@ -57,11 +59,14 @@ def check_layers(path: str | Path, layers: list[str]) -> None:
 
 
 class RunDir:
-    """Paths of a run directory, and the checks that keep an existing run from being overwritten."""
+    """Paths of a run directory (every file name of the layout is spelled here only), the checks that keep an
+    existing run from being overwritten, and training a config unless its run is already done."""
+
+    CONFIG = "config.yaml"  # the file that makes a folder a run directory
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.config = self.path / "config.yaml"
+        self.config = self.path / self.CONFIG
         self.log = self.path / "log.jsonl"
         self.metrics = self.path / "metrics.json"
         self.last = self.path / "checkpoints" / "last.pt"
@@ -70,6 +75,7 @@ class RunDir:
         self.embeddings = self.path / "embeddings"
         self.done = self.path / "done"
         self.layers = self.path / "layers.json"
+        self.versions = self.path / "versions.json"
 
     @property
     def model(self) -> Path:
@@ -116,6 +122,14 @@ class RunDir:
                             f"already trained {state['epoch']} epochs; give at least that many, or start a new run "
                             "with another --out")
         return state, self.read_log()
+
+    def train_or_reuse(self, cfg: RunConfig, train: Callable[..., dict[str, Any]], **options: Any) -> dict[str, Any]:
+        """The metrics of `cfg`'s run in this directory: read when it is done, else from `train(cfg, resume=...,
+        **options)` (the engine's `train`, passed in because the engine imports this module), which continues
+        an interrupted run from its last checkpoint."""
+        if self.done.exists():
+            return self.read_metrics()
+        return train(cfg, resume=self.last.exists(), **options)
 
     def read_metrics(self) -> dict[str, Any]:
         """The finished run's metrics.json."""
