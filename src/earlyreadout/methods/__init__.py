@@ -13,6 +13,9 @@ from earlyreadout.methods import dfr  # noqa: F401
 from earlyreadout.methods import readout_dfr  # noqa: F401
 from earlyreadout.methods import afr  # noqa: F401
 from earlyreadout.methods import self_retrain  # noqa: F401
+from earlyreadout.methods import irm  # noqa: F401
+from earlyreadout.methods import mmd  # noqa: F401
+from earlyreadout.methods import coral  # noqa: F401
 from earlyreadout.methods.base import METHODS, Context, Method, register
 
 __all__ = ["METHODS", "Context", "Method", "register"]
