@@ -71,6 +71,9 @@ SIEVE = ["method.readout_head=linear", "method.forget_every=1", "method.forget_l
     ("irm", ["method.penalty=10", "method.anneal_steps=4"]),  # penalties couple the global batch's examples
     ("mmd", ["method.gamma=10"]),
     ("coral", ["method.gamma=10"]),
+    ("mixup", ["method.alpha=1"]),  # token ids: classifier inputs mixed across the global batch
+    ("lisa", ["method.p_same_label=0.5"]),
+    ("lff", ["method.q=0.5"]),  # the biased network outside DDP
 ])
 def test_two_processes_match_one(method, hp, tmp_path, request):
     if method == "dedier":
