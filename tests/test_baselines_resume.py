@@ -17,6 +17,8 @@ def quiet(_msg: str) -> None:
     ("mixup", {}),  # draws seeded by (seed, step)
     ("lisa", {}),
     ("lff", {}),  # the biased network and its optimizer
+    ("spare", {"clusters": 2}),  # inferred weights restored, stage 1 not rerun
+    ("eiil", {"steps": 200}),
 ])
 def test_a_resumed_run_matches_an_uninterrupted_one(name, hp, tmp_path):
     full = train(tiny_config(tmp_path / "full", name, hp=hp, train={"epochs": 3}), log=quiet)

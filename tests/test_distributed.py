@@ -74,6 +74,8 @@ SIEVE = ["method.readout_head=linear", "method.forget_every=1", "method.forget_l
     ("mixup", ["method.alpha=1"]),  # token ids: classifier inputs mixed across the global batch
     ("lisa", ["method.p_same_label=0.5"]),
     ("lff", ["method.q=0.5"]),  # the biased network outside DDP
+    ("spare", ["method.clusters=2", "method.erm_epochs=1"]),  # inference on every rank's gathered outputs
+    ("eiil", ["method.steps=200", "method.eta=0.5"]),
 ])
 def test_two_processes_match_one(method, hp, tmp_path, request):
     if method == "dedier":

@@ -19,6 +19,8 @@ from earlyreadout.methods import coral  # noqa: F401
 from earlyreadout.methods import mixup  # noqa: F401
 from earlyreadout.methods import lisa  # noqa: F401
 from earlyreadout.methods import lff  # noqa: F401
+from earlyreadout.methods import spare  # noqa: F401
+from earlyreadout.methods import eiil  # noqa: F401
 from earlyreadout.methods.base import METHODS, Context, Method, register
 
 __all__ = ["METHODS", "Context", "Method", "register"]
