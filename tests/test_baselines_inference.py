@@ -1,4 +1,5 @@
-"""The defining computations of the label-free group-inference methods (SPARE, EIIL) against hand-made cases."""
+"""The defining computations of the label-free group-inference methods (SPARE, EIIL) against hand-made cases.
+"""
 
 import pytest
 import torch
@@ -37,7 +38,7 @@ def test_eiil_scale_gradient_matches_autograd_and_the_objective_is_hand_made():
     # r = (1, -1): a hard split puts each in its own environment, means 1/2 and -1/2 -> -(1/4 + 1/4) / 2
     r = torch.tensor([1.0, -1.0])
     assert eiil_objective(r, torch.tensor([50.0, -50.0])).item() == pytest.approx(-0.25)
-    assert eiil_objective(r, torch.zeros(2)).item() == pytest.approx(0.0)  # an even split hides the difference
+    assert eiil_objective(r, torch.zeros(2)).item() == pytest.approx(0.0)  # an even split hides it
 
 
 def test_eiil_separates_examples_whose_risks_pull_in_opposite_directions():

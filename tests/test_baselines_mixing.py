@@ -21,7 +21,7 @@ def test_mixup_pairs_each_example_with_a_permutation_under_one_weight():
     first, second, lam = mixup_pairs(6, 0.2, rng())
     assert torch.equal(first, torch.arange(6)) and sorted(second.tolist()) == list(range(6))
     assert len(lam.unique()) == 1 and 0.0 <= lam[0] <= 1.0
-    assert torch.equal(mixup_pairs(3, 0.0, rng())[2], torch.ones(3, dtype=torch.float64))  # alpha 0: no mixing
+    assert torch.equal(mixup_pairs(3, 0.0, rng())[2], torch.ones(3, dtype=torch.float64))  # alpha 0: none
 
 
 @pytest.mark.parametrize("same_label, expected", [
@@ -32,7 +32,8 @@ def test_lisa_mixes_within_label_or_within_attribute(same_label, expected):
     y, a = torch.tensor([0, 0, 1, 1]), torch.tensor([0, 1, 0, 1])
     first, second, lam = lisa_pairs(y, a, same_label, 2.0, rng())
     assert len(first) == 4 and lam.shape == (4,)
-    assert {frozenset((f, s)) for f, s in zip(first.tolist(), second.tolist())} == {frozenset(p) for p in expected}
+    pairs = {frozenset((f, s)) for f, s in zip(first.tolist(), second.tolist())}
+    assert pairs == {frozenset(p) for p in expected}
 
 
 def test_lisa_pairs_up_to_the_smaller_side_and_repeats_until_the_batch_is_full():

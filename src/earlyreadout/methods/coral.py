@@ -10,8 +10,8 @@ from earlyreadout.methods.invariance import FeatureMatching, coral_distance
 
 @register("coral")
 class CORAL(FeatureMatching):
-    """Deep CORAL (Sun & Saenko, ECCV 2016) as SubpopBench's `algorithms.CORAL` (learning/algorithms.py); domains
-    with fewer than two examples in a batch are left out (the reference divides by zero)."""
+    """Deep CORAL (Sun & Saenko, ECCV 2016) as SubpopBench's `algorithms.CORAL` (learning/algorithms.py);
+    domains with fewer than two examples in a batch are left out (the reference divides by zero)."""
 
     def distance(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return coral_distance(x, y)

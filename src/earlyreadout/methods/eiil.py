@@ -28,11 +28,13 @@ def eiil_objective(r: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     return -((r * p).mean() ** 2 + (r * (1 - p)).mean() ** 2) / 2
 
 
-def infer_environments(logits: torch.Tensor, y: torch.Tensor, steps: int, lr: float, seed: int) -> torch.Tensor:
+def infer_environments(logits: torch.Tensor, y: torch.Tensor, steps: int, lr: float, seed: int
+                       ) -> torch.Tensor:
     """Each example's environment (0 or 1): the soft assignment minimising `eiil_objective` by Adam from a
     seeded normal start, thresholded at 1/2."""
     r = scale_gradients(logits.double(), y)
-    w = torch.randn(len(y), generator=torch.Generator().manual_seed(seed), dtype=torch.float64).requires_grad_()
+    start = torch.Generator().manual_seed(seed)
+    w = torch.randn(len(y), generator=start, dtype=torch.float64).requires_grad_()
     optimizer = torch.optim.Adam([w], lr=lr)
     for _ in range(steps):
         optimizer.zero_grad()
@@ -43,21 +45,21 @@ def infer_environments(logits: torch.Tensor, y: torch.Tensor, steps: int, lr: fl
 
 @register("eiil")
 class EIIL(InferThenTrain):
-    """EIIL (Creager et al., ICML 2021) as SpuCo's EIIL + GroupDRO (group_inference/eiil.py, robust_train/group_dro.py,
-    quickstart/waterbirds/waterbirds_eiil.py): environments inferred from an ERM model trained `erm_epochs`
-    (`steps` Adam steps at `lr` on the assignment), then Group DRO (`eta`) with group-balanced sampling.
-    Deviation: the groups are (label, environment) as in the paper's Group DRO experiments; SpuCo's partition
-    keys on the environment only. No group labels are used.
+    """EIIL (Creager et al., ICML 2021) as SpuCo's EIIL + GroupDRO (group_inference/eiil.py,
+    robust_train/group_dro.py, quickstart/waterbirds/waterbirds_eiil.py): environments inferred from an ERM
+    model trained `erm_epochs` (`steps` Adam steps at `assign_lr` on the assignment), then Group DRO (`eta`) with
+    group-balanced sampling. Deviation: the groups are (label, environment) as in the paper's Group DRO
+    experiments; SpuCo's partition keys on the environment only. No group labels are used.
     """
 
     hparams: ClassVar[dict[str, Param]] = {
         **INFERENCE_HPARAMS,
-        "steps": Param(20_000, "Adam steps of the environment assignment (the reference's eiil_num_steps)", low=1,
-                       search=IntRange(1000, 20_000)),
+        "steps": Param(20_000, "Adam steps of the environment assignment (the reference's eiil_num_steps)",
+                       low=1, search=IntRange(1000, 20_000)),
         "assign_lr": Param(0.01, "learning rate of the environment assignment (the reference's eiil_lr)",
                            low=0.0, open_low=True, search=LogUniform(1e-3, 1e-1)),
-        "eta": Param(0.01, "step size of Group DRO's group weights (the reference's group_weight_lr)", low=0.0,
-                     open_low=True, search=LogUniform(1e-3, 1.0)),
+        "eta": Param(0.01, "step size of Group DRO's group weights (the reference's group_weight_lr)",
+                     low=0.0, open_low=True, search=LogUniform(1e-3, 1.0)),
         "balanced_sampling": Param(True, "draw every inferred group equally often in expectation, as the "
                                    "reference's Group DRO"),
     }
@@ -71,7 +73,8 @@ class EIIL(InferThenTrain):
     def on_epoch_start(self, epoch: int) -> None:
         if self.groups is None:
             y = self.ctx.train.y
-            env = infer_environments(self.stage1_logits(), y, self.hp["steps"], self.hp["assign_lr"], self.ctx.seed)
+            env = infer_environments(self.stage1_logits(), y, self.hp["steps"], self.hp["assign_lr"],
+                                     self.ctx.seed)
             self.groups = y * 2 + env
         if self.hp["balanced_sampling"]:
             self.ctx.train_loader.set_sample_weights(group_balanced_weights(self.groups, self.n_inferred))

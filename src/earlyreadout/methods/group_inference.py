@@ -15,8 +15,8 @@ from earlyreadout.train.inference import collect_logits
 
 INFERENCE_HPARAMS: dict[str, Param] = {
     **OPTIMIZER_HPARAMS,
-    "erm_epochs": Param(1, "epochs of the ERM model whose train-set outputs the groups are inferred from (the "
-                        "reference's infer_num_epochs)", low=1, search=IntRange(1, 5)),
+    "erm_epochs": Param(1, "epochs of the ERM model whose train-set outputs the groups are inferred from "
+                        "(the reference's infer_num_epochs)", low=1, search=IntRange(1, 5)),
 }
 
 
@@ -34,12 +34,12 @@ class InferThenTrain(Method):
         self.optimizers["main"] = self.make_optimizer(network.parameters())
 
     def stage1_logits(self) -> torch.Tensor:
-        """Train ERM for `erm_epochs`, return its logits on every training example (on every rank), then restore
-        the initial network and a fresh optimizer."""
+        """Train ERM for `erm_epochs`, return its logits on every training example (on every rank), then
+        restore the initial network and a fresh optimizer."""
         ctx = self.ctx
         train_erm(self.network, self.optimizers["main"], ctx.train_loader, self.hp["erm_epochs"], ctx.device)
         logits = collect_logits(self.predict, self, ctx.train, ctx.eval_batch_size, ctx.device, ctx.rank,
-                                ctx.world_size, desc=f"{type(self).__name__.lower()} inference", progress=False)
+                                ctx.world_size, desc="group inference", progress=False)
         unwrap(self.network).load_state_dict(self.initial_state)
         self.optimizers["main"] = self.make_optimizer(self.network.parameters())
         return logits.float()

@@ -33,9 +33,9 @@ def group_balanced_weights(g: torch.Tensor, n_groups: int) -> torch.Tensor:
 
 def group_dro_loss(losses: torch.Tensor, g: torch.Tensor, q: torch.Tensor, eta: float, world_size: int,
                    adjustment: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
-    """Group DRO's step on per-example `losses` of groups `g`: update the weights `q` (in place) from the global
-    batch's group losses (summed over ranks), and return this rank's share of `sum_g q_g * mean_g` (DDP averages
-    gradients, hence the world-size factor) with numbers to log."""
+    """Group DRO's step on per-example `losses` of groups `g`: update the weights `q` (in place) from the
+    global batch's group losses (summed over ranks), and return this rank's share of `sum_g q_g * mean_g` (DDP
+    averages gradients, hence the world-size factor) with numbers to log."""
     sums, counts = group_sums(losses.detach().double(), g, len(q))
     sums, counts = distributed.all_reduce_sum(sums), distributed.all_reduce_sum(counts)
     present = counts > 0

@@ -1,5 +1,5 @@
-"""Domain-invariance penalties between the attribute domains of a batch (IRM, MMD, CORAL), as pure functions of
-tensors, and the shared shape of the feature-matching methods."""
+"""Domain-invariance penalties between the attribute domains of a batch (IRM, MMD, CORAL), as pure functions
+of tensors, and the shared shape of the feature-matching methods."""
 
 from __future__ import annotations
 

@@ -17,13 +17,14 @@ from earlyreadout.params import IntRange, LogUniform, Param
 
 @register("irm")
 class IRM(Method):
-    """IRM (Arjovsky et al., 2019) as SubpopBench's `algorithms.IRM` (learning/algorithms.py); deviations below.
+    """IRM (Arjovsky et al., 2019) as SubpopBench's `IRM` (learning/algorithms.py); deviations below.
 
     The loss is the mean over the batch's attribute domains of their cross-entropy plus `penalty` times their
-    IRMv1 penalty (the product of the two halves' gradients at the dummy scale); the penalty weight is 1 for the
-    first `anneal_steps` steps. Deviations: a domain is halved by example index parity instead of batch position,
-    so the halves do not depend on how a batch is sharded; a half that is empty adds no penalty (the reference
-    gives NaN). Under DDP the logits of the global batch are gathered, so two processes train as one.
+    IRMv1 penalty (the product of the two halves' gradients at the dummy scale); the penalty weight is 1 for
+    the first `anneal_steps` steps. Deviations: a domain is halved by example index parity instead of batch
+    position, so the halves do not depend on how a batch is sharded; a half that is empty adds no penalty (the
+    reference gives NaN). Under DDP the logits of the global batch are gathered, so two processes train as
+    one.
     """
 
     hparams: ClassVar[dict[str, Param]] = {

@@ -1,5 +1,5 @@
-"""Learning from Failure: a biased network trained with generalized cross-entropy, and the main network trained
-on the examples the biased one finds hard."""
+"""Learning from Failure: a biased network trained with generalized cross-entropy, and the main network
+trained on the examples the biased one finds hard."""
 
 from __future__ import annotations
 
@@ -31,14 +31,14 @@ def relative_difficulty(ce_biased: torch.Tensor, ce_main: torch.Tensor) -> torch
 
 @register("lff")
 class LfF(Method):
-    """LfF (Nam et al., NeurIPS 2020) as SubpopBench's `algorithms.LfF` (learning/algorithms.py): deviations below.
+    """LfF (Nam et al., NeurIPS 2020) as SubpopBench's `LfF` (learning/algorithms.py); deviations below.
 
-    Each step trains a biased copy of the network with generalized cross-entropy (`q`) and the main network with
-    cross-entropy weighted by the relative difficulty of each example in this batch. Like the reference (and
-    unlike the paper) the difficulty uses this batch's losses, not a per-example moving average. Deviation: the
-    biased network starts from the main network's initial weights (the reference draws its own initialisation;
-    with pretrained weights the two agree). The reference halves the batch size for LfF; set it with
-    `--batch-size`. No group labels are used.
+    Each step trains a biased copy of the network with generalized cross-entropy (`q`) and the main network
+    with cross-entropy weighted by the relative difficulty of each example in this batch. Like the reference
+    (and unlike the paper) the difficulty uses this batch's losses, not a per-example moving average.
+    Deviation: the biased network starts from the main network's initial weights (the reference draws its own
+    initialisation; with pretrained weights the two agree). The reference halves the batch size for LfF; set
+    it with `--batch-size`. No group labels are used.
     """
 
     hparams: ClassVar[dict[str, Param]] = {
@@ -69,4 +69,5 @@ class LfF(Method):
         for optimizer in (main, biased):
             self.scaler.step(optimizer)
         self.scaler.update()
-        return {"loss": loss_main.item(), "loss_biased": loss_biased.item(), "mean_weight": weights.mean().item()}
+        return {"loss": loss_main.item(), "loss_biased": loss_biased.item(),
+                "mean_weight": weights.mean().item()}

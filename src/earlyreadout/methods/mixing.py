@@ -17,7 +17,8 @@ from earlyreadout.methods.base import OPTIMIZER_HPARAMS, Context, Method
 from earlyreadout.params import Param
 from earlyreadout.readout.hooks import find_module
 
-Pairs = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # (first, second, weight of the first) per mixed example
+# per mixed example: (first, second, weight of the first)
+Pairs = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
 
 def mix(first: torch.Tensor, second: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
@@ -35,7 +36,7 @@ def mixup_pairs(n: int, alpha: float, rng: np.random.Generator) -> Pairs:
 
 def _pair_between(members: torch.Tensor, key: torch.Tensor, rng: np.random.Generator
                   ) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """Indices `members` split by two distinct random values of `key`, paired in order up to the shorter side."""
+    """`members` split by two distinct random values of `key`, paired in order up to the shorter side."""
     values = key[members].unique()
     if len(values) < 2:
         return None
@@ -47,10 +48,11 @@ def _pair_between(members: torch.Tensor, key: torch.Tensor, rng: np.random.Gener
 
 def lisa_pairs(y: torch.Tensor, a: torch.Tensor, same_label: bool, alpha: float, rng: np.random.Generator
                ) -> Pairs:
-    """LISA's selective pairs: `same_label` mixes examples of one label with different attributes (intra-label),
-    otherwise examples of one attribute with different labels (intra-domain); for each label (attribute) a
-    random pair of attributes (labels) is drawn, repeated until the batch is full, shuffled and cut to the batch
-    size; each pair weighs Beta(alpha, alpha). With nothing to mix, every example is paired with itself."""
+    """LISA's selective pairs: `same_label` mixes examples of one label with different attributes
+    (intra-label), otherwise examples of one attribute with different labels (intra-domain); for each label
+    (attribute) a random pair of attributes (labels) is drawn, repeated until the batch is full, shuffled and
+    cut to the batch size; each pair weighs Beta(alpha, alpha). With nothing to mix, every example is paired
+    with itself."""
     n = len(y)
     within, across = (y, a) if same_label else (a, y)
     identity = (torch.arange(n), torch.arange(n), torch.ones(n, dtype=torch.float64))
@@ -76,15 +78,16 @@ class MixedTraining(Method):
     """Soft-label cross-entropy on mixed pairs of the global batch; subclasses choose the pairs.
 
     Float inputs (images, features) are mixed as inputs; token ids cannot be, so their classifier inputs are
-    mixed instead (as the reference does for text). The batch is put in example-index order and the random draws
-    are seeded by (run seed, step), so one process and several draw the same pairs, a resumed run the same as an
-    uninterrupted one; under DDP every rank mixes the gathered batch and trains on its share of the mixed one.
+    mixed instead (as the reference does for text). The batch is put in example-index order and the random
+    draws are seeded by (run seed, step), so one process and several draw the same pairs, a resumed run the
+    same as an uninterrupted one; under DDP every rank mixes the gathered batch and trains on its share of the
+    mixed one.
     """
 
     hparams: ClassVar[dict[str, Param]] = {
         **OPTIMIZER_HPARAMS,
-        "classifier": Param("auto", "module path of the classifier whose input is mixed when inputs are token "
-                            "ids (auto: the last nn.Linear with one output per class)"),
+        "classifier": Param("auto", "module path of the classifier whose input is mixed when inputs are "
+                            "token ids (auto: the last nn.Linear with one output per class)"),
     }
 
     def __init__(self, network: nn.Module, hp: dict[str, Any], ctx: Context):

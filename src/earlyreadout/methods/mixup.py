@@ -14,14 +14,14 @@ from earlyreadout.params import LogUniform, Param
 
 @register("mixup")
 class Mixup(MixedTraining):
-    """Mixup (Zhang et al., ICLR 2018) as SubpopBench's `algorithms.Mixup` (learning/algorithms.py, mixup_data in
-    utils/misc.py): one Beta(alpha, alpha) weight per batch, partners by a random permutation; token inputs mix
-    their classifier inputs (the reference mixes text features too). No group labels are used."""
+    """Mixup (Zhang et al., ICLR 2018) as SubpopBench's `algorithms.Mixup` (learning/algorithms.py, mixup_data
+    in utils/misc.py): one Beta(alpha, alpha) weight per batch, partners by a random permutation; token inputs
+    mix their classifier inputs (the reference mixes text features too). No group labels are used."""
 
     hparams: ClassVar[dict[str, Param]] = {
         **MixedTraining.hparams,
-        "alpha": Param(0.2, "Beta(alpha, alpha) distribution of the mixing weight (the reference's mixup_alpha)",
-                       low=0.0, search=LogUniform(0.1, 10.0)),
+        "alpha": Param(0.2, "Beta(alpha, alpha) distribution of the mixing weight (the reference's "
+                       "mixup_alpha)", low=0.0, search=LogUniform(0.1, 10.0)),
     }
 
     def pairs(self, y: torch.Tensor, a: torch.Tensor, rng: np.random.Generator) -> Pairs:

@@ -10,8 +10,9 @@ from earlyreadout.methods.invariance import FeatureMatching, gaussian_mmd
 
 @register("mmd")
 class MMD(FeatureMatching):
-    """MMD (Li et al., CVPR 2018) as SubpopBench's `algorithms.MMD` (learning/algorithms.py): a sum of Gaussian
-    kernels with bandwidths 1e-3 .. 1e3; domains with fewer than two examples in a batch are left out."""
+    """MMD (Li et al., CVPR 2018) as SubpopBench's `algorithms.MMD` (learning/algorithms.py): a sum of
+    Gaussian kernels with bandwidths 1e-3 .. 1e3; domains with fewer than two examples in a batch are left
+    out."""
 
     def distance(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return gaussian_mmd(x, y)

@@ -40,8 +40,8 @@ def cluster_classwise(outputs: torch.Tensor, y: torch.Tensor, n_clusters: int, s
 
 
 def spare_weights(y: torch.Tensor, clusters: torch.Tensor, powers: torch.Tensor) -> torch.Tensor:
-    """SPARE's sampling weights: `1 / n_{c,k} ** power_c` for an example of class c in cluster k, normalised to
-    sum 1 within each class (every class equally likely)."""
+    """SPARE's sampling weights: `1 / n_{c,k} ** power_c` for an example of class c in cluster k, normalised
+    to sum 1 within each class (every class equally likely)."""
     groups = y * (int(clusters.max()) + 1) + clusters
     counts = torch.bincount(groups).double()
     weights = counts[groups] ** -powers[y].double()
@@ -51,12 +51,12 @@ def spare_weights(y: torch.Tensor, clusters: torch.Tensor, powers: torch.Tensor)
 
 @register("spare")
 class SPARE(InferThenTrain):
-    """SPARE (Yang et al., AISTATS 2023) as SpuCo's SpareInference + SpareTrain (group_inference/spare_inference.py,
-    robust_train/spare_train.py): the softmax outputs of an ERM model trained `erm_epochs` are clustered
-    with k-means within each class; classes whose silhouette is below `silhouette_threshold` sample their
-    clusters with power `high_power` (others with 1), and the network retrains from its initial weights on
-    examples drawn with those weights. Deviation: a class that cannot be clustered keeps one cluster. No
-    group labels are used.
+    """SPARE (Yang et al., 2023, arXiv:2305.18761) as SpuCo's SpareInference + SpareTrain
+    (group_inference/spare_inference.py, robust_train/spare_train.py): the softmax outputs of an ERM model
+    trained `erm_epochs` are clustered with k-means within each class; classes whose silhouette is below
+    `silhouette_threshold` sample their clusters with power `high_power` (others with 1), and the network
+    retrains from its initial weights on examples drawn with those weights. Deviation: a class that cannot be
+    clustered keeps one cluster. No group labels are used.
     """
 
     hparams: ClassVar[dict[str, Param]] = {
