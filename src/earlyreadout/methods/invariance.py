@@ -94,6 +94,7 @@ class FeatureMatching(Method):
             features = tap.inputs[self.classifier].flatten(1).float()
         nll = F.cross_entropy(logits, batch["y"])
         domain = distributed.gather_live(batch["a"])
-        penalty = pairwise_penalty(distributed.gather_live(features), domain, self.distance)
+        with torch.autocast(features.device.type, enabled=False):  # covariances and kernels in fp32
+            penalty = pairwise_penalty(distributed.gather_live(features), domain, self.distance)
         self.minimize(nll + self.hp["gamma"] * penalty, self.optimizers["main"])
         return {"loss": nll.item(), "penalty": penalty.item()}
