@@ -84,6 +84,14 @@ SIEVE = ["method.readout_head=linear", "method.forget_every=1", "method.forget_l
     ("readout-reweight", ["method.warmup_epochs=0", "method.readout_epochs=2"]),
     ("readout-dfr", ["method.retrains=2", "method.tune_repeats=1", "method.readout_layer=stage:1"]),
     ("afr", ["method.gamma=2", "method.pull=0.1", "method.head_steps=20"]),  # ERM stage without the held-out part
+    ("irm", ["method.penalty=10", "method.anneal_steps=4"]),  # penalties couple the global batch's examples
+    ("mmd", ["method.gamma=10"]),
+    ("coral", ["method.gamma=10"]),
+    ("mixup", ["method.alpha=1"]),  # token ids: classifier inputs mixed across the global batch
+    ("lisa", ["method.p_same_label=0.5"]),
+    ("lff", ["method.q=0.5"]),  # the biased network outside DDP
+    ("spare", ["method.clusters=2", "method.erm_epochs=1"]),  # inference on every rank's gathered outputs
+    ("eiil", ["method.steps=200", "method.eta=0.5"]),
 ])
 def test_two_processes_match_one(method, hp, tmp_path, request):
     if method == "dedier":

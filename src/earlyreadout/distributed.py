@@ -3,8 +3,9 @@ methods need, device names, and mixed precision.
 
 Under DDP only the network is wrapped; a method that owns other state (readout heads, group weights)
 keeps every rank's copy identical with these helpers: `sync_gradients` before stepping a non-DDP
-module's optimizer, `all_reduce_sum` for statistics that drive state updates, and `broadcast_module`
-for buffers that may drift (BatchNorm running statistics). Every helper is a no-op in one process.
+module's optimizer, `all_reduce_sum` for statistics that drive state updates, `gather_live` for losses that
+couple examples of the global batch, and `broadcast_module` for buffers that may drift (BatchNorm running
+statistics). Every helper is a no-op in one process.
 """
 
 from __future__ import annotations
@@ -88,6 +89,31 @@ def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
     out = t.detach().clone()
     dist.all_reduce(out)
     return out
+
+
+class _ScaleGradient(torch.autograd.Function):
+    """Identity forward; the backward multiplies the gradient by a constant."""
+
+    @staticmethod
+    def forward(ctx: Any, t: torch.Tensor, factor: float) -> torch.Tensor:
+        ctx.factor = factor
+        return t.view_as(t)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return grad * ctx.factor, None
+
+
+def gather_live(t: torch.Tensor) -> torch.Tensor:
+    """Every rank's equally sized `t` concatenated in rank order, differentiable through this rank's own part,
+    whose gradient is multiplied by the world size: a loss every rank computes on the whole, with gradients
+    averaged by DDP, then has the gradient of the one-process loss (for penalties that couple examples)."""
+    if not active():
+        return t
+    parts = [torch.empty_like(t) for _ in range(dist.get_world_size())]
+    dist.all_gather(parts, t.detach().contiguous())
+    parts[dist.get_rank()] = _ScaleGradient.apply(t, float(dist.get_world_size()))
+    return torch.cat(parts)
 
 
 def sync_gradients(params: Iterable[nn.Parameter]) -> None:

@@ -13,6 +13,14 @@ from earlyreadout.methods import dfr  # noqa: F401
 from earlyreadout.methods import readout_dfr  # noqa: F401
 from earlyreadout.methods import afr  # noqa: F401
 from earlyreadout.methods import self_retrain  # noqa: F401
+from earlyreadout.methods import irm  # noqa: F401
+from earlyreadout.methods import mmd  # noqa: F401
+from earlyreadout.methods import coral  # noqa: F401
+from earlyreadout.methods import mixup  # noqa: F401
+from earlyreadout.methods import lisa  # noqa: F401
+from earlyreadout.methods import lff  # noqa: F401
+from earlyreadout.methods import spare  # noqa: F401
+from earlyreadout.methods import eiil  # noqa: F401
 from earlyreadout.methods.base import METHODS, Context, Method, register
 
 __all__ = ["METHODS", "Context", "Method", "register"]

@@ -8,28 +8,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from earlyreadout import distributed
 from earlyreadout.data.loader import Batch
 from earlyreadout.methods.base import OPTIMIZER_HPARAMS, Context, Method, register
+from earlyreadout.methods.group_weights import group_dro_loss
 from earlyreadout.params import LogUniform, Param
 from earlyreadout.readout.weights import group_balanced_weights
-
-
-def group_sums(losses: torch.Tensor, g: torch.Tensor, n_groups: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(sum of `losses` per group, number of examples per group) of one batch."""
-    sums = torch.zeros(n_groups, dtype=losses.dtype, device=losses.device).index_add(0, g, losses)
-    counts = torch.bincount(g, minlength=n_groups).to(losses.dtype)
-    return sums, counts
-
-
-def update_group_weights(q: torch.Tensor, group_loss: torch.Tensor, present: torch.Tensor, eta: float,
-                         adjustment: torch.Tensor | None = None) -> torch.Tensor:
-    """One exponentiated-gradient step: `q_g *= exp(eta * (loss_g + adjustment_g))` for groups present
-    in the batch (absent groups keep their weight before renormalising), then normalise to sum 1."""
-    step = group_loss if adjustment is None else group_loss + adjustment
-    factor = torch.where(present, torch.exp(eta * step), torch.ones_like(step))
-    new = q * factor
-    return new / new.sum()
 
 
 @register("groupdro")
@@ -68,15 +51,7 @@ class GroupDRO(Method):
 
     def update(self, batch: Batch, step: int) -> dict[str, float]:
         losses = F.cross_entropy(self.network(batch["x"]), batch["y"], reduction="none")
-        sums, counts = group_sums(losses.detach().double(), batch["g"], len(self.q))
-        sums, counts = distributed.all_reduce_sum(sums), distributed.all_reduce_sum(counts)
-        present = counts > 0
-        group_loss = sums / counts.clamp_min(1)
-        self.q.copy_(update_group_weights(self.q, group_loss, present, self.hp["eta"], self.adjustment))
-        # each rank's share of sum_g q_g * mean_g; DDP averages gradients, hence the world-size factor
-        local_sums, _ = group_sums(losses, batch["g"], len(self.q))
-        weight = (self.q / counts.clamp_min(1)).to(losses.dtype)
-        loss = (weight * local_sums).sum() * self.ctx.world_size
+        loss, stats = group_dro_loss(losses, batch["g"], self.q, self.hp["eta"], self.ctx.world_size,
+                                     self.adjustment)
         self.minimize(loss, self.optimizers["main"])
-        return {"loss": float((self.q * group_loss).sum()), "worst_group_loss": float(group_loss[present].max()),
-                "q_max": float(self.q.max())}
+        return stats
