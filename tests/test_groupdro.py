@@ -10,7 +10,8 @@ from earlyreadout.data.loader import BatchLoader
 from earlyreadout.distributed import DistInfo
 from earlyreadout.errors import UserError
 from earlyreadout.methods.base import Context
-from earlyreadout.methods.groupdro import GroupDRO, group_balanced_weights, group_sums, update_group_weights
+from earlyreadout.methods.groupdro import GroupDRO, group_sums, update_group_weights
+from earlyreadout.methods.losses import group_balanced_weights
 from earlyreadout.params import resolve
 from earlyreadout.train.engine import build_run
 

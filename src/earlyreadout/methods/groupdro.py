@@ -11,6 +11,7 @@ from torch import nn
 from earlyreadout import distributed
 from earlyreadout.data.loader import Batch
 from earlyreadout.methods.base import OPTIMIZER_HPARAMS, Context, Method, register
+from earlyreadout.methods.losses import group_balanced_weights
 from earlyreadout.params import LogUniform, Param
 
 
@@ -29,12 +30,6 @@ def update_group_weights(q: torch.Tensor, group_loss: torch.Tensor, present: tor
     factor = torch.where(present, torch.exp(eta * step), torch.ones_like(step))
     new = q * factor
     return new / new.sum()
-
-
-def group_balanced_weights(g: torch.Tensor, n_groups: int) -> torch.Tensor:
-    """Per-instance sampling weights `1 / n_g` that make every non-empty group equally likely."""
-    counts = torch.bincount(g, minlength=n_groups).double()
-    return (1.0 / counts.clamp_min(1))[g]
 
 
 @register("groupdro")

@@ -80,7 +80,7 @@ def build_run(cfg: RunConfig, device: torch.device, dist: distributed.DistInfo,
     splits = splits or load_splits(cfg.data, cfg.data_options)
     train = splits["train"]
     method_cls = METHODS.get(cfg.method)
-    if method_cls.group_labels == "train" and not train.has_attributes:
+    if method_cls.labels_used(cfg.method_hp) == "train" and not train.has_attributes:
         raise UserError(f"method {cfg.method!r} needs group labels on train, which {train.name} does not have")
     network = build_model(cfg.model, cfg.model_options, train.info, train.n_classes).to(device)
     if cfg.train["channels_last"]:
