@@ -68,6 +68,17 @@ SIEVE = ["method.readout_head=linear", "method.forget_every=1", "method.forget_l
     ("readout-reweight", ["method.warmup_epochs=0", "method.readout_epochs=2"]),
     ("readout-dfr", ["method.retrains=2", "method.tune_repeats=1", "method.readout_layer=stage:1"]),
     ("afr", ["method.gamma=2", "method.pull=0.1", "method.head_steps=20"]),  # ERM stage without the held-out part
+    ("reweight", []),
+    ("sqrt-reweight", ["method.balance_by=class"]),
+    ("resample", []),
+    ("cbloss", ["method.beta=0.99"]),
+    ("focal", ["method.gamma=2"]),
+    ("ldam", []),
+    ("bsoftmax", []),
+    ("cvardro", ["method.alpha=0.3"]),  # the worst fraction of the global batch, not of each rank's half
+    ("crt", ["method.erm_epochs=1"]),  # classifier steps outside DDP's forward
+    ("reweight-crt", ["method.erm_epochs=1"]),
+    ("vanilla-crt", ["method.erm_epochs=1"]),
 ])
 def test_two_processes_match_one(method, hp, tmp_path, request):
     if method == "dedier":
