@@ -221,6 +221,7 @@ def train(cfg: RunConfig, resume: bool = False, log: Callable[[str], None] = pri
         save_checkpoint(unwrap(method.network).state_dict(), run.retrained)
     result = {
         "method": cfg.method, "dataset": cfg.data, "model": cfg.model, "seed": cfg.train["seed"],
+        "labels_used": METHODS.get(cfg.method).labels_used(cfg.method_hp),
         "selected_by": f"val {select_by}", "best_epoch": best_epoch, "epochs": cfg.train["epochs"],
         "train_time_s": elapsed, "val": score(val), "test": score(test),
     }
