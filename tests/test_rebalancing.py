@@ -24,7 +24,7 @@ from earlyreadout.methods.losses import (
     prior_shifted_logits,
 )
 from earlyreadout.params import resolve
-from earlyreadout.train.engine import build_run
+from earlyreadout.train.engine import build_run, train
 
 
 def test_inverse_size_weights_hand_made():
@@ -123,7 +123,7 @@ def test_balance_by_class_reads_no_group_labels(tmp_path, digits_splits):
     for name in ("reweight", "sqrt-reweight", "cbloss", "resample", "crt", "reweight-crt"):
         assert METHODS.get(name).labels_used({"balance_by": "group"}) == "train"
         assert METHODS.get(name).labels_used({"balance_by": "class"}) == "none"
-        with pytest.raises(UserError, match="needs group labels on train"):
+        with pytest.raises(UserError, match="needs group labels on train.*; set method.balance_by=class"):
             build_run(tiny_config(tmp_path, name), torch.device("cpu"), DistInfo(), splits)
         build_run(tiny_config(tmp_path, name, hp={"balance_by": "class"}), torch.device("cpu"), DistInfo(), splits)
 
@@ -212,3 +212,20 @@ def test_reweight_crt_weights_the_classifier_loss_by_group():
     logits = torch.zeros(6, 2)
     expected = math.log(2) * method.weights[torch.tensor([0, 0, 0, 1, 3, 3])].mean().item()
     assert method.head_loss(logits, full_batch(hand_made())).item() == pytest.approx(expected)
+
+
+REBALANCING = ("reweight", "sqrt-reweight", "cbloss", "resample", "focal", "ldam", "bsoftmax", "cvardro", "crt",
+               "reweight-crt", "vanilla-crt")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", REBALANCING)
+def test_a_resumed_run_equals_an_uninterrupted_one(name, tmp_path):
+    hp = {"erm_epochs": 1} if "crt" in name else {}
+    full = train(tiny_config(tmp_path / "full", name, hp=hp), log=lambda _m: None)
+    train(tiny_config(tmp_path / "cut", name, hp=hp, train={"epochs": 1}), log=lambda _m: None)
+    resumed = train(tiny_config(tmp_path / "cut", name, hp=hp), resume=True, log=lambda _m: None)
+    resumed["train_time_s"] = full["train_time_s"]
+    assert resumed == full
+    assert full["labels_used"] == ("train" if name in ("reweight", "sqrt-reweight", "cbloss", "resample", "crt",
+                                                       "reweight-crt") else "none")

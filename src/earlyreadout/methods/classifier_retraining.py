@@ -40,10 +40,14 @@ class ClassifierRetraining(Method):
     def __init__(self, network: nn.Module, hp: dict[str, Any], ctx: Context):
         super().__init__(network, hp, ctx)
         self.classifier = classifier_path(network, ctx.n_classes, hp["classifier"])
-        self.head = find_module(unwrap(network), self.classifier)
         self.optimizers["main"] = self.make_optimizer(network.parameters())
         self.optimizers["head"] = self.make_optimizer(self.head.parameters())
         self.erm_done = False
+
+    @property
+    def head(self) -> nn.Module:
+        """The classifier, inside the network (not a second copy in the method's state)."""
+        return find_module(unwrap(self.network), self.classifier)
 
     def sample_weights(self) -> torch.Tensor | None:
         """Per-example sampling weights of the classifier stage (None: every example once per epoch)."""
@@ -67,11 +71,12 @@ class ClassifierRetraining(Method):
         with torch.no_grad(), FeatureTap(net, [], inputs_of=[self.classifier]) as tap:
             call_model(net, batch["x"])
             features = tap.inputs[self.classifier]
-        loss = self.head_loss(self.head(features), batch)
+        head = self.head
+        loss = self.head_loss(head(features), batch)
         optimizer = self.optimizers["head"]
         optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
-        distributed.sync_gradients(self.head.parameters())  # outside DDP's backward: every rank steps alike
+        distributed.sync_gradients(head.parameters())  # outside DDP's backward: every rank steps alike
         self.scaler.step(optimizer)
         self.scaler.update()
         return {"loss": loss.item()}

@@ -81,7 +81,11 @@ def build_run(cfg: RunConfig, device: torch.device, dist: distributed.DistInfo,
     train = splits["train"]
     method_cls = METHODS.get(cfg.method)
     if method_cls.labels_used(cfg.method_hp) == "train" and not train.has_attributes:
-        raise UserError(f"method {cfg.method!r} needs group labels on train, which {train.name} does not have")
+        fixes = [f"method.{k}={c}" for k, p in method_cls.hparams.items() for c in p.choices or ()
+                 if method_cls.labels_used({**cfg.method_hp, k: c}) != "train"]
+        raise UserError(f"method {cfg.method!r} needs group labels on train, which {train.name} does not have; "
+                        + (f"set {fixes[0]}, or " if fixes else "") + "choose a method `earlyreadout list` shows "
+                        "reading none or val")
     network = build_model(cfg.model, cfg.model_options, train.info, train.n_classes).to(device)
     if cfg.train["channels_last"]:
         network = network.to(memory_format=torch.channels_last)
