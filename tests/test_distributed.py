@@ -92,6 +92,17 @@ SIEVE = ["method.readout_head=linear", "method.forget_every=1", "method.forget_l
     ("lff", ["method.q=0.5"]),  # the biased network outside DDP
     ("spare", ["method.clusters=2", "method.erm_epochs=1"]),  # inference on every rank's gathered outputs
     ("eiil", ["method.steps=200", "method.eta=0.5"]),
+    ("reweight", []),
+    ("sqrt-reweight", ["method.balance_by=class"]),
+    ("resample", []),
+    ("cbloss", ["method.beta=0.99"]),
+    ("focal", ["method.gamma=2"]),
+    ("ldam", []),
+    ("bsoftmax", []),
+    ("cvardro", ["method.alpha=0.3"]),  # the worst fraction of the global batch, not of each rank's half
+    ("crt", ["method.erm_epochs=1"]),  # classifier steps outside DDP's forward
+    ("reweight-crt", ["method.erm_epochs=1"]),
+    ("vanilla-crt", ["method.erm_epochs=1"]),
 ])
 def test_two_processes_match_one(method, hp, tmp_path, request):
     if method == "dedier":

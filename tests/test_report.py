@@ -14,7 +14,8 @@ from tests.conftest import tiny_config
 from earlyreadout.cli import main
 from earlyreadout.errors import UserError
 from earlyreadout.explain.figures import png_bytes
-from earlyreadout.report.page import _cell, best_cells, find_runs, group_runs, setting_key, write_report
+from earlyreadout.report.html_table import best_cells, cell
+from earlyreadout.report.page import find_runs, group_runs, setting_key, write_report
 from earlyreadout.train.engine import train
 
 TINY_COMPARE = ["--data", "dominoes", "--epochs", "2", "--batch-size", "16", "data.n_train=96", "data.n_val=48",
@@ -38,9 +39,9 @@ def compared(tmp_path_factory):
 
 
 def test_cells_and_best_cells_hand_values():
-    assert _cell([0.5, None, 0.7]) == ("60.0 ± 14.1", pytest.approx(0.6))
-    assert _cell([0.25]) == ("25.0", 0.25)
-    assert _cell([None]) == ("–", None)
+    assert cell([0.5, None, 0.7]) == ("60.0 ± 14.1", pytest.approx(0.6))
+    assert cell([0.25]) == ("25.0", 0.25)
+    assert cell([None]) == ("–", None)
     rows = [[("a", None), ("1", 0.9), ("x", 0.2)], [("b", None), ("2", 0.7), ("y", 0.1)]]
     assert best_cells(rows, [None, "max", "min"]) == {(0, 1), (1, 2)}
     assert best_cells(rows, [], across_rows=True) == {(0, 1), (1, 1)}
@@ -119,3 +120,20 @@ def test_the_report_renders_in_a_headless_browser(compared, tmp_path):
         assert table["rows"] >= 2 and min(table["box"]) > 0, table
     with Image.open(shot) as im:
         assert im.width >= 1000 and im.height > 1500
+
+
+def test_table_summary_and_report_say_which_labels_each_method_read_and_its_time_vs_erm(compared):
+    lines = (compared / "summary.txt").read_text().splitlines()
+    assert re.split(r"\s{2,}", lines[1])[-2:] == ["labels", "time vs ERM"]
+    rows = {line.split()[0]: re.split(r"\s{2,}", line) for line in lines[3:]}
+    assert rows["erm"][-2:] == ["none", "1.00x"]
+    assert rows["groupdro"][-2] == "train groups"
+    summary = json.loads((compared / "summary.json").read_text())
+    assert {r["method"]: r["labels_used"] for r in summary} == {"erm": "none", "groupdro": "train", "ceiling": "none"}
+    erm = [r["train_time_s"] for r in summary if r["method"] == "erm"]
+    groupdro = [r for r in summary if r["method"] == "groupdro"]
+    assert groupdro[0]["time_vs_erm"] == pytest.approx(sum(r["train_time_s"] for r in groupdro) / sum(erm))
+    page = (compared / "report.html").read_text()
+    headline = page[page.index("<table"):page.index("</table>")]
+    assert "<th>labels</th><th>time vs ERM</th>" in headline
+    assert headline.index(">ceiling<") < headline.index(">groupdro<")  # label-free methods first, then train's

@@ -7,14 +7,36 @@ from typing import Any
 
 from earlyreadout.config import build_config, raw_config, set_values
 from earlyreadout.data import DATASETS
-from earlyreadout.errors import UserError
+from earlyreadout.errors import UserError, did_you_mean
 from earlyreadout.io import write_json
+from earlyreadout.methods import METHODS
 from earlyreadout.report.page import write_report
-from earlyreadout.report.table import table
+from earlyreadout.report.table import labels_of, table, times_vs_erm
 from earlyreadout.train.engine import train
 from earlyreadout.train.runs import RunDir
 
 CEILING = "ceiling"
+# families of methods by the group labels they read at their default settings
+FAMILIES = {"all": ("none", "val", "train"), "label-free": ("none",), "group-labels": ("val", "train")}
+
+
+def expand_methods(names: list[str]) -> tuple[list[str], list[str]]:
+    """(the methods `names` asks for, with each family expanded and ERM first in a family, no repeats;
+    the distillers a family left out, as they need a teacher run)."""
+    out: list[str] = []
+    skipped: list[str] = []
+    for name in names:
+        if name in FAMILIES:
+            members = [m for m in METHODS if labels_of(m, {}) in FAMILIES[name]]
+            skipped += [m for m in members if "teacher" in METHODS.get(m).hparams]
+            out += sorted((m for m in members if m not in skipped), key=lambda m: m != "erm")
+        elif name in METHODS or name == CEILING:
+            out.append(name)
+        else:
+            known = [*METHODS, *FAMILIES, CEILING]
+            raise UserError(f"unknown method {name!r}{did_you_mean(name, known)}; --methods takes methods "
+                            f"({', '.join(METHODS)}), families ({', '.join(FAMILIES)}) and {CEILING}")
+    return list(dict.fromkeys(out)), list(dict.fromkeys(m for m in skipped if m not in out))
 
 
 def compare(methods: list[str], out: str | Path, config: str | None = None, overrides: list[str] | None = None,
@@ -23,10 +45,15 @@ def compare(methods: list[str], out: str | Path, config: str | None = None, over
 
     `config`, typed `values` (flags) and `overrides` (key=value, which win) are shared by every run. The
     pseudo-method `ceiling` is ERM on group-balanced train (`data.correlation=1/n_classes`, generated benchmarks
-    only): the best a method can hope for on that benchmark, shown beside the others.
+    only): the best a method can hope for on that benchmark, shown beside the others. Families (`all`,
+    `label-free`, `group-labels`) stand for the methods reading those group labels (see `expand_methods`).
     """
     if seeds < 1:
         raise UserError(f"--seeds must be at least 1; got {seeds}")
+    methods, skipped = expand_methods(methods)
+    if skipped:
+        print(f"left out {', '.join(skipped)}: distillers train from a teacher run (`earlyreadout distill "
+              "--teacher RUN`); name one with method.teacher=RUN to include it")
     raw = raw_config(config, overrides, values)
     out = Path(out)
     # validate every method's config before training anything
@@ -46,7 +73,11 @@ def compare(methods: list[str], out: str | Path, config: str | None = None, over
     results = []
     for (m, seed), cfg in configs.items():
         print(f"== {m} seed {seed} -> {cfg.out}")
-        results.append({**RunDir(cfg.out).train_or_reuse(cfg, train), "method": m})
+        result = RunDir(cfg.out).train_or_reuse(cfg, train)
+        labels = result.get("labels_used") or labels_of(cfg.method, cfg.method_hp)  # (runs from before the key)
+        results.append({**result, "method": m, "labels_used": labels})
+    relative = times_vs_erm(results)
+    results = [{**r, "time_vs_erm": relative[r["method"]]} if relative else r for r in results]
     text = table(results)
     print()
     print(text)

@@ -45,13 +45,17 @@ def cmd_list(args: argparse.Namespace) -> int:
     from earlyreadout.data import DATASETS
     from earlyreadout.methods import METHODS
     from earlyreadout.models import MODELS
+    from earlyreadout.report.table import labels_of
 
     for title, registry, attr in (("methods", METHODS, "hparams"), ("datasets", DATASETS, "options"),
                                   ("models", MODELS, "options")):
         print(f"{title}:")
         for name in registry:
-            labels = getattr(registry.get(name), "group_labels", None)
-            print(f"  {name:<20} group labels: {labels}" if labels else f"  {name}")
+            labels = labels_of(name, {}) if registry is METHODS else None
+            other = [f"method.{k}={c}: {labels_of(name, {k: c})}" for k, p in getattr(registry.get(name), attr).items()
+                     if labels and p.choices for c in p.choices if labels_of(name, {k: c}) != labels]
+            print(f"  {name:<20} group labels: {labels}" + (f"  ({'; '.join(other)})" if other else "")
+                  if labels else f"  {name}")
             if args.verbose:
                 for key, p in getattr(registry.get(name), attr).items():
                     print(f"      {key} = {p.default!r}  ({p.describe()}) {p.help}")
@@ -66,8 +70,10 @@ def _train_args(p: argparse.ArgumentParser) -> None:
 
 def _compare_args(p: argparse.ArgumentParser) -> None:
     add_run_options(p)
-    p.add_argument("--methods", default="erm", help="comma-separated methods to compare; `ceiling` adds ERM "
-                   "on group-balanced train (generated benchmarks), the best a method can hope for")
+    p.add_argument("--methods", default="erm", help="comma-separated methods and families to compare: `all` (every "
+                   "method but the distillers, which need a teacher), `label-free` (no group labels), "
+                   "`group-labels` (train or val group labels); `ceiling` adds ERM on group-balanced train "
+                   "(generated benchmarks), the best a method can hope for")
     p.add_argument("--seeds", type=int, default=1, help="seeds per method")
     p.add_argument("--out", default="runs/compare", help="folder for the runs and the summary")
 

@@ -21,6 +21,17 @@ from earlyreadout.methods import lisa  # noqa: F401
 from earlyreadout.methods import lff  # noqa: F401
 from earlyreadout.methods import spare  # noqa: F401
 from earlyreadout.methods import eiil  # noqa: F401
+from earlyreadout.methods import reweight  # noqa: F401
+from earlyreadout.methods import sqrt_reweight  # noqa: F401
+from earlyreadout.methods import resample  # noqa: F401
+from earlyreadout.methods import cbloss  # noqa: F401
+from earlyreadout.methods import focal  # noqa: F401
+from earlyreadout.methods import ldam  # noqa: F401
+from earlyreadout.methods import bsoftmax  # noqa: F401
+from earlyreadout.methods import cvardro  # noqa: F401
+from earlyreadout.methods import crt  # noqa: F401
+from earlyreadout.methods import reweight_crt  # noqa: F401
+from earlyreadout.methods import vanilla_crt  # noqa: F401
 from earlyreadout.methods.base import METHODS, Context, Method, register
 
 __all__ = ["METHODS", "Context", "Method", "register"]

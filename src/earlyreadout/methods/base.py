@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -105,6 +105,12 @@ class Method(nn.Module):
     # the group labels a method reads beyond checkpoint selection: "train" (it trains on them), "val" (it fits
     # or tunes on validation's) or "none"; `list` and the report show it beside each method
     group_labels: ClassVar[str] = "none"
+
+    @classmethod
+    def labels_used(cls, hp: Mapping[str, Any]) -> str:
+        """The group labels the method reads under settings `hp` ("train", "val" or "none"): `group_labels`,
+        unless a setting chooses (e.g. balancing by groups or by classes)."""
+        return cls.group_labels
 
     def __init__(self, network: nn.Module, hp: dict[str, Any], ctx: Context):
         super().__init__()

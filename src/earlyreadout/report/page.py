@@ -21,9 +21,10 @@ from earlyreadout.distributed import DEVICE_OPTION
 from earlyreadout.errors import UserError
 from earlyreadout.explain.runs import explain_runs
 from earlyreadout.io import read_json_file, write_text
-from earlyreadout.metrics import mean_std
 from earlyreadout.params import Param, checked
+from earlyreadout.report.html_table import cell, html_table
 from earlyreadout.report.plots import curves_png, measures_png
+from earlyreadout.report.table import LABEL_ORDER, LABEL_WORDS, labels_of, times_vs_erm
 from earlyreadout.train.runs import RunDir, saved_config
 
 HEADLINE = (("worst_group_accuracy", "worst-group"), ("adjusted_accuracy", "adjusted"),
@@ -84,6 +85,13 @@ class Run:
     def dataset(self) -> str:
         return self.config["data"]["name"]
 
+    @property
+    def labels(self) -> str:
+        """The group labels the run's method read (train, val or none), as its metrics or its config say."""
+        if self.metrics and "labels_used" in self.metrics:
+            return self.metrics["labels_used"]
+        return labels_of(self.method, {k: v for k, v in self.config["method"].items() if k != "name"})
+
 
 def read_run(path: Path) -> Run:
     """A run directory's config, metrics (None while unfinished) and per-epoch log."""
@@ -134,47 +142,6 @@ def group_runs(runs: Sequence[Run]) -> dict[str, list[Run]]:
     return labelled
 
 
-def _cell(values: Sequence[float | None], scale: float = 100.0, digits: int = 1) -> tuple[str, float | None]:
-    """(mean ± std of the non-missing values, scaled; the mean that ranks the cell); no std for one value."""
-    present = [v for v in values if v is not None]
-    if not present:
-        return "–", None
-    spread = mean_std(present)
-    text = f"{spread['mean'] * scale:.{digits}f}" + (f" ± {spread['std'] * scale:.{digits}f}" if len(present) > 1 else "")
-    return text, spread["mean"]
-
-
-Cell = tuple[str, float | None]  # (text, the value that ranks it; None for labels and missing values)
-
-
-def best_cells(rows: Sequence[Sequence[Cell]], better: Sequence[str | None], across_rows: bool = False) -> set:
-    """(i, j) of the best value of each column whose `better` is "max" or "min" (of each row, across_rows);
-    a line whose values are all equal has no best."""
-    lines = ([[(i, j) for j in range(len(row))] for i, row in enumerate(rows)] if across_rows
-             else [[(i, j) for i in range(len(rows))] for j in range(len(better))])
-    chosen = set()
-    for k, line in enumerate(lines):
-        rule = better[k] if not across_rows else "max"
-        valued = [(rows[i][j][1], (i, j)) for i, j in line if rows[i][j][1] is not None]
-        if rule is None or len({v for v, _ in valued}) < 2:  # nothing to choose between
-            continue
-        top = (max if rule == "max" else min)(v for v, _ in valued)
-        chosen |= {at for v, at in valued if v == top}
-    return chosen
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[Cell]], better: Sequence[str | None],
-           across_rows: bool = False) -> str:
-    """An HTML table with the best value per column (or per row) highlighted."""
-    best = best_cells(rows, better, across_rows)
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join(
-        "<tr>" + "".join(f'<td{" class=best" if (i, j) in best else ""}>{html.escape(text)}</td>'
-                         for j, (text, _) in enumerate(row)) + "</tr>"
-        for i, row in enumerate(rows))
-    return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
-
-
 def metrics_table(settings: dict[str, list[Run]]) -> str:
     """Test metrics per setting (mean ± std over seeds), then accuracy per group with methods side by side."""
     finished = {label: [r for r in rs if r.metrics] for label, rs in settings.items()}
@@ -184,19 +151,24 @@ def metrics_table(settings: dict[str, list[Run]]) -> str:
                "finish a run with <code>earlyreadout train --resume --out RUN</code>.</p>") if unfinished else ""
     if not finished:
         return pending
+    # grouped as `compare --methods` families: no group labels, then val's, then train's
+    finished = dict(sorted(finished.items(), key=lambda item: LABEL_ORDER.index(LABEL_WORDS[item[1][0].labels])))
     first = next(iter(finished.values()))[0].metrics
-    header = ["method", "runs"] + [f"{t} (%)" for _, t in HEADLINE]
-    rows = [[(label, None), (str(len(rs)), None)] + [_cell([r.metrics["test"].get(k) for r in rs]) for k, _ in HEADLINE]
+    relative = times_vs_erm([{**r.metrics, "method": label} for label, rs in finished.items() for r in rs])
+    header = ["method", "runs"] + [f"{t} (%)" for _, t in HEADLINE] + ["labels"] + (["time vs ERM"] if relative else [])
+    rows = [[(label, None), (str(len(rs)), None)] + [cell([r.metrics["test"].get(k) for r in rs]) for k, _ in HEADLINE]
+            + [(LABEL_WORDS[rs[0].labels], None)] + ([(f"{relative[label]:.2f}x", None)] if relative else [])
             for label, rs in finished.items()]
-    better = [None, None] + ["min" if k == "ece" else "max" for k, _ in HEADLINE]
+    better = [None, None] + ["min" if k == "ece" else "max" for k, _ in HEADLINE] + [None, None]
     note = (f'<p class="note">Test split; checkpoint selected by {html.escape(str(first.get("selected_by")))}; '
-            "mean ± std over seeds; the best value is highlighted.</p>")
+            "mean ± std over seeds; the best value is highlighted. Methods are grouped by the group labels they "
+            "read (none, val groups, train groups); time: training time (with any refit) relative to ERM.</p>")
     groups = first["test"]["groups"]
     per_group = [[(g["name"], None), (str(g["n"]), None)]
-                 + [_cell([_group_accuracy(r.metrics["test"], g["name"]) for r in rs]) for rs in finished.values()]
+                 + [cell([_group_accuracy(r.metrics["test"], g["name"]) for r in rs]) for rs in finished.values()]
                  for g in groups]
-    return (pending + note + _table(header, rows, better) + "<h4>Test accuracy per group (%)</h4>"
-            + _table(["group", "n"] + list(finished), per_group, [], across_rows=True))
+    return (pending + note + html_table(header, rows, better) + "<h4>Test accuracy per group (%)</h4>"
+            + html_table(["group", "n"] + list(finished), per_group, [], across_rows=True))
 
 
 def _group_accuracy(split_metrics: dict[str, Any], name: str) -> float | None:
@@ -244,14 +216,14 @@ def _diagnosis_table(summary: dict[str, Any]) -> str:
     for layer, entry in layers.items():
         flag = entry.get("flagging") or {}
         train = (entry.get("splits") or {}).get("train") or {}
-        rows.append([(layer, None), _cell([train.get("average_accuracy")]),
-                     _cell([flag.get("auc")], 1.0, 3), _cell([flag.get("average_precision")], 1.0, 3)])
+        rows.append([(layer, None), cell([train.get("average_accuracy")]),
+                     cell([flag.get("auc")], 1.0, 3), cell([flag.get("average_precision")], 1.0, 3)])
     if not rows:
         return ""
     minority = ", ".join(summary.get("minority_groups", [])) or "none"
     note = (f'<p class="note">Readouts on frozen layers; confident errors flag the minority training groups '
             f"({html.escape(minority)}).</p>")
-    return note + _table(["layer", "train readout accuracy (%)", "minority AUC", "minority AP"], rows,
+    return note + html_table(["layer", "train readout accuracy (%)", "minority AUC", "minority AP"], rows,
                          [None, None, "max", "max"])
 
 
@@ -270,15 +242,15 @@ def gradcam_section(settings: dict[str, list[Run]], n: int, n_mass: int, device:
              f'layer {html.escape(", ".join(dict.fromkeys(r["layer"] for r in runs)))}.</p>')]
     for key, title in (("core_mass", "on the core region"), ("spurious_mass", "on the spurious region")):
         if any(g.get(key) is not None for r in runs for g in r["groups"].values()):
-            rows = [[(r["label"], None)] + [_cell([r["groups"][g].get(key)]) for g in groups]
-                    + [_cell([r.get(f"{key}_group_mean")])] for r in runs]
+            rows = [[(r["label"], None)] + [cell([r["groups"][g].get(key)]) for g in groups]
+                    + [cell([r.get(f"{key}_group_mean")])] for r in runs]
             what = "Grad-CAM mass" if explanation.kind == "image" else "share of |gradient x input|"
             parts.append(f"<h4>{what} {title} (%)</h4>")
             area = explanation.summary.get("region_area", {}).get(key)
             if area is not None:
                 parts.append(f'<p class="note">A uniform map would give {100 * area:.1f}%.</p>')
             rule = "max" if key == "core_mass" else "min"
-            parts.append(_table(["method"] + groups + ["mean over groups"], rows, [None] + [rule] * (len(groups) + 1)))
+            parts.append(html_table(["method"] + groups + ["mean over groups"], rows, [None] + [rule] * (len(groups) + 1)))
     for name, fig in explanation.figures.items():
         if isinstance(fig, bytes):
             parts.append(f'<div class="figs">{figure(fig, f"Grad-CAM, group {name}")}</div>')

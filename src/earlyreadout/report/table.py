@@ -1,15 +1,43 @@
-"""Plain-text results tables for the terminal (worst-group accuracy first)."""
+"""Plain-text results tables for the terminal (worst-group accuracy first), and what every results table
+says about a method beside its metrics: the group labels it read and its training time relative to ERM."""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from statistics import mean
 from typing import Any
 
+from earlyreadout.methods import METHODS
 from earlyreadout.metrics import mean_std
 
 COLUMNS = (("worst_group_accuracy", "test worst-group"), ("adjusted_accuracy", "test adjusted"),
            ("average_accuracy", "test average"), ("ece", "test ECE"))
+LABEL_WORDS = {"train": "train groups", "val": "val groups", "none": "none"}
+LABEL_ORDER = ("none", "val groups", "train groups")  # how the report groups methods
+
+
+def labels_of(method: str, settings: Mapping[str, Any]) -> str:
+    """The group labels `method` reads under its `settings` (missing ones at their defaults): train, val or
+    none (what a run's metrics.json records as `labels_used`; runs from before it are read from the config)."""
+    cls = METHODS.get(method)
+    return cls.labels_used({**{k: p.default for k, p in cls.hparams.items()}, **settings})
+
+
+def time_s(result: Mapping[str, Any]) -> float:
+    """A run's training time: the epochs plus any refit after checkpoint selection."""
+    return result["train_time_s"] + result.get("last_layer", {}).get("time_s", 0.0)
+
+
+def times_vs_erm(results: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+    """Mean training time of each method over its seeds divided by ERM's ({} when ERM is not among them)."""
+    by_method: dict[str, list[float]] = defaultdict(list)
+    for r in results:
+        by_method[r["method"]].append(time_s(r))
+    if not by_method.get("erm"):
+        return {}
+    erm = mean(by_method["erm"])
+    return {m: mean(ts) / erm for m, ts in by_method.items()} if erm > 0 else {}
 
 
 def _cell(values: list[float]) -> str:
@@ -20,16 +48,19 @@ def _cell(values: list[float]) -> str:
 
 
 def table(results: Sequence[dict[str, Any]]) -> str:
-    """One row per method (mean ± std over seeds), test metrics of the selected checkpoints."""
+    """One row per method (mean ± std over seeds): test metrics of the selected checkpoints, then the labels
+    each method read (a result's `labels_used`) and, with ERM among them, its training time relative to ERM."""
     by_method: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in results:
         by_method[r["method"]].append(r)
-    header = ["method", "seeds"] + [title for _, title in COLUMNS]
+    relative = times_vs_erm(results)
+    header = ["method", "seeds"] + [title for _, title in COLUMNS] + ["labels"] + (["time vs ERM"] if relative else [])
     rows = [header]
     for method, rs in by_method.items():
-        rows.append([method, str(len(rs))] + [_cell([r["test"][k] for r in rs]) for k, _ in COLUMNS])
+        rows.append([method, str(len(rs))] + [_cell([r["test"][k] for r in rs]) for k, _ in COLUMNS]
+                    + [LABEL_WORDS.get(rs[0].get("labels_used"), "?")] + ([f"{relative[method]:.2f}x"] if relative else []))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in rows]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     dataset = results[0]["dataset"] if results else ""
     selected = results[0]["selected_by"] if results else ""

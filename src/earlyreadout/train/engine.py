@@ -79,8 +79,12 @@ def build_run(cfg: RunConfig, device: torch.device, dist: distributed.DistInfo,
     splits = splits or load_splits(cfg.data, cfg.data_options)
     train = splits["train"]
     method_cls = METHODS.get(cfg.method)
-    if method_cls.group_labels == "train" and not train.has_attributes:
-        raise UserError(f"method {cfg.method!r} needs group labels on train, which {train.name} does not have")
+    if method_cls.labels_used(cfg.method_hp) == "train" and not train.has_attributes:
+        fixes = [f"method.{k}={c}" for k, p in method_cls.hparams.items() for c in p.choices or ()
+                 if method_cls.labels_used({**cfg.method_hp, k: c}) != "train"]
+        raise UserError(f"method {cfg.method!r} needs group labels on train, which {train.name} does not have; "
+                        + (f"set {fixes[0]}, or " if fixes else "") + "choose a method `earlyreadout list` shows "
+                        "reading none or val")
     network = build_model(cfg.model, cfg.model_options, train.info, train.n_classes).to(device)
     if cfg.train["channels_last"]:
         network = network.to(memory_format=torch.channels_last)
@@ -220,6 +224,7 @@ def train(cfg: RunConfig, resume: bool = False, log: Callable[[str], None] = pri
         save_checkpoint(unwrap(method.network).state_dict(), run.retrained)
     result = {
         "method": cfg.method, "dataset": cfg.data, "model": cfg.model, "seed": cfg.train["seed"],
+        "labels_used": METHODS.get(cfg.method).labels_used(cfg.method_hp),
         "selected_by": f"val {select_by}", "best_epoch": best_epoch, "epochs": cfg.train["epochs"],
         "train_time_s": elapsed, "val": score(val), "test": score(test),
     }

@@ -64,6 +64,7 @@ def retrain(source: str | Path, method: str, out: str | Path, settings: dict[str
     source_metrics = src.read_metrics()
     score = scorer(method_obj, cfg, device, distributed.DistInfo(0, 1, 0), progress=False)
     result = {"method": method, "dataset": cfg.data, "model": cfg.model, "seed": cfg.train["seed"],
+              "labels_used": type(method_obj).labels_used(cfg.method_hp),
               "selected_by": source_metrics.get("selected_by"), "best_epoch": source_metrics.get("best_epoch"),
               "epochs": cfg.train["epochs"], "train_time_s": source_metrics.get("train_time_s"),
               "val": score(splits["val"]), "test": score(splits["test"]), "last_layer": info}
