@@ -1,0 +1,30 @@
+"""Early readouts in both stages against tuned JTT: readout-reweight, then readout-dfr refits its selected model.
+
+readout-reweight (its defaults: cross-fitted early readouts up-weight what they get wrong; no group labels)
+and JTT (its tuned defaults) train at full default size on seeds 1-3, selected by validation worst-group
+accuracy, their runs kept. readout-dfr (its leave-one-out defaults from `last_layer`: no group labels
+anywhere) and DFR (validation group labels, for reference) refit the last layer of each selected model.
+`time_over_erm` is not reported here: the refit's time is in each row (`retrain_time_s`).
+"""
+
+from study import Arm, Study
+
+STUDY = Study(
+    name="readout_stack",
+    about=__doc__,
+    data=("colored-digits", "spurious-text", "small-digits", "dominoes"),
+    select={"known": "worst_group"},
+    key="{data}/{arm}/seed{seed}",
+    log="readout_stack_runs.jsonl",
+    arms={
+        "readout-reweight": Arm("readout-reweight", keep=True),
+        "jtt": Arm("jtt", keep=True, data=("colored-digits", "spurious-text", "small-digits")),
+        "readout-reweight + readout-dfr": Arm("readout-dfr", refit="readout-reweight",
+                                              key="{data}/readout-reweight/seed{seed}/readout-dfr",
+                                              log="readout_stack_retrains.jsonl"),
+        "readout-reweight + dfr": Arm("dfr", refit="readout-reweight", key="{data}/readout-reweight/seed{seed}/dfr",
+                                      log="readout_stack_retrains.jsonl"),
+        "jtt + readout-dfr": Arm("readout-dfr", refit="jtt", key="{data}/jtt/seed{seed}/readout-dfr",
+                                 log="readout_stack_retrains.jsonl", data=("colored-digits", "spurious-text", "small-digits")),
+    },
+)
