@@ -2,10 +2,11 @@
 
 import pytest
 
-from earlyreadout.compare import expand_methods
+from earlyreadout.compare import compare, expand_methods
 from earlyreadout.errors import UserError
 from earlyreadout.methods import METHODS
 from earlyreadout.report.table import labels_of
+from earlyreadout.train.retrain import retrain
 
 DISTILLERS = {m for m in METHODS if "teacher" in METHODS.get(m).hparams}
 
@@ -42,3 +43,22 @@ def test_unknown_names_list_methods_and_families():
 
 def test_balance_by_moves_a_method_between_families():
     assert labels_of("reweight", {}) == "train" and labels_of("reweight", {"balance_by": "class"}) == "none"
+
+
+def test_a_then_b_trains_a_once_and_refits_it_as_the_retrain_command_does(tmp_path, capsys):
+    """`erm+dfr` reuses the plain erm run and equals `earlyreadout retrain` of it; its labels are the pair's."""
+    tiny = ["data.n_train=64", "data.n_val=48", "data.n_test=32", "data.size=16", "model.width=8", "train.epochs=1"]
+    results = compare(["erm", "erm+dfr"], tmp_path / "cmp", overrides=tiny)
+    assert [r["method"] for r in results] == ["erm", "erm+dfr"]
+    printed = capsys.readouterr().out
+    assert printed.count("epoch   1/1") == 1 and "== refit by dfr -> " in printed  # erm trained once
+    assert results[1]["labels_used"] == "val" and results[0]["labels_used"] == "none"
+    assert (tmp_path / "cmp" / "erm+dfr" / "seed0" / "checkpoints" / "retrained.pt").is_file()
+    direct = retrain(tmp_path / "cmp" / "erm" / "seed0", "dfr", tmp_path / "direct", log=lambda _m: None)
+    assert results[1]["test"] == direct["test"] and results[1]["val"] == direct["val"]
+
+
+@pytest.mark.parametrize("name", ["erm+jtt", "ermm+dfr", "erm+"])
+def test_a_then_b_needs_a_method_then_a_last_layer_method(name):
+    with pytest.raises(UserError, match=r"A\+B trains method A, then refits its last layer with B; .*readout-dfr"):
+        expand_methods([name])

@@ -13,9 +13,12 @@ from earlyreadout.methods import METHODS
 from earlyreadout.report.page import write_report
 from earlyreadout.report.table import labels_of, table, times_vs_erm
 from earlyreadout.train.engine import train
+from earlyreadout.train.retrain import last_layer_methods, retrain
 from earlyreadout.train.runs import RunDir
 
 CEILING = "ceiling"
+THEN = "+"  # `A+B`: method A trained, then its selected model's last layer refitted by B (a last-layer method)
+LABEL_RANK = ("none", "val", "train")
 # families of methods by the group labels they read at their default settings
 FAMILIES = {"all": ("none", "val", "train"), "label-free": ("none",), "group-labels": ("val", "train")}
 
@@ -31,6 +34,12 @@ def expand_methods(names: list[str]) -> tuple[list[str], list[str]]:
             skipped += [m for m in members if "teacher" in METHODS.get(m).hparams]
             out += sorted((m for m in members if m not in skipped), key=lambda m: m != "erm")
         elif name in METHODS or name == CEILING:
+            out.append(name)
+        elif THEN in name:
+            first, _, refit = name.partition(THEN)
+            if first not in METHODS or refit not in last_layer_methods():
+                raise UserError(f"{name!r}: A{THEN}B trains method A, then refits its last layer with B; A must be a "
+                                f"method and B one of {', '.join(last_layer_methods())}")
             out.append(name)
         else:
             known = [*METHODS, *FAMILIES, CEILING]
@@ -59,9 +68,11 @@ def compare(methods: list[str], out: str | Path, config: str | None = None, over
     # validate every method's config before training anything
     configs = {}
     for m in methods:
+        trained = m.partition(THEN)[0]  # A of `A+B` trains into A's own folder, shared with a plain A
         for s in range(seeds):
             seed = first_seed + s
-            run = {"train.seed": seed, "out": str(out / m / f"seed{seed}"), "method.name": "erm" if m == CEILING else m}
+            run = {"train.seed": seed, "out": str(out / trained / f"seed{seed}"),
+                   "method.name": "erm" if m == CEILING else trained}
             if m == CEILING:
                 base = build_config(set_values(raw, run))
                 if "correlation" not in DATASETS.get(base.data).options:
@@ -70,12 +81,17 @@ def compare(methods: list[str], out: str | Path, config: str | None = None, over
                 # one attribute per class: agreement 1/n_classes leaves every (label, attribute) group equally likely
                 run["data.correlation"] = 1.0 / base.data_options.get("n_classes", 2)
             configs[m, seed] = build_config(set_values(raw, run))
-    results = []
+    results, runs = [], []
     for (m, seed), cfg in configs.items():
         print(f"== {m} seed {seed} -> {cfg.out}")
         result = RunDir(cfg.out).train_or_reuse(cfg, train)
         labels = result.get("labels_used") or labels_of(cfg.method, cfg.method_hp)  # (runs from before the key)
+        path = cfg.out
+        if THEN in m:
+            path = str(out / m / f"seed{seed}")
+            result, labels = refitted(cfg.out, m.partition(THEN)[2], path, labels)
         results.append({**result, "method": m, "labels_used": labels})
+        runs.append(path)
     relative = times_vs_erm(results)
     results = [{**r, "time_vs_erm": relative[r["method"]]} if relative else r for r in results]
     text = table(results)
@@ -83,6 +99,16 @@ def compare(methods: list[str], out: str | Path, config: str | None = None, over
     print(text)
     write_json(results, out / "summary.json")
     (out / "summary.txt").write_text(text + "\n")
-    report = write_report([cfg.out for cfg in configs.values()], out / "report.html")
+    report = write_report(runs, out / "report.html")
     print(f"report written to {report}")
     return results
+
+
+def refitted(source: str, method: str, out: str, source_labels: str) -> tuple[dict[str, Any], str]:
+    """(metrics of `source` refitted by the last-layer `method` into `out`, read back if done; the labels the
+    pair read: the more of the two)."""
+    run = RunDir(out)
+    print(f"== refit by {method} -> {out}")
+    result = run.read_metrics() if run.done.exists() else retrain(source, method, out)
+    labels = max(source_labels, result.get("labels_used", "none"), key=LABEL_RANK.index)
+    return result, labels

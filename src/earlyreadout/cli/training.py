@@ -73,7 +73,8 @@ def _compare_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--methods", default="erm", help="comma-separated methods and families to compare: `all` (every "
                    "method but the distillers, which need a teacher), `label-free` (no group labels), "
                    "`group-labels` (train or val group labels); `ceiling` adds ERM on group-balanced train "
-                   "(generated benchmarks), the best a method can hope for")
+                   "(generated benchmarks), the best a method can hope for; `A+B` trains A, then refits its "
+                   "selected model's last layer with B (e.g. readout-reweight+readout-dfr)")
     p.add_argument("--seeds", type=int, default=1, help="seeds per method")
     p.add_argument("--out", default="runs/compare", help="folder for the runs and the summary")
 
