@@ -5,12 +5,13 @@ import pytest
 import torch
 
 from conftest import tiny_config, tiny_splits
+from earlyreadout.distributed import DistInfo
 from earlyreadout.errors import ConfigError
 from earlyreadout.models.cnn import SmallCNN
 from earlyreadout.readout.fit import FoldedReadouts
 from earlyreadout.readout.weighters import CROSS_FIT_WEIGHTER_PARAMS, CrossFitReadoutWeighter
 from earlyreadout.readout.weights import flag_weights
-from earlyreadout.train.engine import train
+from earlyreadout.train.engine import build_run, train
 
 
 def quiet(_message):
@@ -88,3 +89,21 @@ def test_cached_training_scores_equal_a_fresh_forward(head):
         fresh, _ = readouts.score(train_split, own_fold=True)
     for layer in ("block1", "block2"):
         assert torch.allclose(cached[layer], fresh[layer], atol=1e-5)
+
+
+def test_restart_scores_after_the_warmup_then_trains_from_the_initial_weights(tmp_path):
+    """With restart, the first epoch starts from the initial network (as JTT's second stage), carrying the weights
+    the warmed-up network's readout gave; a resume after that epoch continues the same run."""
+    hp = {"restart": True, "refresh": "once", "warmup_epochs": 1, "weighting": "lambda", "lambda_up": 7.0}
+    cfg = tiny_config(tmp_path / "a", "readout-reweight", hp=hp, train={"epochs": 2})
+    method, _, _ = build_run(cfg, torch.device("cpu"), DistInfo())
+    initial = {k: v.clone() for k, v in method.network.state_dict().items()}
+    method.train()
+    method.on_epoch_start(0)
+    assert all(torch.equal(v, initial[k]) for k, v in method.network.state_dict().items())
+    assert set(method.weights.unique().tolist()) <= {1.0, 7.0} and (method.weights == 7.0).any()
+    assert method.stats["readout_error_fraction"] == pytest.approx(float((method.weights == 7.0).float().mean()))
+    full = train(tiny_config(tmp_path / "b", "readout-reweight", hp=hp, train={"epochs": 3}), log=quiet)
+    train(tiny_config(tmp_path / "c", "readout-reweight", hp=hp, train={"epochs": 2}), log=quiet)
+    resumed = train(tiny_config(tmp_path / "c", "readout-reweight", hp=hp, train={"epochs": 3}), resume=True, log=quiet)
+    assert resumed["test"] == full["test"]

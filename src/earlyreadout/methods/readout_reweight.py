@@ -9,8 +9,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from earlyreadout.data.loader import Batch
-from earlyreadout.methods.base import OPTIMIZER_HPARAMS, Context, Method, apply_upweights, register
-from earlyreadout.models.layers import stage_layer
+from earlyreadout.methods.base import OPTIMIZER_HPARAMS, Context, Method, apply_upweights, register, train_erm
+from earlyreadout.models.layers import stage_layer, unwrap
 from earlyreadout.params import Choice, IntRange, Param
 from earlyreadout.readout.weighters import CROSS_FIT_WEIGHTER_PARAMS, CrossFitReadoutWeighter
 
@@ -39,6 +39,9 @@ class ReadoutReweightedERM(Method):
         "refresh": Param("epoch", "once: score the train set once, after the warm-up; epoch: re-score it at "
                          "every epoch start", choices=("once", "epoch"), search=Choice(("once", "epoch"))),
         "warmup_epochs": Param(1, "epochs of plain ERM before the first scoring", low=0, search=IntRange(0, 3)),
+        "restart": Param(False, "after the first scoring, restart from the initial weights with a fresh optimizer "
+                         "(as JTT's second stage); the warm-up then runs before the first epoch, outside "
+                         "train.epochs", search=Choice((False, True))),
     }
 
     def __init__(self, network: nn.Module, hp: dict[str, Any], ctx: Context):
@@ -47,18 +50,33 @@ class ReadoutReweightedERM(Method):
         self.weighter = CrossFitReadoutWeighter(network, layer, ctx.n_classes, ctx.example_input,
                                                 **{k: hp[k] for k in CROSS_FIT_WEIGHTER_PARAMS})
         self.optimizers["main"] = self.make_optimizer(network.parameters())
+        self.initial_state = ({k: v.detach().cpu().clone() for k, v in unwrap(network).state_dict().items()}
+                              if hp["restart"] else None)
         self.weights: torch.Tensor | None = None
         self.loss_weights: torch.Tensor | None = None
         self.stats: dict[str, float] = {}
 
     def on_epoch_start(self, epoch: int) -> None:
-        if epoch < self.hp["warmup_epochs"]:
+        if self.initial_state is not None and self.weights is None:
+            self.warm_up_and_restart()
+        elif epoch < self.hp["warmup_epochs"]:
             return
         if self.weights is None or self.hp["refresh"] == "epoch":
-            seed = int(torch.randint(2**31 - 1, ()))  # drawn from the epoch's seeded RNG: same on every rank
-            self.weights = self.weighter.weights(self.ctx.train, seed, self.ctx.train_loader.batch_size)
-            self.stats = dict(self.weighter.last)
+            self.weights = self.score()
         self.loss_weights = apply_upweights(self.weights, self.hp["upweight"], self.ctx.train_loader, self.ctx.device)
+
+    def warm_up_and_restart(self) -> None:
+        """`warmup_epochs` of ERM, the first scoring, then the initial weights and a fresh optimizer back."""
+        train_erm(self.network, self.optimizers["main"], self.ctx.train_loader, self.hp["warmup_epochs"], self.ctx.device)
+        self.weights = self.score()
+        unwrap(self.network).load_state_dict(self.initial_state)
+        self.optimizers["main"] = self.make_optimizer(self.network.parameters())
+
+    def score(self) -> torch.Tensor:
+        seed = int(torch.randint(2**31 - 1, ()))  # drawn from the epoch's seeded RNG: same on every rank
+        weights = self.weighter.weights(self.ctx.train, seed, self.ctx.train_loader.batch_size)
+        self.stats = dict(self.weighter.last)
+        return weights
 
     def update(self, batch: Batch, step: int) -> dict[str, float]:
         losses = F.cross_entropy(self.network(batch["x"]), batch["y"], reduction="none")
