@@ -10,7 +10,7 @@ Writes benchmarks/results/image_cache.json with, in one run:
 (c) peak resident memory of those processes (`/usr/bin/time -v`).
 Project and plain runs alternate, so load from other processes on the machine hits both alike.
 
-    PYTHONPATH=src python benchmarks/image_cache.py             # the full run (~15 min on 2 busy cores)
+    PYTHONPATH=src python benchmarks/image_cache.py             # the full run (several minutes; longer on busy cores)
     PYTHONPATH=src python benchmarks/image_cache.py --plain-epoch ROOT  # (b)'s plain loop, used by the full run
 """
 
