@@ -26,6 +26,9 @@ ALTERNATIVES: dict[tuple[str, str], Any] = {
     ("sieve", "reinit_every"): 1,  # the searched 20 and 100 act after more steps than the test takes
     ("dfr", "tune_repeats"): 1,
     ("readout-dfr", "tune_repeats"): 1,
+    ("eiil", "steps"): 1,  # 1,000 and the default 20,000 both converge to one assignment on tiny data
+    ("irm", "anneal_steps"): 1,  # the default 500 and the searched 10,000 both outlast the test's steps
+    ("spare", "silhouette_threshold"): -1.0,  # no class below it: every class samples with power 1
 }
 # settings that act only beside another one: both runs use these companions
 COMPANIONS: dict[tuple[str, str], dict[str, Any]] = {
@@ -33,6 +36,8 @@ COMPANIONS: dict[tuple[str, str], dict[str, Any]] = {
     **{(m, "readout_depth"): {"readout_head": "conv"} for m in ("dedier", "readout-reweight", "sieve")},
     ("readout-reweight", "lambda_up"): {"weighting": "lambda"},
     ("readout-reweight", "refresh"): {"warmup_epochs": 0},
+    ("irm", "penalty"): {"anneal_steps": 1},  # the penalty weight applies after the annealing steps
+    ("eiil", "assign_lr"): {"steps": 1},  # the default steps converge to one assignment from either rate
 }
 # settings that cannot move a few steps on tiny image data, and why
 POOL = "pools token sequences; the tiny data are images (the text tests use it)"
