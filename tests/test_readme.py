@@ -28,8 +28,9 @@ def test_readme_commands_use_known_commands_methods_and_datasets():
     commands = set(re.findall(r"(?:\.venv/bin/|\n|`|-m )earlyreadout (\w+)", README))
     assert commands >= {"train", "compare", "diagnose", "distill", "search", "report", "gradcam"}
     assert commands <= set(COMMANDS), commands - set(COMMANDS)
-    for methods in re.findall(r"--methods ([\w,-]+)", README):
+    for methods in re.findall(r"--methods ([\w,+-]+)", README):
         for m in methods.split(","):
-            assert m in METHODS or m == CEILING or m in FAMILIES, m
+            assert all(part in METHODS for part in m.split("+")) if "+" in m else (
+                m in METHODS or m == CEILING or m in FAMILIES), m
     for data in re.findall(r"--data ([\w-]+)", README):
         assert data in DATASETS, data
