@@ -44,7 +44,7 @@ def expand_methods(names: list[str]) -> tuple[list[str], list[str]]:
         else:
             known = [*METHODS, *FAMILIES, CEILING]
             raise UserError(f"unknown method {name!r}{did_you_mean(name, known)}; --methods takes methods "
-                            f"({', '.join(METHODS)}), families ({', '.join(FAMILIES)}) and {CEILING}")
+                            f"({', '.join(METHODS)}), families ({', '.join(FAMILIES)}), {CEILING} and A{THEN}B pairs")
     return list(dict.fromkeys(out)), list(dict.fromkeys(m for m in skipped if m not in out))
 
 
@@ -56,6 +56,7 @@ def compare(methods: list[str], out: str | Path, config: str | None = None, over
     pseudo-method `ceiling` is ERM on group-balanced train (`data.correlation=1/n_classes`, generated benchmarks
     only): the best a method can hope for on that benchmark, shown beside the others. Families (`all`,
     `label-free`, `group-labels`) stand for the methods reading those group labels (see `expand_methods`).
+    `A+B` trains A (in A's own folder), then refits its selected model with the last-layer method B.
     """
     if seeds < 1:
         raise UserError(f"--seeds must be at least 1; got {seeds}")
