@@ -17,7 +17,8 @@ from earlyreadout.train.retrain import last_layer_methods, retrain
 from earlyreadout.train.runs import RunDir
 
 CEILING = "ceiling"
-THEN = "+"  # `A+B`: method A trained, then its selected model's last layer refitted by B (a last-layer method)
+# `A+B`: method A trained, then its selected model's last layer refitted by B (a last-layer method)
+THEN = "+"
 LABEL_RANK = ("none", "val", "train")
 # families of methods by the group labels they read at their default settings
 FAMILIES = {"all": ("none", "val", "train"), "label-free": ("none",), "group-labels": ("val", "train")}
@@ -38,13 +39,14 @@ def expand_methods(names: list[str]) -> tuple[list[str], list[str]]:
         elif THEN in name:
             first, _, refit = name.partition(THEN)
             if first not in METHODS or refit not in last_layer_methods():
-                raise UserError(f"{name!r}: A{THEN}B trains method A, then refits its last layer with B; A must be a "
-                                f"method and B one of {', '.join(last_layer_methods())}")
+                raise UserError(f"{name!r}: A{THEN}B trains method A, then refits its last layer with B; A must "
+                                f"be a method and B one of {', '.join(last_layer_methods())}")
             out.append(name)
         else:
             known = [*METHODS, *FAMILIES, CEILING]
             raise UserError(f"unknown method {name!r}{did_you_mean(name, known)}; --methods takes methods "
-                            f"({', '.join(METHODS)}), families ({', '.join(FAMILIES)}), {CEILING} and A{THEN}B pairs")
+                            f"({', '.join(METHODS)}), families ({', '.join(FAMILIES)}), {CEILING} and "
+                            f"A{THEN}B pairs")
     return list(dict.fromkeys(out)), list(dict.fromkeys(m for m in skipped if m not in out))
 
 
