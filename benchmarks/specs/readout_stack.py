@@ -9,22 +9,24 @@ anywhere) and DFR (validation group labels, for reference) refit the last layer 
 
 from study import Arm, Study
 
+WITH_JTT = ("colored-digits", "spurious-text", "small-digits", "shapes-on-texture")  # dominoes: label_free.json
+
 STUDY = Study(
     name="readout_stack",
     about=__doc__,
-    data=("colored-digits", "spurious-text", "small-digits", "dominoes"),
+    data=("colored-digits", "spurious-text", "small-digits", "dominoes", "shapes-on-texture"),
     select={"known": "worst_group"},
     key="{data}/{arm}/seed{seed}",
     log="readout_stack_runs.jsonl",
     arms={
         "readout-reweight": Arm("readout-reweight", keep=True),
-        "jtt": Arm("jtt", keep=True, data=("colored-digits", "spurious-text", "small-digits")),
+        "jtt": Arm("jtt", keep=True, data=WITH_JTT),
         "readout-reweight + readout-dfr": Arm("readout-dfr", refit="readout-reweight",
                                               key="{data}/readout-reweight/seed{seed}/readout-dfr",
                                               log="readout_stack_retrains.jsonl"),
         "readout-reweight + dfr": Arm("dfr", refit="readout-reweight", key="{data}/readout-reweight/seed{seed}/dfr",
                                       log="readout_stack_retrains.jsonl"),
         "jtt + readout-dfr": Arm("readout-dfr", refit="jtt", key="{data}/jtt/seed{seed}/readout-dfr",
-                                 log="readout_stack_retrains.jsonl", data=("colored-digits", "spurious-text", "small-digits")),
+                                 log="readout_stack_retrains.jsonl", data=WITH_JTT),
     },
 )
