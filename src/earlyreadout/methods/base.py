@@ -15,6 +15,7 @@ from earlyreadout.data.base import GroupedDataset
 from earlyreadout.data.loader import Batch, BatchLoader
 from earlyreadout.distributed import grad_scaler
 from earlyreadout.errors import UserError
+from earlyreadout.models.layers import unwrap
 from earlyreadout.params import LogUniform, Param
 from earlyreadout.registry import Registry
 
@@ -85,6 +86,11 @@ def apply_upweights(weights: torch.Tensor, upweight: str, loader: BatchLoader, d
     return (weights / weights.mean()).to(device)
 
 
+def snapshot(network: nn.Module) -> dict[str, torch.Tensor]:
+    """A CPU copy of the network's state (through DDP wrappers): where JTT-like methods restart from."""
+    return {k: v.detach().cpu().clone() for k, v in unwrap(network).state_dict().items()}
+
+
 def run_loader(ctx: Context) -> RunLoader:
     """The context's way to read another run; a clear error where the context was built without one."""
     if ctx.load_run is None:
@@ -140,6 +146,12 @@ class Method(nn.Module):
         if kind == "adam":
             return torch.optim.Adam(params, lr=lr, weight_decay=wd)
         return torch.optim.AdamW(params, lr=lr, weight_decay=wd)
+
+    def restart(self, state: dict[str, torch.Tensor]) -> None:
+        """Load `state` (a `snapshot`) into the network and give it a fresh main optimizer: the second stage of
+        JTT and of the methods that infer groups or flags from a first one."""
+        unwrap(self.network).load_state_dict(state)
+        self.optimizers["main"] = self.make_optimizer(self.network.parameters())
 
     def update(self, batch: Batch, step: int) -> dict[str, float]:
         """One training step on `batch`; returns numbers to log."""

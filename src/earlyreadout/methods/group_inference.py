@@ -8,9 +8,8 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from earlyreadout.methods.base import OPTIMIZER_HPARAMS, Context, Method, train_erm
+from earlyreadout.methods.base import OPTIMIZER_HPARAMS, Context, Method, snapshot, train_erm
 from earlyreadout.models.inference import collect_logits
-from earlyreadout.models.layers import unwrap
 from earlyreadout.params import IntRange, Param
 
 INFERENCE_HPARAMS: dict[str, Param] = {
@@ -30,7 +29,7 @@ class InferThenTrain(Method):
 
     def __init__(self, network: nn.Module, hp: dict[str, Any], ctx: Context):
         super().__init__(network, hp, ctx)
-        self.initial_state = {k: v.detach().cpu().clone() for k, v in unwrap(network).state_dict().items()}
+        self.initial_state = snapshot(network)
         self.optimizers["main"] = self.make_optimizer(network.parameters())
 
     def stage1_logits(self) -> torch.Tensor:
@@ -40,6 +39,5 @@ class InferThenTrain(Method):
         train_erm(self.network, self.optimizers["main"], ctx.train_loader, self.hp["erm_epochs"], ctx.device)
         logits = collect_logits(self.predict, self, ctx.train, ctx.eval_batch_size, ctx.device, ctx.rank,
                                 ctx.world_size, desc="group inference", progress=False)
-        unwrap(self.network).load_state_dict(self.initial_state)
-        self.optimizers["main"] = self.make_optimizer(self.network.parameters())
+        self.restart(self.initial_state)
         return logits.float()

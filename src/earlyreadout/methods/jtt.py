@@ -9,9 +9,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from earlyreadout.data.loader import Batch
-from earlyreadout.methods.base import OPTIMIZER_HPARAMS, Context, Method, apply_upweights, register, train_erm
+from earlyreadout.methods.base import (
+    OPTIMIZER_HPARAMS,
+    Context,
+    Method,
+    apply_upweights,
+    register,
+    snapshot,
+    train_erm,
+)
 from earlyreadout.models.inference import collect_logits
-from earlyreadout.models.layers import unwrap
 from earlyreadout.params import Choice, IntRange, LogUniform, Param
 from earlyreadout.readout.scores import misclassified
 from earlyreadout.readout.weights import upweights
@@ -44,7 +51,7 @@ class JTT(Method):
 
     def __init__(self, network: nn.Module, hp: dict[str, Any], ctx: Context):
         super().__init__(network, hp, ctx)
-        self.initial_state = {k: v.detach().cpu().clone() for k, v in unwrap(network).state_dict().items()}
+        self.initial_state = snapshot(network)
         self.optimizers["main"] = self.make_optimizer(network.parameters())
         self.errors: torch.Tensor | None = None
         self.loss_weights: torch.Tensor | None = None
@@ -62,8 +69,7 @@ class JTT(Method):
         logits = collect_logits(self.predict, self, self.ctx.train, self.ctx.eval_batch_size, device,
                                 self.ctx.rank, self.ctx.world_size, desc="jtt errors", progress=False)
         self.errors = misclassified(logits, self.ctx.train.y)
-        unwrap(self.network).load_state_dict(self.initial_state)
-        self.optimizers["main"] = self.make_optimizer(self.network.parameters())
+        self.restart(self.initial_state)
 
     def on_epoch_start(self, epoch: int) -> None:
         if self.errors is None:

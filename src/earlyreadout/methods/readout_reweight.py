@@ -9,8 +9,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from earlyreadout.data.loader import Batch
-from earlyreadout.methods.base import OPTIMIZER_HPARAMS, Context, Method, apply_upweights, register, train_erm
-from earlyreadout.models.layers import stage_layer, unwrap
+from earlyreadout.methods.base import (
+    OPTIMIZER_HPARAMS,
+    Context,
+    Method,
+    apply_upweights,
+    register,
+    snapshot,
+    train_erm,
+)
+from earlyreadout.models.layers import stage_layer
 from earlyreadout.params import Choice, IntRange, Param
 from earlyreadout.readout.weighters import CROSS_FIT_WEIGHTER_PARAMS, CrossFitReadoutWeighter
 
@@ -50,8 +58,7 @@ class ReadoutReweightedERM(Method):
         self.weighter = CrossFitReadoutWeighter(network, layer, ctx.n_classes, ctx.example_input,
                                                 **{k: hp[k] for k in CROSS_FIT_WEIGHTER_PARAMS})
         self.optimizers["main"] = self.make_optimizer(network.parameters())
-        self.initial_state = ({k: v.detach().cpu().clone() for k, v in unwrap(network).state_dict().items()}
-                              if hp["restart"] else None)
+        self.initial_state = snapshot(network) if hp["restart"] else None
         self.weights: torch.Tensor | None = None
         self.loss_weights: torch.Tensor | None = None
         self.stats: dict[str, float] = {}
@@ -69,8 +76,7 @@ class ReadoutReweightedERM(Method):
         """`warmup_epochs` of ERM, the first scoring, then the initial weights and a fresh optimizer back."""
         train_erm(self.network, self.optimizers["main"], self.ctx.train_loader, self.hp["warmup_epochs"], self.ctx.device)
         self.weights = self.score()
-        unwrap(self.network).load_state_dict(self.initial_state)
-        self.optimizers["main"] = self.make_optimizer(self.network.parameters())
+        self.restart(self.initial_state)
 
     def score(self) -> torch.Tensor:
         seed = int(torch.randint(2**31 - 1, ()))  # drawn from the epoch's seeded RNG: same on every rank
