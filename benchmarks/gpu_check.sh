@@ -6,12 +6,16 @@
 #   3. one full-size readout-reweight run (colored-digits at its default size, 10 epochs).
 # Writes benchmarks/results/gpu_check.json (commit, device, each step's outcome and seconds). Each step has
 # its own time limit, so one that hangs cannot eat the others' time.
-#   bash benchmarks/gpu_check.sh                 # from anywhere; PYTHON=path/to/python to choose the interpreter
+#   bash benchmarks/gpu_check.sh     # from anywhere; PYTHON=path/to/python chooses the interpreter,
+#                                    # CUDA_TEST_PROCESSES the pytest-xdist processes (default 8)
+# KEEP=DIR keeps the steps' logs in DIR (default: a temporary folder); COMMIT=SHA names the commit of a
+# copy without its git folder.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
 OUT=benchmarks/results
-WORK=$(mktemp -d)
+WORK=${KEEP:-$(mktemp -d)}
+mkdir -p "$WORK"
 mkdir -p "$OUT"
 export CI=true  # no progress bars
 
@@ -31,13 +35,16 @@ step() {  # step NAME LIMIT_S COMMAND...: run it under its limit, log to $WORK/N
   tail -n 3 "$WORK/$name.log" >&2
 }
 
-step cuda_tests 240 "$PY" -m pytest -q -p no:cacheprovider tests/test_cuda.py --junitxml "$WORK/cuda_tests.xml"
+# pytest-xdist, where installed, spreads the tests over processes that share the GPU
+XDIST=$("$PY" -c "import xdist" 2>/dev/null && echo "-n ${CUDA_TEST_PROCESSES:-8}")
+step cuda_tests 240 "$PY" -m pytest -q -p no:cacheprovider $XDIST tests/test_cuda.py --junitxml "$WORK/cuda_tests.xml"
 step throughput 150 "$PY" benchmarks/gpu_throughput.py --out "$OUT/gpu_throughput.json"
 step readout_reweight 150 "$PY" -m earlyreadout train --method readout-reweight --data colored-digits \
   --device cuda --seed 0 --out "$WORK/readout-reweight"
 
 "$PY" - "$WORK" "$OUT" <<'EOF'
 import json
+import os
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -73,7 +80,8 @@ if (out / "gpu_throughput.json").exists() and throughput["rc"] == 0:
     throughput.update({k: t[k] for k in ("images_per_s", "engine_over_bare", "peak_gb", "settings")})
 result = {
     "benchmark": "gpu_check",
-    "commit": subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip(),
+    "commit": os.environ.get("COMMIT") or subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True,
+                                                           text=True).stdout.strip(),
     "device": torch.cuda.get_device_name(0), "torch": torch.__version__,
     "cuda_tests": cuda, "throughput": throughput, "readout_reweight": rr,
 }

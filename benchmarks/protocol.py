@@ -58,8 +58,9 @@ def scores(metrics: dict[str, Any]) -> dict[str, float]:
             "test_adjusted": test["adjusted_accuracy"]}
 
 
-def run_job(job: Job) -> dict[str, Any]:
-    """Train `job` (continuing its kept run if one was interrupted), or refit its source; its summary row."""
+def run_job(job: Job, device: str = "cpu") -> dict[str, Any]:
+    """Train `job` on `device` (continuing its kept run if one was interrupted), or refit its source; its
+    summary row, which names the device."""
     import torch
 
     from earlyreadout.config import build_config
@@ -71,16 +72,16 @@ def run_job(job: Job) -> dict[str, Any]:
         run = RunDir(job.out or tmp + "/run")
         if job.source is not None:
             r = retrain(job.source, job.method, run.path, job.hp, log=lambda _m: None)
-            return {**asdict(job), **scores(r), "retrain_time_s": r["last_layer"]["time_s"],
+            return {**asdict(job), "device": device, **scores(r), "retrain_time_s": r["last_layer"]["time_s"],
                     "last_layer": {k: v for k, v in r["last_layer"].items() if k != "source_run"}}
         raw = {"method": {"name": job.method, **job.hp}, "data": {"name": job.data, **job.data_options},
-               "train": {"seed": job.seed, "progress": False, "device": "cpu", **job.train},
+               "train": {"seed": job.seed, "progress": False, "device": device, **job.train},
                "out": str(run.path)}
         if job.model is not None:
             raw["model"] = job.model
         r = run.train_or_reuse(build_config(raw), train, log=lambda _m: None)
         rows = run.read_log()
-    return {**asdict(job), **scores(r), "best_epoch": r["best_epoch"], "train_time_s": r["train_time_s"],
+    return {**asdict(job), "device": device, **scores(r), "best_epoch": r["best_epoch"], "train_time_s": r["train_time_s"],
             "val_worst_group_curve": [row["val"]["worst_group_accuracy"] for row in rows],
             "measures": [row.get("measures", {}) for row in rows]}
 
@@ -92,15 +93,16 @@ def read_log(log: Path) -> dict[str, dict[str, Any]]:
     return {row["key"]: row for row in map(json.loads, log.read_text().splitlines()) if row}
 
 
-def run_jobs(jobs: Iterable[Job], log: Path, workers: int = 2) -> dict[str, dict[str, Any]]:
-    """Run the jobs not yet in `log` (appending each as it finishes); every logged row by key."""
+def run_jobs(jobs: Iterable[Job], log: Path, workers: int = 2, device: str = "cpu") -> dict[str, dict[str, Any]]:
+    """Run the jobs not yet in `log` on `device`, in the order of their keys (so an interrupted study has
+    whole datasets done), appending each as it finishes; every logged row by key."""
     done = read_log(log)
-    todo = [j for j in jobs if j.key not in done]
+    todo = sorted((j for j in jobs if j.key not in done), key=lambda j: j.key)
     if not todo:
         return done
     log.parent.mkdir(parents=True, exist_ok=True)
     with ProcessPoolExecutor(workers) as pool:
-        futures = [pool.submit(run_job, j) for j in todo]
+        futures = [pool.submit(run_job, j, device) for j in todo]
         for future in as_completed(futures):
             row = future.result()
             done[row["key"]] = row

@@ -41,8 +41,8 @@ def load_study(spec: str) -> tuple[Study, Path]:
     return study, path.resolve()
 
 
-def run_stage(plan: Plan, jobs: list[Job], results: Path, workers: int,
-              train: bool) -> dict[str, dict[str, Any]]:
+def run_stage(plan: Plan, jobs: list[Job], results: Path, workers: int, train: bool,
+              device: str = "cpu") -> dict[str, dict[str, Any]]:
     """Run the stage's jobs that their logs do not hold (without `train`: refuse, listing them); every row
     logged in the study's logs, by key."""
     by_log: dict[str, dict[str, Job]] = defaultdict(dict)
@@ -55,7 +55,7 @@ def run_stage(plan: Plan, jobs: list[Job], results: Path, workers: int,
             shown = "".join(f"\n  {k}" for k in missing[:20]) + ("\n  ..." if len(missing) > 20 else "")
             raise SystemExit(f"--no-train: {len(missing)} job(s) of {plan.study.name!r} are not in "
                              f"{results / log}:{shown}")
-        run_jobs(todo.values(), results / log, workers)
+        run_jobs(todo.values(), results / log, workers, device)
     rows: dict[str, dict[str, Any]] = {}
     for log in dict.fromkeys(plan.study.log_of(a) for a in plan.study.arms.values()):
         rows.update(read_log(results / log))
@@ -63,13 +63,14 @@ def run_stage(plan: Plan, jobs: list[Job], results: Path, workers: int,
 
 
 def run_study(study: Study, results: Path = RESULTS, workers: int | None = None, train: bool = True,
-              command: str | None = None, runs_root: Path | None = None) -> dict[str, Any]:
-    """Train what the logs under `results` lack, then write `results/<study>.json`; return what it wrote."""
+              command: str | None = None, runs_root: Path | None = None, device: str = "cpu") -> dict[str, Any]:
+    """Train what the logs under `results` lack on `device`, then write `results/<study>.json`; return what
+    it wrote."""
     plan = Plan(study, runs_root)
     workers = workers or study.workers
-    run_stage(plan, plan.sources(), results, workers, train)
-    rows = run_stage(plan, plan.searches(), results, workers, train)
-    rows = run_stage(plan, plan.finals(rows), results, workers, train)
+    run_stage(plan, plan.sources(), results, workers, train, device)
+    rows = run_stage(plan, plan.searches(), results, workers, train, device)
+    rows = run_stage(plan, plan.finals(rows), results, workers, train, device)
     return write_result(results / f"{study.name}.json", study.name, study.spec(), plan.results(rows), command)
 
 
@@ -80,14 +81,18 @@ def main(argv: list[str] | None = None) -> None:
                    "spec's)")
     p.add_argument("--no-train", dest="train", action="store_false",
                    help="use logged runs only: stop, listing the jobs that would train, if any is missing")
+    p.add_argument("--device", default="cpu",
+                   help="where the jobs train: cpu (default; deterministic), cuda, cuda:1, ...; each logged "
+                   "row names it")
     p.add_argument("--results", type=Path, default=RESULTS,
                    help="folder of the logs and the result (default: %(default)s)")
     args = p.parse_args(argv)
     study, path = load_study(args.spec)
     shown = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
-    extra = [] if args.results == RESULTS else ["--results", str(args.results)]
+    extra = ([] if args.results == RESULTS else ["--results", str(args.results)]) + \
+        ([] if args.device == "cpu" else ["--device", args.device])
     command = " ".join(["python", "benchmarks/run.py", str(shown), *extra])
-    document = run_study(study, args.results, args.workers, args.train, command)
+    document = run_study(study, args.results, args.workers, args.train, command, device=args.device)
     made_by = document["made_by"]
     print(f"wrote {args.results / (study.name + '.json')} ({command}; commit {made_by['commit'][:10]}"
           f"{', dirty' if made_by['dirty'] else ''})")

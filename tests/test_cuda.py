@@ -32,10 +32,11 @@ def test_every_method_trains_on_cuda(name, precision, tmp_path, teacher):
     hp = {"teacher": teacher} if "teacher" in METHODS.get(name).hparams else {}
     result = train(tiny_config(tmp_path, name, hp=hp, train={"device": "cuda", "precision": precision,
                                                              "channels_last": True}), log=quiet)
-    # the saved model, reloaded on the CPU in fp32, is the one evaluated: the same test accuracy in fp32, within
-    # two of the 48 test examples under bf16 / fp16 rounding
+    # the saved model, reloaded on the CPU in fp32, is the one evaluated: the same test accuracy within one of
+    # the 48 test examples in fp32 (cuDNN's TF32 convolutions round differently from the CPU's), two under
+    # bf16 / fp16 rounding
     reloaded = reloaded_test_metrics(tmp_path / "run")
-    tolerance = 1e-9 if precision == "fp32" else 2 / reloaded["n"]
+    tolerance = (1 if precision == "fp32" else 2) / reloaded["n"]
     assert abs(reloaded["average_accuracy"] - result["test"]["average_accuracy"]) <= tolerance
     rows = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert all(torch.isfinite(torch.tensor(v)) for row in rows for v in row["train"].values())
