@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The GPU path in one go, within 10 minutes on one GPU:
-#   1. the CUDA tests (tests/test_cuda.py: every method in fp32 / bf16 / fp16, channels-last, two processes);
-#   2. ResNet-50 bf16 channels-last images/s and peak memory, the engine against a bare torchvision loop on
+#   1. ResNet-50 bf16 channels-last images/s and peak memory, the engine against a bare torchvision loop on
 #      the same in-memory images (benchmarks/gpu_throughput.py -> benchmarks/results/gpu_throughput.json);
+#   2. the CUDA tests (tests/test_cuda.py: every method in fp32 / bf16 / fp16, channels-last, two processes);
 #   3. one full-size readout-reweight run (colored-digits at its default size, 10 epochs).
 # Writes benchmarks/results/gpu_check.json (commit, device, each step's outcome and seconds). Each step has
 # its own time limit, so one that hangs cannot eat the others' time.
@@ -35,10 +35,11 @@ step() {  # step NAME LIMIT_S COMMAND...: run it under its limit, log to $WORK/N
   tail -n 3 "$WORK/$name.log" >&2
 }
 
-# pytest-xdist, where installed, spreads the tests over processes that share the GPU
+# the measurement first, while nothing else runs; then the tests, which pytest-xdist (where installed)
+# spreads over processes that share the GPU
+step throughput 150 "$PY" benchmarks/gpu_throughput.py --out "$OUT/gpu_throughput.json"
 XDIST=$("$PY" -c "import xdist" 2>/dev/null && echo "-n ${CUDA_TEST_PROCESSES:-8}")
 step cuda_tests 240 "$PY" -m pytest -q -p no:cacheprovider $XDIST tests/test_cuda.py --junitxml "$WORK/cuda_tests.xml"
-step throughput 150 "$PY" benchmarks/gpu_throughput.py --out "$OUT/gpu_throughput.json"
 step readout_reweight 150 "$PY" -m earlyreadout train --method readout-reweight --data colored-digits \
   --device cuda --seed 0 --out "$WORK/readout-reweight"
 
