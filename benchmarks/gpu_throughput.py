@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import tempfile
@@ -109,7 +110,8 @@ def main() -> None:
         runs["bare"].append(bare_loop(args, splits["train"], device))
         runs["engine"].append(engine_loop(args, splits, device))
     median = {k: statistics.median(r["images_per_s"] for r in v) for k, v in runs.items()}
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=False).stdout.strip()
+    commit = os.environ.get("COMMIT") or subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True,
+                                                         text=True, check=False).stdout.strip()
     result = {
         "benchmark": "gpu_throughput", "commit": commit, "torch": torch.__version__,
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else args.device,

@@ -217,13 +217,17 @@ class Plan:
     def described(self, rows: dict[str, dict[str, Any]], name: str, data: str, select: str,
                   setting: str | None = None) -> dict[str, Any]:
         """Mean ± std of an arm's runs on the study's seeds, with its time relative to its source (a refit) or
-        its reference arm, seed by seed."""
+        its reference arm, seed by seed, where both ran on the same device; the devices, where not the CPU."""
         arm, seeds = self.study.arms[name], self.seeds(name)
         arm_rows = self.rows(rows, name, data, select, seeds, setting)
         out = {**summary(arm_rows), "seeds": list(seeds)}
+        devices = [r.get("device", "cpu") for r in arm_rows]
+        if set(devices) != {"cpu"}:
+            out["devices"] = devices
         reference = arm.refit or arm.time_relative_to
         if reference is not None:
             base = self.rows(rows, reference, data, select, seeds)
-            out[f"time_over_{reference}"] = mean_std([r.get("retrain_time_s", r.get("train_time_s"))
-                                                     / b["train_time_s"] for r, b in zip(arm_rows, base)])
+            if devices == [b.get("device", "cpu") for b in base]:
+                out[f"time_over_{reference}"] = mean_std([r.get("retrain_time_s", r.get("train_time_s"))
+                                                         / b["train_time_s"] for r, b in zip(arm_rows, base)])
         return out

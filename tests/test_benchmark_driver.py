@@ -98,6 +98,25 @@ def test_choice_rules_by_hand():
     assert [chosen["m", d, "worst_group", "leave-one-out"] for d in (a, b, c)] == ["0.2", "0.1", "0.1"]
 
 
+def test_time_relative_to_erm_only_between_runs_on_one_device():
+    study = Study("s", "", ("dominoes",), {"erm": Arm("erm"), "jtt": Arm("jtt", time_relative_to="erm")},
+                  seeds=(1, 2), key="{arm}/seed{seed}")
+    plan = Plan(study)
+
+    def rows(jtt_devices: tuple[str, str]) -> dict[str, dict]:
+        out = {}
+        for seed, device in zip((1, 2), jtt_devices):
+            for arm, time_s in (("erm", 10.0), ("jtt", 30.0 * seed)):
+                row = {"key": f"{arm}/seed{seed}", "test_worst_group": 0.5, "train_time_s": time_s}
+                out[row["key"]] = {**row, "device": device} if arm == "jtt" and device != "cpu" else row
+        return out
+
+    same = plan.described(rows(("cpu", "cpu")), "jtt", "dominoes", "worst_group")
+    assert same["time_over_erm"]["values"] == [3.0, 6.0] and "devices" not in same
+    mixed = plan.described(rows(("cpu", "cuda")), "jtt", "dominoes", "worst_group")
+    assert "time_over_erm" not in mixed and mixed["devices"] == ["cpu", "cuda"]
+
+
 def test_unknown_rule_or_arm_and_keys_that_collide_are_refused_naming_them():
     with pytest.raises(ValueError, match="unknown choice rule 'best'.*refit names no arm \\('ermm'\\)"):
         Study("s", "", ("dominoes",), {"m": Arm("dfr", refit="ermm")}, choose=("best",))

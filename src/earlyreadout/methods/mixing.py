@@ -103,7 +103,8 @@ class MixedTraining(Method):
         rng = np.random.default_rng((self.ctx.seed, step))
         order = distributed.gather_live(batch["idx"]).argsort()
         y, a = (distributed.gather_live(batch[k])[order] for k in ("y", "a"))
-        first, second, lam = (t.to(y.device) for t in self.pairs(y, a, rng))
+        # the pairs are drawn on the CPU: their many small, data-dependent steps stall a GPU once per step
+        first, second, lam = (t.to(y.device) for t in self.pairs(y.cpu(), a.cpu(), rng))
         onehot = F.one_hot(y, self.ctx.n_classes).double()
         target = mix(onehot[first], onehot[second], lam)
         if batch["x"].is_floating_point():  # mix inputs; each rank trains on its share of the mixed batch
