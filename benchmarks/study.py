@@ -6,7 +6,8 @@ validation worst-group accuracy by each rule of `Study.choose`, and the chosen o
 seeds. Rules: `each` (the best on this dataset), `pooled` (the best on all datasets together: one setting
 for every benchmark) and `leave-one-out` (the best on the other datasets, judged on this one). Job keys
 come from templates with the fields {data}, {select}, {arm}, {method}, {setting} (a candidate's name) and
-{seed}; a spec that keeps a study's earlier keys reuses its logged runs.
+{seed}; a spec that keeps a study's earlier keys reuses its logged runs. `Study.picks` chooses among whole
+arms (e.g. two pipelines) by the same rules, on their runs' validation worst-group accuracy.
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ class Study:
     key: str = "{data}/{arm}/seed{seed}"
     log: str = ""  # "": <name>_runs.jsonl
     workers: int = 2
+    picks: dict[str, tuple[str, ...]] = field(default_factory=dict)  # name -> arms (whole pipelines) to pick from
 
     def __post_init__(self) -> None:
         problems = [f"unknown choice rule {r!r} (one of {', '.join(RULES)})" for r in self.choose
@@ -92,6 +94,12 @@ class Study:
                     if "{setting}" not in template and (what == "search" or len(self.choose) > 1):
                         problems.append(f"arm {name!r}: its {what} key template has no {{setting}} "
                                         f"({template!r})")
+        for name, among in self.picks.items():
+            if name in self.arms:
+                problems.append(f"pick {name!r}: an arm has that name")
+            problems += [f"pick {name!r}: " + (f"names no arm ({n!r})" if n not in self.arms else
+                                                f"arm {n!r} has candidates (pick among plain arms)")
+                         for n in among if n not in self.arms or self.arms[n].candidates is not None]
         if problems:
             raise ValueError(f"study {self.name!r}: " + "; ".join(problems))
 
@@ -113,6 +121,13 @@ def dataset(text: str) -> tuple[str, dict[str, Any]]:
     """`name` or `name:key=value,...` -> (name, options), values read as YAML scalars."""
     name, _, rest = text.partition(":")
     return name, {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in rest.split(",") if item)}
+
+
+def pools(cells: list[tuple[str, str]], data: str, select: str) -> dict[str, list[str]]:
+    """The datasets each choice rule judges on, for `data` under selection label `select`: `each` itself,
+    `pooled` every dataset of `cells` with that label, `leave-one-out` those but `data` (itself if alone)."""
+    everywhere = [d for d, s in cells if s == select]
+    return {"each": [data], "pooled": everywhere, "leave-one-out": [d for d in everywhere if d != data] or [data]}
 
 
 class Plan:
@@ -180,12 +195,26 @@ class Plan:
                                         for r in self.rows(rows, n, d, s, arm.search_seeds, c, search=True))
 
             for d, s in cells:
-                everywhere = [e for e, t in cells if t == s]
-                others = [e for e in everywhere if e != d] or [d]
-                pools = {"each": [d], "pooled": everywhere, "leave-one-out": others}
-                for rule in self.study.choose:
-                    out[n, d, s, rule] = max(arm.named_candidates(),
-                                             key=lambda c, p=pools[rule], s=s: score(c, p, s))
+                for rule, pool in pools(cells, d, s).items():
+                    if rule in self.study.choose:
+                        out[n, d, s, rule] = max(arm.named_candidates(), key=lambda c, p=pool, s=s: score(c, p, s))
+        return out
+
+    def picked(self, rows: dict[str, dict[str, Any]]) -> dict[tuple[str, str, str, str], str]:
+        """(pick, dataset, selection label, rule) -> the arm picked among the pick's arms by the mean
+        validation worst-group accuracy of their runs on the study's seeds (ties: the first listed)."""
+        out = {}
+        for p, among in self.study.picks.items():
+            cells = [c for c in self.study.cells(among[0]) if all(c in self.study.cells(n) for n in among)]
+
+            def score(n: str, datasets: list[str], s: str) -> float:
+                return statistics.fmean(r["val_worst_group"] for d in datasets
+                                        for r in self.rows(rows, n, d, s, self.seeds(n)))
+
+            for d, s in cells:
+                for rule, pool in pools(cells, d, s).items():
+                    if rule in self.study.choose:
+                        out[p, d, s, rule] = max(among, key=lambda n, pool=pool, s=s: score(n, pool, s))
         return out
 
     def finals(self, rows: dict[str, dict[str, Any]]) -> list[Job]:
@@ -212,6 +241,9 @@ class Plan:
                                               **self.described(rows, n, d, s, c)}
                                        for rule in self.study.choose for c in [chosen[n, d, s, rule]]}
                 out.setdefault(d, {}).setdefault(s, {})[n] = entry
+        for (p, d, s, rule), n in self.picked(rows).items():
+            entry = out[d][s].setdefault(p, {"pick": list(self.study.picks[p]), "chosen": {}})
+            entry["chosen"][rule] = {"name": n, **self.described(rows, n, d, s)}
         return out
 
     def described(self, rows: dict[str, dict[str, Any]], name: str, data: str, select: str,

@@ -98,6 +98,25 @@ def test_choice_rules_by_hand():
     assert [chosen["m", d, "worst_group", "leave-one-out"] for d in (a, b, c)] == ["0.2", "0.1", "0.1"]
 
 
+def test_picks_choose_among_whole_arms_by_hand():
+    a, b, c = "colored-digits", "dominoes", "spurious-text"
+    study = Study("s", "", (a, b, c), {"x": Arm("erm"), "y": Arm("jtt")}, seeds=(1,),
+                  choose=("each", "pooled", "leave-one-out"), key="{data}/{arm}/seed{seed}",
+                  picks={"best": ("x", "y")})
+    val = {(a, "x"): 0.9, (a, "y"): 0.1, (b, "x"): 0.2, (b, "y"): 0.5, (c, "x"): 0.2, (c, "y"): 0.5}
+    rows = {f"{d}/{n}/seed1": {"key": f"{d}/{n}/seed1", "val_worst_group": v, "test_worst_group": v / 2}
+            for (d, n), v in val.items()}
+    picked = Plan(study).picked(rows)
+    assert [picked["best", d, "worst_group", "each"] for d in (a, b, c)] == ["x", "y", "y"]
+    assert {picked["best", d, "worst_group", "pooled"] for d in (a, b, c)} == {"x"}  # 1.3 / 3 over 1.1 / 3
+    assert [picked["best", d, "worst_group", "leave-one-out"] for d in (a, b, c)] == ["y", "x", "x"]
+    entry = Plan(study).results(rows)[a]["worst_group"]["best"]
+    assert entry["pick"] == ["x", "y"] and entry["chosen"]["leave-one-out"]["name"] == "y"
+    assert entry["chosen"]["leave-one-out"]["test_worst_group"]["mean"] == 0.05
+    with pytest.raises(ValueError, match="pick 'best': names no arm \\('z'\\)"):
+        Study("s", "", (a,), {"x": Arm("erm")}, picks={"best": ("x", "z")})
+
+
 def test_time_relative_to_erm_only_between_runs_on_one_device():
     study = Study("s", "", ("dominoes",), {"erm": Arm("erm"), "jtt": Arm("jtt", time_relative_to="erm")},
                   seeds=(1, 2), key="{arm}/seed{seed}")
