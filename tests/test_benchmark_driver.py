@@ -12,6 +12,7 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
 
 import run
+import table
 from study import Arm, Plan, Study
 
 DATA = "colored-digits:n_train=64,n_val=32,n_test=32,size=16"
@@ -168,3 +169,13 @@ def test_committed_results_regenerate_from_their_logs_without_training(spec, tmp
     committed = json.loads((BENCHMARKS / "results" / f"{spec}.json").read_text())
     assert committed["command"] == f"python benchmarks/run.py benchmarks/specs/{spec}.py"
     assert json.loads(json.dumps(regenerated["results"])) == committed["results"]
+
+
+def test_table_prints_mean_and_std_per_arm_and_dataset_and_the_chosen_name():
+    entry = {"test_worst_group": {"mean": 0.5, "std": 0.25}}
+    picked = {"pick": ["x", "y"], "chosen": {"leave-one-out": {"name": "y", **entry}}}
+    result = {"results": {"a": {"worst_group": {"erm": entry, "best": picked}}, "b": {"worst_group": {}}}}
+    assert table.tables(result, "test_worst_group", "leave-one-out").splitlines() == [
+        "selected by worst_group: test_worst_group", "", "| | a | b |", "|---|---|---|",
+        "| erm | 0.500 ± 0.250 |  |", "| best | 0.500 ± 0.250 (y) |  |"]
+    assert "| best |" not in table.tables(result, "test_worst_group", "each")  # no such choice: no row
