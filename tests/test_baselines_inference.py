@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from earlyreadout.methods.eiil import eiil_objective, infer_environments, scale_gradients
-from earlyreadout.methods.spare import cluster_classwise, spare_weights
+from earlyreadout.methods.spare import cluster_classwise
+from earlyreadout.readout.weights import spare_weights
 
 
 def test_spare_weights_hand_made():

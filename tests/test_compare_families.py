@@ -2,6 +2,7 @@
 
 import pytest
 
+from earlyreadout.cli import main
 from earlyreadout.compare import compare, expand_methods
 from earlyreadout.errors import UserError
 from earlyreadout.methods import METHODS
@@ -62,3 +63,25 @@ def test_a_then_b_trains_a_once_and_refits_it_as_the_retrain_command_does(tmp_pa
 def test_a_then_b_needs_a_method_then_a_last_layer_method(name):
     with pytest.raises(UserError, match=r"A\+B trains method A, then refits its last layer with B; .*readout-dfr"):
         expand_methods([name])
+
+
+def test_methods_needing_group_labels_the_data_lacks_are_all_refused_before_anything_trains(tmp_path, capsys):
+    """A CSV without an attribute column: every method reading train or val groups is named in one line, exit 2,
+    and no run directory is made (erm comes first and would otherwise train)."""
+    data = tmp_path / "t.csv"
+    data.write_text("filename,y,split\n" + "".join(f"word{i} w{i % 2},{i % 2},{i % 3}\n" for i in range(12)))
+    out = tmp_path / "cmp"
+    args = ["compare", "--methods", "erm,groupdro,jtt,reweight,dfr,afr,erm+dfr", "--data", "csv", "--data-root",
+            str(data), "data.modality=text", "data.attribute_column=null", "--model", "bag-of-embeddings", "--epochs",
+            "1", "--device", "cpu", "--out", str(out)]
+    code = main(args)
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert ("methods 'groupdro', 'reweight' need group labels on train and methods 'dfr', 'erm+dfr' need group "
+            "labels on val, which csv does not have; drop them from --methods, or compare --methods label-free") in err
+    assert not out.exists()
+    # the one check the engine runs too: dfr alone is refused before its ERM stage trains
+    assert main(["train", "--method", "dfr", *args[3:-2], "--out", str(tmp_path / "dfr")]) == 2
+    assert ("method 'dfr' needs group labels on val, which csv does not have; choose a method `earlyreadout list` "
+            "shows reading none") in capsys.readouterr().err
+    assert not [f for f in (tmp_path / "dfr").rglob("*") if f.is_file()]  # nothing that blocks a retry

@@ -38,6 +38,19 @@ COMPANIONS: dict[tuple[str, str], dict[str, Any]] = {
     ("readout-reweight", "refresh"): {"warmup_epochs": 0},
     ("irm", "penalty"): {"anneal_steps": 1},  # the penalty weight applies after the annealing steps
     ("eiil", "assign_lr"): {"steps": 1},  # the default steps converge to one assignment from either rate
+    # at the default kd_weight=1 the cross-entropy term is off, so weighting kd alone is weighting both
+    **{(m, "weighted_terms"): {"kd_weight": 0.5} for m in ("dedier", "jtt-kd")},
+    ("readout-dfr", "folds"): {"fit_on": "train"},  # the folds cross-fit the readout on train only
+    # on 10 classes the 48 validation examples make pseudo-groups below the default min_group_size 10, which all
+    # merge into their labels' agreeing groups
+    ("readout-dfr", "pseudo_groups"): {"min_group_size": 1},
+}
+# data on which a setting can move, for both runs (the tiny colored-digits options otherwise)
+DATA: dict[tuple[str, str], dict[str, Any]] = {
+    # at correlation 0.97 a readout on any layer reads the label off the colour and flags the same examples
+    **{("readout-dfr", k): {"correlation": 0.5} for k in ("readout_layer", "folds")},
+    # with two classes (label, predicted class) and (label, readout wrong) are one partition of the examples
+    ("readout-dfr", "pseudo_groups"): {"labels": "multiclass"},
 }
 # settings that cannot move a few steps on tiny image data, and why
 POOL = "pools token sequences; the tiny data are images (the text tests use it)"
@@ -49,10 +62,6 @@ EXEMPT: dict[tuple[str, str], str] = {
        for m in ("dfr", "readout-dfr")},
     ("self", "early_epoch"): "must stay below train.epochs, which is 2 here",
     ("sieve", "probe"): "measurement only: a fresh probe's accuracy in the log",
-    # not yet shown to move on tiny data (to examine: every instance weight may be 1 there, or the readouts of
-    # both settings give the same pseudo-groups on 48 validation examples)
-    **{(m, "weighted_terms"): "to examine" for m in ("dedier", "jtt-kd")},
-    **{("readout-dfr", k): "to examine" for k in ("readout_layer", "pseudo_groups", "folds")},
 }
 STEPS = 2
 
@@ -81,10 +90,13 @@ def settings() -> list[tuple[str, str]]:
     return shared + [(n, k) for n, k in own if k not in ("teacher", "classifier") and (n, k) not in EXEMPT]
 
 
-def trained(name: str, hp: dict[str, Any], tmp_path, teacher: str) -> dict[str, torch.Tensor]:
-    """The network's state after two epochs of `STEPS` updates and the refit after selection."""
+def trained(name: str, hp: dict[str, Any], tmp_path, teacher: str, data: dict[str, Any] | None = None
+            ) -> dict[str, torch.Tensor]:
+    """The network's state after two epochs of `STEPS` updates and the refit after selection, on the tiny
+    colored-digits data (with `data` options changed)."""
     hp = {**({"teacher": teacher} if "teacher" in METHODS.get(name).hparams else {}), **hp}
-    method, _, loader = build_run(tiny_config(tmp_path, name, hp=hp), torch.device("cpu"), DistInfo())
+    cfg = tiny_config(tmp_path, name, hp=hp, data_options=data or {})
+    method, _, loader = build_run(cfg, torch.device("cpu"), DistInfo())
     for epoch in range(2):
         torch.manual_seed(epoch_seed(0, epoch))
         method.train()
@@ -111,12 +123,12 @@ _DEFAULTS: dict[str, dict[str, torch.Tensor]] = {}  # the default run of each me
 @pytest.mark.parametrize("name, key", settings())
 def test_every_setting_moves_the_result(name, key, tmp_path, teacher):
     spec = METHODS.get(name).hparams[key]
-    companions = COMPANIONS.get((name, key), {})
-    context = f"{name} {sorted(companions.items())}"
+    companions, data = COMPANIONS.get((name, key), {}), DATA.get((name, key), {})
+    context = f"{name} {sorted(companions.items())} {sorted(data.items())}"
     if context not in _DEFAULTS:
-        _DEFAULTS[context] = trained(name, companions, tmp_path / "default", teacher)
+        _DEFAULTS[context] = trained(name, companions, tmp_path / "default", teacher, data)
     value = alternative(name, key, spec)
     value = teacher if value == TEACHER else value
-    changed = trained(name, {**companions, key: value}, tmp_path / "changed", teacher)
+    changed = trained(name, {**companions, key: value}, tmp_path / "changed", teacher, data)
     base = _DEFAULTS[context]
     assert any(not torch.equal(changed[k], base[k]) for k in base), f"{name}: {key}={value!r} changed nothing"

@@ -14,17 +14,19 @@ from earlyreadout.distributed import DistInfo
 from earlyreadout.errors import UserError
 from earlyreadout.methods import METHODS
 from earlyreadout.methods.base import Context
-from earlyreadout.methods.losses import (
+from earlyreadout.methods.losses import focal_terms, ldam_logits, ldam_margins, prior_shifted_logits
+from earlyreadout.params import resolve
+from earlyreadout.readout.weights import (
     cvar_weights,
     effective_number_weights,
-    focal_terms,
     inverse_size_weights,
-    ldam_logits,
-    ldam_margins,
-    prior_shifted_logits,
+    normalized,
 )
-from earlyreadout.params import resolve
 from earlyreadout.train.engine import build_run, train
+
+
+def test_normalized_weights_keep_their_ratios_at_mean_one():
+    assert normalized(torch.tensor([1.0, 3.0, 0.0, 4.0])).tolist() == pytest.approx([0.5, 1.5, 0.0, 2.0])
 
 
 def test_inverse_size_weights_hand_made():

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from earlyreadout.config import build_config, raw_config, set_values
-from earlyreadout.data import DATASETS
+from earlyreadout.config import RunConfig, build_config, raw_config, set_values
+from earlyreadout.data import DATASETS, load_splits
 from earlyreadout.errors import UserError, did_you_mean
 from earlyreadout.io import write_json
-from earlyreadout.methods import METHODS
+from earlyreadout.methods import METHODS, Method, refuse_lacking_labels
 from earlyreadout.report.page import write_report
 from earlyreadout.report.table import labels_of, table, times_vs_erm
 from earlyreadout.train.engine import train
-from earlyreadout.train.retrain import last_layer_methods, retrain
+from earlyreadout.train.retrain import last_layer_methods, refit_settings, retrain
 from earlyreadout.train.runs import RunDir
 
 CEILING = "ceiling"
@@ -84,6 +85,7 @@ def compare(methods: list[str], out: str | Path, config: str | None = None, over
                 # one attribute per class: agreement 1/n_classes leaves every (label, attribute) group equally likely
                 run["data.correlation"] = 1.0 / base.data_options.get("n_classes", 2)
             configs[m, seed] = build_config(set_values(raw, run))
+    check_labels(configs)
     results, runs = [], []
     for (m, seed), cfg in configs.items():
         print(f"== {m} seed {seed} -> {cfg.out}")
@@ -105,6 +107,22 @@ def compare(methods: list[str], out: str | Path, config: str | None = None, over
     report = write_report(runs, out / "report.html")
     print(f"report written to {report}")
     return results
+
+
+def check_labels(configs: dict[tuple[str, int], RunConfig]) -> None:
+    """Refuse, before anything trains, every method (and `A+B` refit) that needs group labels the data does not
+    have, all named in one line; the data is loaded for it only where some method reads group labels."""
+    needs: dict[str, list[tuple[str, type[Method], Mapping[str, Any]]]] = {}
+    for (m, _), cfg in configs.items():
+        needs[m] = [(m, METHODS.get(cfg.method), cfg.method_hp)]
+        if THEN in m:
+            refit = m.partition(THEN)[2]
+            needs[m].append((m, METHODS.get(refit), refit_settings(cfg.method_hp, refit)))
+    reading = [m for m, pairs in needs.items() if any(cls.labels_used(hp) != "none" for _, cls, hp in pairs)]
+    if reading:
+        cfg = next(c for (m, _), c in configs.items() if m == reading[0])
+        refuse_lacking_labels([need for m in reading for need in needs[m]], load_splits(cfg.data, cfg.data_options),
+                              "drop them from --methods, or compare --methods label-free")
 
 
 def refitted(source: str, method: str, out: str, source_labels: str) -> tuple[dict[str, Any], str]:

@@ -32,6 +32,6 @@ from earlyreadout.methods import cvardro  # noqa: F401
 from earlyreadout.methods import crt  # noqa: F401
 from earlyreadout.methods import reweight_crt  # noqa: F401
 from earlyreadout.methods import vanilla_crt  # noqa: F401
-from earlyreadout.methods.base import METHODS, Context, Method, register
+from earlyreadout.methods.base import METHODS, Context, Method, refuse_lacking_labels, register
 
-__all__ = ["METHODS", "Context", "Method", "register"]
+__all__ = ["METHODS", "Context", "Method", "refuse_lacking_labels", "register"]

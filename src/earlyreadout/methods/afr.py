@@ -29,6 +29,7 @@ class AFR(LastLayerRetraining):
     """
 
     group_labels: ClassVar[str] = "val"
+    labels_optional: ClassVar[bool] = True  # without them, worst-class accuracy tunes it
     hparams: ClassVar[dict[str, Param]] = {
         **LAST_LAYER_HPARAMS,
         "holdout_fraction": Param(0.2, "share of train kept out of the ERM stage for reweighting (paper: 0.2)",

@@ -99,6 +99,21 @@ def run_loader(ctx: Context) -> RunLoader:
     return ctx.load_run
 
 
+def refuse_lacking_labels(methods: list[tuple[str, type[Method], Mapping[str, Any]]],
+                          splits: Mapping[str, GroupedDataset], way_out: str) -> None:
+    """Raise one UserError naming each method (name, class, settings) that needs group labels `splits` do not
+    have, ending with `way_out` (what to do instead); return when every method finds what it needs."""
+    lacking: dict[str, list[str]] = {}
+    for name, cls, hp in methods:
+        split = cls.lacking_labels(hp, splits)
+        if split is not None:
+            lacking.setdefault(split, []).append(repr(name))
+    if lacking:
+        needs = " and ".join(f"method{'s' * (len(names) > 1)} {', '.join(names)} need{'s' * (len(names) == 1)} "
+                             f"group labels on {split}" for split, names in lacking.items())
+        raise UserError(f"{needs}, which {splits['train'].name} does not have; {way_out}")
+
+
 class Method(nn.Module):
     """A training method: owns the network and its optimizers; the engine calls only these methods.
 
@@ -112,11 +127,23 @@ class Method(nn.Module):
     # or tunes on validation's) or "none"; `list` and the report show it beside each method
     group_labels: ClassVar[str] = "none"
 
+    # whether the method still runs on data without the group labels it reads (it tunes on the classes instead)
+    labels_optional: ClassVar[bool] = False
+
     @classmethod
     def labels_used(cls, hp: Mapping[str, Any]) -> str:
         """The group labels the method reads under settings `hp` ("train", "val" or "none"): `group_labels`,
         unless a setting chooses (e.g. balancing by groups or by classes)."""
         return cls.group_labels
+
+    @classmethod
+    def lacking_labels(cls, hp: Mapping[str, Any], splits: Mapping[str, GroupedDataset]) -> str | None:
+        """The split ("train" or "val") whose group labels the method needs under settings `hp` but `splits`
+        do not have; None when the data holds what it needs."""
+        split = cls.labels_used(hp)
+        if split == "none" or cls.labels_optional or split not in splits or splits[split].has_attributes:
+            return None
+        return split
 
     def __init__(self, network: nn.Module, hp: dict[str, Any], ctx: Context):
         super().__init__()

@@ -6,7 +6,6 @@ from typing import Any, ClassVar
 
 import torch
 
-from earlyreadout.errors import UserError
 from earlyreadout.lastlayer.dfr import C_GRIDS, dfr
 from earlyreadout.methods.base import register
 from earlyreadout.methods.last_layer import DFR_HPARAMS, LAST_LAYER_HPARAMS, LastLayerRetraining, as_tensors
@@ -28,9 +27,6 @@ class DFR(LastLayerRetraining):
 
     def retrain(self) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
         val = self.validation("its head is fitted on validation group labels")
-        if not val.has_attributes:
-            raise UserError(f"dfr fits its head on validation group labels, which {val.name} does not have; use "
-                            "readout-dfr, which needs none")
         emb = self.embeddings(val)
         head = dfr(emb.z.numpy(), emb.y.numpy(), emb.g.numpy(), self.ctx.n_classes, C_GRIDS[self.hp["c_grid"]],
                    self.hp["tune_repeats"], self.hp["retrains"], self.ctx.seed)

@@ -6,7 +6,7 @@ import torch
 
 from earlyreadout.methods.balance import BinWeighted
 from earlyreadout.methods.base import register
-from earlyreadout.methods.losses import inverse_size_weights
+from earlyreadout.readout.weights import inverse_size_weights
 
 
 @register("reweight")

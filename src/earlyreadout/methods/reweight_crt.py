@@ -11,8 +11,9 @@ from earlyreadout.data.loader import Batch
 from earlyreadout.methods.balance import BALANCE_BY, Balanced, bin_counts, bins
 from earlyreadout.methods.base import Context, register
 from earlyreadout.methods.classifier_retraining import CRT_HPARAMS, ClassifierRetraining
-from earlyreadout.methods.losses import inverse_size_weights, weighted_cross_entropy
+from earlyreadout.methods.losses import weighted_cross_entropy
 from earlyreadout.params import Param
+from earlyreadout.readout.weights import inverse_size_weights
 
 
 @register("reweight-crt")

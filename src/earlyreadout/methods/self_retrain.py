@@ -30,6 +30,7 @@ class SELF(LastLayerRetraining):
     """
 
     group_labels: ClassVar[str] = "val"
+    labels_optional: ClassVar[bool] = True  # without them, worst-class accuracy tunes it
     hparams: ClassVar[dict[str, Param]] = {
         **LAST_LAYER_HPARAMS,
         "early_epoch": Param(1, "epochs of the early-stopped checkpoint (paper: 1-5); below train.epochs", low=1,

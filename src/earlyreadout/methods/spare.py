@@ -15,6 +15,7 @@ from earlyreadout.data.loader import Batch
 from earlyreadout.methods.base import Context, register
 from earlyreadout.methods.group_inference import INFERENCE_HPARAMS, InferThenTrain
 from earlyreadout.params import IntRange, Param, Uniform
+from earlyreadout.readout.weights import spare_weights
 
 
 def cluster_classwise(outputs: torch.Tensor, y: torch.Tensor, n_clusters: int, seed: int
@@ -37,16 +38,6 @@ def cluster_classwise(outputs: torch.Tensor, y: torch.Tensor, n_clusters: int, s
         if 2 <= len(np.unique(labels)) < len(z):
             silhouettes[c] = float(silhouette_score(z, labels))
     return clusters, silhouettes
-
-
-def spare_weights(y: torch.Tensor, clusters: torch.Tensor, powers: torch.Tensor) -> torch.Tensor:
-    """SPARE's sampling weights: `1 / n_{c,k} ** power_c` for an example of class c in cluster k, normalised
-    to sum 1 within each class (every class equally likely)."""
-    groups = y * (int(clusters.max()) + 1) + clusters
-    counts = torch.bincount(groups).double()
-    weights = counts[groups] ** -powers[y].double()
-    class_totals = torch.zeros(int(y.max()) + 1, dtype=torch.float64).index_add(0, y, weights)
-    return weights / class_totals[y]
 
 
 @register("spare")

@@ -20,9 +20,8 @@ from torch import nn
 from earlyreadout import distributed
 from earlyreadout.config import RunConfig
 from earlyreadout.data import DATASETS, BatchLoader, GroupedDataset, load_splits
-from earlyreadout.errors import UserError
 from earlyreadout.io import load_checkpoint, save_checkpoint, write_json, write_text
-from earlyreadout.methods import METHODS, Context, Method
+from earlyreadout.methods import METHODS, Context, Method, refuse_lacking_labels
 from earlyreadout.metrics import evaluate_logits, selection_metric
 from earlyreadout.models import MODELS, build_model
 from earlyreadout.models.inference import collect_logits
@@ -79,12 +78,13 @@ def build_run(cfg: RunConfig, device: torch.device, dist: distributed.DistInfo,
     splits = splits or load_splits(cfg.data, cfg.data_options)
     train = splits["train"]
     method_cls = METHODS.get(cfg.method)
-    if method_cls.labels_used(cfg.method_hp) == "train" and not train.has_attributes:
+    if method_cls.lacking_labels(cfg.method_hp, splits) is not None:
         fixes = [f"method.{k}={c}" for k, p in method_cls.hparams.items() for c in p.choices or ()
-                 if method_cls.labels_used({**cfg.method_hp, k: c}) != "train"]
-        raise UserError(f"method {cfg.method!r} needs group labels on train, which {train.name} does not have; "
-                        + (f"set {fixes[0]}, or " if fixes else "") + "choose a method `earlyreadout list` shows "
-                        "reading none or val")
+                 if method_cls.lacking_labels({**cfg.method_hp, k: c}, splits) is None]
+        readable = "none or val" if "val" in splits and splits["val"].has_attributes else "none"
+        refuse_lacking_labels([(cfg.method, method_cls, cfg.method_hp)], splits,
+                              (f"set {fixes[0]}, or " if fixes else "") + f"choose a method `earlyreadout list` "
+                              f"shows reading {readable}")
     network = build_model(cfg.model, cfg.model_options, train.info, train.n_classes).to(device)
     if cfg.train["channels_last"]:
         network = network.to(memory_format=torch.channels_last)

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,13 @@ from earlyreadout.train.runs import RunDir, stored_config
 
 def last_layer_methods() -> list[str]:
     return [name for name in METHODS.names() if issubclass(METHODS.get(name), LastLayerRetraining)]
+
+
+def refit_settings(source_hp: Mapping[str, Any], method: str) -> dict[str, Any]:
+    """The settings of last-layer `method` refitting a run trained with method settings `source_hp`: the ones
+    they share (the ERM stage's) from the source, the rest at `method`'s defaults."""
+    params = METHODS.get(method).hparams
+    return {**{k: p.default for k, p in params.items()}, **{k: v for k, v in source_hp.items() if k in params}}
 
 
 def method_settings(overrides: list[str]) -> dict[str, Any]:
@@ -42,8 +49,7 @@ def retrain(source: str | Path, method: str, out: str | Path, settings: dict[str
         raise UserError(f"{method!r} is not a last-layer method; choose one of {', '.join(last_layer_methods())}")
     source_cfg = stored_config(source)
     raw = source_cfg.to_dict()
-    shared = {k: v for k, v in raw["method"].items() if k in METHODS.get(method).hparams}  # the ERM stage's
-    raw["method"] = {**shared, **(settings or {}), "name": method}
+    raw["method"] = {**refit_settings(raw["method"], method), **(settings or {}), "name": method}
     raw["out"] = str(out)
     cfg = build_config(raw)
     run = RunDir(out)
