@@ -32,7 +32,7 @@ from protocol import FRESH_SEEDS, RESULTS, Job, run_jobs, scores, summary, write
 from earlyreadout.config import build_config
 from earlyreadout.data import DATASETS, GroupedDataset, load_splits
 from earlyreadout.distributed import DistInfo
-from earlyreadout.metrics import evaluate_logits
+from earlyreadout.metrics import evaluate_logits, mean_std
 from earlyreadout.params import resolve
 from earlyreadout.train.engine import build_run
 
@@ -184,14 +184,15 @@ def peer_row(work: Path, method: str, seed: int, splits: dict[str, GroupedDatase
 
 def compare(rows: dict[str, dict[str, Any]], seeds: list[int]) -> dict[str, Any]:
     """Per method: each code's summary over seeds and, where both ran, the difference of mean test worst-group
-    accuracy against twice its standard error (within seed noise when not larger)."""
+    accuracy against twice its standard error (within seed noise when not larger), and the same for the
+    differences per seed, which share the initial weights."""
     table: dict[str, Any] = {}
     for name, pair in PAIRS.items():
         entry: dict[str, Any] = {"earlyreadout_method": None if pair is None else pair[0]}
         for code in ("earlyreadout", "spuco"):
             runs = [rows[k] for k in (f"{code}/{name}/seed{s}" for s in seeds) if k in rows]
             if len(runs) == len(seeds):
-                entry[code] = summary(runs)
+                entry[code] = {**summary(runs), "best_epochs": [r["best_epoch"] for r in runs]}
         entry["spuco_inferred"] = [rows[f"spuco/{name}/seed{s}"]["info"] for s in seeds
                                    if rows.get(f"spuco/{name}/seed{s}", {}).get("info")]
         if "earlyreadout" in entry and "spuco" in entry:
@@ -200,6 +201,10 @@ def compare(rows: dict[str, dict[str, Any]], seeds: list[int]) -> dict[str, Any]
             entry["difference"] = ours["mean"] - theirs["mean"]
             entry["two_standard_errors"] = 2 * se
             entry["within_seed_noise"] = abs(entry["difference"]) <= 2 * se
+            paired = mean_std([o - t for o, t in zip(ours["values"], theirs["values"])])
+            entry["paired_differences"] = paired["values"]
+            entry["paired_two_standard_errors"] = 2 * paired["std"] / math.sqrt(len(seeds))
+            entry["paired_within_seed_noise"] = abs(paired["mean"]) <= entry["paired_two_standard_errors"]
         table[name] = entry
     spuco_rows = [r for k, r in rows.items() if k.startswith("spuco/")]
     gap = max((abs(r["spuco_val_worst_group"] - r["val_worst_group"]) for r in spuco_rows), default=None)
