@@ -10,14 +10,7 @@ registered later joins the table; nothing is searched.
 from study import Arm, Study
 
 from earlyreadout.methods import METHODS
-from earlyreadout.params import resolve
-
-
-def label_free(name: str) -> bool:
-    """Whether method `name` reads no group labels at its defaults."""
-    method = METHODS.get(name)
-    return method.labels_used(resolve(method.hparams, {}, name)[0]) == "none"
-
+from earlyreadout.report.table import labels_of
 
 STUDY = Study(
     name="baselines",
@@ -26,7 +19,7 @@ STUDY = Study(
     select={"worst_group": "worst_group", "worst_class": "worst_class"},
     key="{data}/{arm}/{select}/seed{seed}",
     log="baselines_runs.jsonl",
-    arms={name: Arm(name, select=None if label_free(name) else ("worst_group",),
+    arms={name: Arm(name, select=None if labels_of(name, {}) == "none" else ("worst_group",),
                     time_relative_to=None if name == "erm" else "erm")
           for name in METHODS if "teacher" not in METHODS.get(name).hparams},
 )
