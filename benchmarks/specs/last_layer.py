@@ -35,6 +35,7 @@ STUDY = Study(
         "readout-dfr": Arm("readout-dfr", candidates=CANDIDATES, search_seeds=FRESH_SEEDS, refit="erm",
                            key="{data}/{select}/readout-dfr/{setting}/seed{seed}"),
         "self": Arm("self", select=("known",), key="{data}/self/seed{seed}", log="last_layer_self_runs.jsonl",
-                    data=("colored-digits", "dominoes", "spurious-text", "small-digits")),
+                    data=("colored-digits", "dominoes", "spurious-text", "small-digits",
+                          "shapes-on-texture:n_classes=3")),
     },
 )
