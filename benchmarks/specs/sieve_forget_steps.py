@@ -16,7 +16,7 @@ STUDY = Study(
     log="sieve_heads_runs.jsonl",
     arms={
         "erm": Arm("erm"),
-        "sieve": Arm("sieve"),
-        "sieve, forget_steps=1": Arm("sieve", {"forget_steps": 1}),
+        "sieve": Arm("sieve", {"forget_steps": 3, "forget_lr": 0.0011}),  # the defaults of then
+        "sieve, forget_steps=1": Arm("sieve", {"forget_steps": 1, "forget_lr": 0.0011}),
     },
 )

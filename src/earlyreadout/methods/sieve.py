@@ -26,7 +26,9 @@ class Sieve(Method):
     the sieve's step counter are checkpointed for resume. Defaults: the validation winner of a 40-trial
     full-size search on colored-digits (docs/sieve.md, benchmarks/configs/colored-digits-sieve-search.yaml),
     with a fresh head every 20 steps and 3 head steps per batch, which won a validation comparison on both
-    benchmarks and held on seeds not used to choose it (benchmarks/sieve_heads.py).
+    benchmarks and held on seeds not used to choose it (benchmarks/specs/sieve_heads.py); the winner's three
+    forget steps per event are taken as one step at three times its forget lr, nearly the same move for a
+    third of the passes (benchmarks/specs/sieve_one_forget_step.py).
     """
 
     hparams: ClassVar[dict[str, Param]] = {

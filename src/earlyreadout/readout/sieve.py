@@ -59,7 +59,7 @@ SIEVE_PARAMS: dict[str, Param] = {
                             choices=TOKEN_POOLS),
     "forget_every": Param(1, "a forget step every this many steps; 0 = no forgetting (plain ERM + a readout)",
                           low=0, search=Choice((0, 1, 2, 5, 15))),
-    "forget_lr": Param(1.1e-3, "plain-SGD learning rate of the forget step (three-pass)", low=0.0,
+    "forget_lr": Param(3.3e-3, "plain-SGD learning rate of the forget step (three-pass)", low=0.0,
                        search=LogUniform(1e-3, 1e-1)),
     "readout_lr": Param(2.6e-3, "SGD learning rate of the readout head", low=0.0, open_low=True,
                     search=LogUniform(1e-3, 1e-1)),
@@ -71,7 +71,9 @@ SIEVE_PARAMS: dict[str, Param] = {
                            search=LogUniform(0.1, 10.0)),
     "readout_steps": Param(3, "readout-head steps per batch before a forget step (three-pass; the reference takes "
                            "1); more bring the head closer to what the layer holds", low=1, search=Choice((1, 3))),
-    "forget_steps": Param(3, "forget steps per forget event (three-pass)", low=1, search=Choice((1, 3))),
+    "forget_steps": Param(1, "forget steps per forget event (three-pass); the steps of one event follow one "
+                          "direction, so n steps move the early layers as one step at n * forget_lr, for n times "
+                          "the cost", low=1, search=Choice((1, 3))),
     "reinit_every": Param(20, "re-initialise the readout head and its optimizer every this many steps (0 = never, "
                           "as the reference), so forgetting meets heads that have not co-adapted with the layer",
                           low=0, search=Choice((0, 20, 100))),
