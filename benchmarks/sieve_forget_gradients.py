@@ -28,6 +28,7 @@ DATA = ("colored-digits", "dominoes")
 SETTINGS = {"forget_steps": 3, "forget_lr": 0.0011, "monitor": False, "probe": False}
 EPOCHS, EVERY, SEED = 10, 50, 4
 OUT = RESULTS / "sieve_forget_gradients.json"
+WORST = {"cosine_to_first": min, "norm_to_first_min": min, "norm_to_first_max": max, "move_difference": max}
 
 
 def flat(tensors: list[torch.Tensor]) -> torch.Tensor:
@@ -77,16 +78,13 @@ def measure(data: str) -> dict[str, Any]:
         loader.set_epoch(epoch)
         for batch in loader:
             if step % EVERY == EVERY - 1:
-                points.append({"step": step, **compare_moves(sieve, method.network, batch["x"], SETTINGS["forget_steps"])})
+                moves = compare_moves(sieve, method.network, batch["x"], SETTINGS["forget_steps"])
+                points.append({"step": step, **moves})
             method.update(batch, step)
             step += 1
-    keys = ("cosine_to_first", "norm_to_first_min", "norm_to_first_max", "move_difference")
     return {"measured_steps": len(points), "of_steps": step,
-            "worst": {"cosine_to_first": min(p["cosine_to_first"] for p in points),
-                      "norm_to_first_min": min(p["norm_to_first_min"] for p in points),
-                      "norm_to_first_max": max(p["norm_to_first_max"] for p in points),
-                      "move_difference": max(p["move_difference"] for p in points)},
-            "median": {k: statistics.median(p[k] for p in points) for k in keys}, "points": points}
+            "worst": {k: worst(p[k] for p in points) for k, worst in WORST.items()},
+            "median": {k: statistics.median(p[k] for p in points) for k in WORST}, "points": points}
 
 
 def main() -> None:
