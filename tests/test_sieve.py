@@ -65,6 +65,28 @@ def test_forget_step_changes_only_the_early_layers(mode):
     sieve.close()
 
 
+@pytest.mark.parametrize("mode", ["three-pass", "single-pass"])
+def test_the_monitor_leaves_the_model_as_it_would_be_without_it(mode):
+    """Its forward runs in train mode; the batch-norm statistics it moves are put back."""
+    states, logged = [], []
+    for monitor in (True, False):
+        model, x, y = cnn_and_batch()
+        torch.manual_seed(1)
+        sieve = FeatureSieve(model, "block2", 2, x[:2], mode=mode, forget_every=1, forget_lr=0.5, monitor=monitor)
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        for _ in range(3):
+            opt.zero_grad()
+            sieve.loss(model(x), y).backward()
+            opt.step()
+            stats = sieve.step(x, y)
+        states.append(model.state_dict())
+        logged.append("readout_acc_after_forget" in stats)
+        sieve.close()
+    assert logged == [True, False]
+    assert states[0].keys() == states[1].keys() and any("running_mean" in k for k in states[0])
+    assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
+
+
 class Tiny(nn.Module):
     def __init__(self):
         super().__init__()

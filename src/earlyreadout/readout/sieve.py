@@ -78,7 +78,7 @@ SIEVE_PARAMS: dict[str, Param] = {
                           "as the reference), so forgetting meets heads that have not co-adapted with the layer",
                           low=0, search=Choice((0, 20, 100))),
     "monitor": Param(True, "measure the readout's accuracy right after each forget step (one extra forward to the "
-                     "readout layer per forget step)"),
+                     "readout layer per forget step; the model's batch-norm statistics are put back after it)"),
 }
 # earlier names of the settings: the aux_* names of the first releases, and the library's bare head names
 RENAMED = {**{f"aux_{k}": f"readout_{k}" for k in ("layer", "head", "depth", "width", "token_pool", "lr", "momentum",
@@ -180,14 +180,25 @@ class FeatureSieve(nn.Module):
             self.readout_optimizer.zero_grad(set_to_none=True)
             stats, self._pending = self._pending, {}
         if forgot and self.monitor:
-            with torch.no_grad():
-                stats["readout_acc_after_forget"] = accuracy(self.head(self._forward_to_readout_layer(x)), y)
+            stats["readout_acc_after_forget"] = self.monitored_accuracy(x, y)
         if forgot:
             self.last_forget = {k: v for k, v in stats.items() if "forget" in k}
         self.steps += 1
         if self.reinit_every > 0 and int(self.steps) % self.reinit_every == 0:
             self.reset_head()
         return stats
+
+    def monitored_accuracy(self, x: Any, y: torch.Tensor) -> float:
+        """The head's accuracy on batch `x` at the current early layers. The model's buffers (batch-norm
+        running statistics, which a forward in train mode updates) are put back, so monitoring leaves the model
+        exactly as it would be without it."""
+        buffers = list(unwrap(self._model[0]).buffers())
+        kept = [b.clone() for b in buffers]
+        with torch.no_grad():
+            acc = accuracy(self.head(self._forward_to_readout_layer(x)), y)
+            for b, k in zip(buffers, kept):
+                b.copy_(k)
+        return acc
 
     def _three_pass(self, x: Any, y: torch.Tensor, forgot: bool) -> dict[str, float]:
         """`readout_steps` head steps, then on forget steps `forget_steps` forget steps, on batch `x`.
