@@ -71,9 +71,9 @@ SIEVE_PARAMS: dict[str, Param] = {
                            search=LogUniform(0.1, 10.0)),
     "readout_steps": Param(3, "readout-head steps per batch before a forget step (three-pass; the reference takes "
                            "1); more bring the head closer to what the layer holds", low=1, search=Choice((1, 3))),
-    "forget_steps": Param(1, "forget steps per forget event (three-pass); the steps of one event follow one "
-                          "direction, so n steps move the early layers as one step at n * forget_lr, for n times "
-                          "the cost", low=1, search=Choice((1, 3))),
+    "forget_steps": Param(1, "forget steps per forget event (three-pass); the steps of one event follow nearly "
+                          "one direction, so n steps move the early layers about as one step at n * forget_lr does, "
+                          "for n times the cost", low=1, search=Choice((1, 3))),
     "reinit_every": Param(20, "re-initialise the readout head and its optimizer every this many steps (0 = never, "
                           "as the reference), so forgetting meets heads that have not co-adapted with the layer",
                           low=0, search=Choice((0, 20, 100))),
