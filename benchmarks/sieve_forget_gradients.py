@@ -21,7 +21,7 @@ from protocol import RESULTS, write_result
 
 from earlyreadout.config import build_config
 from earlyreadout.distributed import DistInfo
-from earlyreadout.readout.sieve import FeatureSieve, forget_loss
+from earlyreadout.readout.sieve import FeatureSieve
 from earlyreadout.train.engine import build_run
 
 DATA = ("colored-digits", "dominoes")
@@ -35,13 +35,6 @@ def flat(tensors: list[torch.Tensor]) -> torch.Tensor:
     return torch.cat([t.reshape(-1) for t in tensors])
 
 
-def forget_gradient(sieve: FeatureSieve, x: torch.Tensor) -> torch.Tensor:
-    """The gradient of `forget_weight * L_f` over the early parameters, at their current values (train mode)."""
-    feature = sieve.readout.tap.forward_until(x, sieve.readout_layer)
-    loss = sieve.forget_weight * forget_loss(sieve.frozen_head(feature))
-    return flat(list(torch.autograd.grad(loss, sieve.early)))
-
-
 def compare_moves(sieve: FeatureSieve, network: torch.nn.Module, x: torch.Tensor, steps: int) -> dict[str, float]:
     """`steps` forget steps against one of `steps` times the size, both from the current weights, which (and
     the batch-norm statistics the forwards update) are restored afterwards."""
@@ -50,7 +43,7 @@ def compare_moves(sieve: FeatureSieve, network: torch.nn.Module, x: torch.Tensor
     lr = sieve.settings["forget_lr"]
     grads = []
     for _ in range(steps):
-        g = forget_gradient(sieve, x)
+        g = flat(list(sieve.forget_gradients(x)[0]))  # every early parameter feeds the readout layer
         grads.append(g)
         with torch.no_grad():
             for p, d in zip(sieve.early, torch.split(g, [q.numel() for q in sieve.early])):

@@ -231,17 +231,24 @@ class FeatureSieve(nn.Module):
         self.readout_optimizer.step()
         return {"readout_loss": readout_loss.item(), "readout_acc": accuracy(logits, y)}
 
-    def forget_step(self, x: Any, y: torch.Tensor, feature: torch.Tensor | None = None) -> dict[str, float]:
-        """Three-pass forget update: plain SGD on `forget_weight * L_f` over the early parameters only.
+    def forget_gradients(self, x: Any, feature: torch.Tensor | None = None
+                         ) -> tuple[tuple[torch.Tensor | None, ...], torch.Tensor, torch.Tensor]:
+        """The gradient of `forget_weight * L_f` for each early parameter at its current value (None where one
+        does not reach the readout), with the frozen head's logits and `L_f`; no parameter changes.
 
         `feature` is the readout layer's output of `x` at the current weights, with its graph, when the caller
-        has already run that forward; without it the step runs the forward itself.
+        has already run that forward; without it the forward is run here.
         """
         if feature is None:
             feature = self._forward_to_readout_layer(x)
         logits = self.frozen_head(feature)
         forget = forget_loss(logits)
-        grads = torch.autograd.grad(self.forget_weight * forget, self.early, allow_unused=True)
+        return torch.autograd.grad(self.forget_weight * forget, self.early, allow_unused=True), logits, forget
+
+    def forget_step(self, x: Any, y: torch.Tensor, feature: torch.Tensor | None = None) -> dict[str, float]:
+        """Three-pass forget update: plain SGD on `forget_weight * L_f` over the early parameters only
+        (`feature`: as for `forget_gradients`)."""
+        grads, logits, forget = self.forget_gradients(x, feature)
         saved = [p.grad for p in self.early]  # the user's gradients are left as they were
         for p, g in zip(self.early, grads):
             p.grad = g
