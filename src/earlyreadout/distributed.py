@@ -10,6 +10,7 @@ statistics). Every helper is a no-op in one process.
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Iterable
 from contextlib import AbstractContextManager
@@ -63,10 +64,21 @@ def local_device(device: torch.device, info: DistInfo) -> torch.device:
 
 
 def teardown() -> None:
-    """Leave the process group once every rank is done with it (no rank tears down mid-collective)."""
-    if dist.is_initialized():
-        dist.barrier()
-        dist.destroy_process_group()
+    """Leave the process group once every rank has finished its last collective.
+
+    The ranks meet on the rendezvous store rather than in a gloo barrier: a rank that destroys its gloo
+    context right after a barrier can close a connection its peer still reads the barrier from
+    (pytorch/gloo#155), which aborts the peer. Unreachable objects that may still hold the group (a freed
+    DDP network in a reference cycle) are collected first, so its threads end here, not at interpreter exit.
+    """
+    if not dist.is_initialized():
+        return
+    gc.collect()
+    if dist.get_world_size() > 1:
+        store = dist.distributed_c10d._get_default_store()  # the rendezvous store, shared by every rank
+        store.set(f"earlyreadout/finished/{dist.get_rank()}", "1")
+        store.wait([f"earlyreadout/finished/{rank}" for rank in range(dist.get_world_size())])
+    dist.destroy_process_group()
 
 
 def active() -> bool:

@@ -138,7 +138,15 @@ def train(cfg: RunConfig, resume: bool = False, log: Callable[[str], None] = pri
     """
     device = distributed.resolve_device(cfg.train["device"])
     dist = distributed.setup(device)
-    device = distributed.local_device(device, dist)
+    result = run_epochs(cfg, distributed.local_device(device, dist), dist, resume, log, splits, on_epoch_end)
+    distributed.teardown()  # once the run's DDP network is freed, so the process group ends with it
+    return result
+
+
+def run_epochs(cfg: RunConfig, device: torch.device, dist: distributed.DistInfo, resume: bool,
+               log: Callable[[str], None], splits: dict[str, GroupedDataset] | None,
+               on_epoch_end: Callable[[int, dict[str, Any]], None] | None) -> dict[str, Any]:
+    """The body of `train` on this process's device: everything it builds is freed when it returns."""
     if not dist.is_main:
         log = silent
     run = RunDir(cfg.out)
@@ -232,7 +240,6 @@ def train(cfg: RunConfig, resume: bool = False, log: Callable[[str], None] = pri
         result["last_layer"] = retrained
     if dist.is_main:
         finish_run(run, result)
-    distributed.teardown()
     return result
 
 
