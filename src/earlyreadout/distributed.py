@@ -76,8 +76,9 @@ def teardown() -> None:
     gc.collect()
     if dist.get_world_size() > 1:
         store = dist.distributed_c10d._get_default_store()  # the rendezvous store, shared by every rank
-        store.set(f"earlyreadout/finished/{dist.get_rank()}", "1")
-        store.wait([f"earlyreadout/finished/{rank}" for rank in range(dist.get_world_size())])
+        key = f"earlyreadout/finished/{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}/"  # one per attempt
+        store.set(key + str(dist.get_rank()), "1")
+        store.wait([key + str(rank) for rank in range(dist.get_world_size())])
     dist.destroy_process_group()
 
 
