@@ -7,6 +7,7 @@ engine uses on GPUs, has no CPU kernel), so the runs would legitimately differ.
 """
 
 import contextlib
+import gc
 import json
 import os
 import socket
@@ -17,8 +18,11 @@ import tempfile
 import pytest
 import torch
 
+from conftest import tiny_config
 from earlyreadout.distributed import backend
 from earlyreadout.io import load_checkpoint
+from earlyreadout.methods import Method
+from earlyreadout.train import engine
 
 TEXT = ["--data", "spurious-text", "--model", "text-transformer", "model.dim=16", "model.layers=1",
         "model.heads=2", "data.n_train=96", "data.n_val=32", "data.n_test=32", "--epochs", "2",
@@ -157,3 +161,18 @@ def test_backend_is_nccl_only_with_a_gpu_per_process(monkeypatch):
     assert backend(torch.device("cpu"), 2) == "gloo"
     assert backend(torch.device("cuda"), 1) == "nccl"
     assert backend(torch.device("cuda"), 2) == "gloo"  # two ranks sharing one GPU
+
+
+def test_the_run_is_freed_before_the_process_group_is_left(tmp_path, digits_splits, monkeypatch):
+    """A network alive at teardown keeps a gloo group until interpreter exit, where it can abort the process
+    (benchmarks/ddp_teardown.py): `train` must leave the group only once its method is gone."""
+    alive = []
+
+    def teardown() -> None:
+        gc.collect()
+        alive.extend(o for o in gc.get_objects() if issubclass(type(o), Method))
+
+    monkeypatch.setattr(engine.distributed, "teardown", teardown)
+    result = engine.train(tiny_config(tmp_path, train={"epochs": 1}), log=lambda _: None, splits=digits_splits)
+    assert result["test"]["n"] == 48
+    assert alive == []

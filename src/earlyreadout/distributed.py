@@ -64,12 +64,14 @@ def local_device(device: torch.device, info: DistInfo) -> torch.device:
 
 
 def teardown() -> None:
-    """Leave the process group once every rank has finished its last collective.
+    """Leave the process group once every rank has finished its last collective; call it once the run's
+    network is freed (the engine's `train` calls it after the run's body returns).
 
-    The ranks meet on the rendezvous store rather than in a gloo barrier: a rank that destroys its gloo
-    context right after a barrier can close a connection its peer still reads the barrier from
-    (pytorch/gloo#155), which aborts the peer. Unreachable objects that may still hold the group (a freed
-    DDP network in a reference cycle) are collected first, so its threads end here, not at interpreter exit.
+    A DDP network still alive keeps the group past `destroy_process_group`, to be destroyed during interpreter
+    exit, where gloo can abort the process ("terminate called without an active exception";
+    `benchmarks/ddp_teardown.py`); what is freed but caught in a reference cycle is collected here first. The
+    ranks then meet on the rendezvous store, not in a gloo barrier, so no rank closes its gloo connections
+    while a peer may still read a collective from them (pytorch/gloo#155).
     """
     if not dist.is_initialized():
         return
