@@ -12,7 +12,7 @@ steps, runs the collectives a run ends with (a sum, a broadcast object), and lea
   which tells the two parts of the change apart.
 A trial fails when either worker exits nonzero (the abort seen in CI: "terminate called without an active
 exception", rank 1, during interpreter exit). Arms alternate trial by trial. Writes
-benchmarks/results/ddp_teardown.json.
+benchmarks/results/ddp_teardown.json after every trial.
 
     python benchmarks/ddp_teardown.py --trials 150
 """
@@ -25,6 +25,7 @@ import os
 import subprocess
 import sys
 from datetime import timedelta
+from pathlib import Path
 
 import torch
 import torch.distributed as dist
@@ -83,27 +84,28 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=150, help="trials per arm")
     parser.add_argument("--port", type=int, default=29650, help="first store port (one per trial)")
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "ddp_teardown.json"))
     parser.add_argument("--worker", choices=sorted(ARMS), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         worker(args.worker)
         return
     # imported here, not at the top: the workers start twice as fast without the engine it imports
-    from protocol import RESULTS, write_result
+    from protocol import write_result
 
     failures: dict[str, list[dict]] = {arm: [] for arm in ARMS}
+    out = Path(args.out)
     for i in range(args.trials):
         for j, arm in enumerate(ARMS):
             codes = trial(arm, args.port + len(ARMS) * i + j)
             if any(codes):
                 failures[arm].append({"trial": i, "exit_codes": codes})
+        results = {ARMS[arm]: {"trials": i + 1, "failed": len(f), "failures": f} for arm, f in failures.items()}
+        write_result(out, "ddp_teardown", {"trials_per_arm": args.trials, "processes": 2, "backend": "gloo",
+                                           "device": "cpu"}, results)  # after every trial: a cut run keeps its counts
         print(f"trial {i + 1}/{args.trials}: " + ", ".join(f"{a} {len(f)} failed" for a, f in failures.items()),
               flush=True)
-    results = {ARMS[arm]: {"trials": args.trials, "failed": len(f), "failures": f} for arm, f in failures.items()}
-    write_result(RESULTS / "ddp_teardown.json", "ddp_teardown", {"trials_per_arm": args.trials, "processes": 2, "backend": "gloo",
-                                       "device": "cpu"}, results)
-    print(f"wrote {RESULTS / 'ddp_teardown.json'}")
-
+    print(f"wrote {out}")
 
 if __name__ == "__main__":
     main()
