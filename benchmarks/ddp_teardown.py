@@ -67,10 +67,10 @@ def worker(arm: str) -> None:
         dist.destroy_process_group()
 
 
-def trial(arm: str, port: int) -> list[int]:
+def trial(arm: str) -> list[int]:
     """Exit codes of the two workers of one trial."""
-    store = dist.TCPStore("127.0.0.1", port, is_master=True, timeout=timedelta(seconds=60), wait_for_workers=False)
-    env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": "2",
+    store = dist.TCPStore("127.0.0.1", 0, is_master=True, timeout=timedelta(seconds=60), wait_for_workers=False)
+    env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(store.port), "WORLD_SIZE": "2",
            "LOCAL_WORLD_SIZE": "2", "TORCHELASTIC_USE_AGENT_STORE": "True", "OMP_NUM_THREADS": "1"}
     procs = [subprocess.Popen([sys.executable, __file__, "--worker", arm],
                               env={**env, "RANK": str(rank), "LOCAL_RANK": str(rank)},
@@ -83,7 +83,6 @@ def trial(arm: str, port: int) -> list[int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=150, help="trials per arm")
-    parser.add_argument("--port", type=int, default=29650, help="first store port (one per trial)")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "ddp_teardown.json"))
     parser.add_argument("--worker", choices=sorted(ARMS), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -96,8 +95,8 @@ def main() -> None:
     failures: dict[str, list[dict]] = {arm: [] for arm in ARMS}
     out = Path(args.out)
     for i in range(args.trials):
-        for j, arm in enumerate(ARMS):
-            codes = trial(arm, args.port + len(ARMS) * i + j)
+        for arm in ARMS:
+            codes = trial(arm)
             if any(codes):
                 failures[arm].append({"trial": i, "exit_codes": codes})
         results = {ARMS[arm]: {"trials": i + 1, "failed": len(f), "failures": f} for arm, f in failures.items()}
