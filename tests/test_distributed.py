@@ -166,11 +166,15 @@ def test_backend_is_nccl_only_with_a_gpu_per_process(monkeypatch):
 def test_the_run_is_freed_before_the_process_group_is_left(tmp_path, digits_splits, monkeypatch):
     """A network alive at teardown keeps a gloo group until interpreter exit, where it can abort the process
     (benchmarks/ddp_teardown.py): `train` must leave the group only once its method is gone."""
+    def methods() -> list[Method]:
+        gc.collect()
+        return [o for o in gc.get_objects() if issubclass(type(o), Method)]
+
+    earlier = {id(m) for m in methods()}  # what other tests keep alive is not this run's
     alive = []
 
     def teardown() -> None:
-        gc.collect()
-        alive.extend(o for o in gc.get_objects() if issubclass(type(o), Method))
+        alive.extend(m for m in methods() if id(m) not in earlier)
 
     monkeypatch.setattr(engine.distributed, "teardown", teardown)
     result = engine.train(tiny_config(tmp_path, train={"epochs": 1}), log=lambda _: None, splits=digits_splits)
