@@ -75,9 +75,7 @@ def trial(arm: str) -> list[int]:
     procs = [subprocess.Popen([sys.executable, __file__, "--worker", arm],
                               env={**env, "RANK": str(rank), "LOCAL_RANK": str(rank)},
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for rank in range(2)]
-    codes = [proc.wait(timeout=120) for proc in procs]
-    del store
-    return codes
+    return [proc.wait(timeout=120) for proc in procs]  # the store serves them until this returns
 
 
 def main() -> None:
@@ -105,6 +103,7 @@ def main() -> None:
         print(f"trial {i + 1}/{args.trials}: " + ", ".join(f"{a} {len(f)} failed" for a, f in failures.items()),
               flush=True)
     print(f"wrote {out}")
+
 
 if __name__ == "__main__":
     main()
