@@ -167,7 +167,7 @@ def test_cache_off_decodes_every_time_and_writes_nothing(tmp_path, opens):
     csv_tree(tmp_path)
     s = splits("csv", root=str(tmp_path), image_size=16, cache=False)
     assert opens["n"] == 0 and not (tmp_path / FOLDER_NAME).exists()
-    assert "ToTensor" in [type(t).__name__ for t in s["val"].transform.transforms] and not s["val"].reads_batches()
+    assert "PILToTensor" in [type(t).__name__ for t in s["val"].transform.transforms] and not s["val"].reads_batches()
     s["val"].get_x(0)
     s["val"].get_x(0)
     assert opens["n"] == 2

@@ -19,7 +19,7 @@ from earlyreadout.distributed import PRECISIONS
 from earlyreadout.errors import ConfigError, UserError, did_you_mean
 from earlyreadout.io import read_yaml_file
 from earlyreadout.methods import METHODS
-from earlyreadout.models import MODELS
+from earlyreadout.models import MODELS, canonical_model
 from earlyreadout.models.layers import stage_layer
 from earlyreadout.params import Param, named_layers, resolve
 
@@ -186,6 +186,10 @@ def build_config(raw: dict[str, Any]) -> RunConfig:
     method, method_given = _section(raw, "method", problems)
     data, data_given = _section(raw, "data", problems)
     model, model_given = _section(raw, "model", problems)
+    try:
+        model, model_given = canonical_model(model, model_given)
+    except UserError as e:
+        problems.append(str(e))
     method_cls = _lookup(METHODS, method, problems)
     data_cls = _lookup(DATASETS, data, problems)
     notes: list[str] = []

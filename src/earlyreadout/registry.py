@@ -13,8 +13,9 @@ T = TypeVar("T")
 class Registry(Generic[T]):
     """Maps names to objects; unknown names list the options, duplicate names are an error."""
 
-    def __init__(self, kind: str):
+    def __init__(self, kind: str, hint: str = ""):
         self.kind = kind
+        self.hint = hint  # what else names an entry, said after the list of names
         self._items: dict[str, T] = {}
 
     def register(self, name: str) -> Callable[[T], T]:
@@ -34,7 +35,7 @@ class Registry(Generic[T]):
         except KeyError:
             raise UserError(
                 f"unknown {self.kind} {name!r}{did_you_mean(name, self._items)}; "
-                f"available: {', '.join(sorted(self._items))}"
+                f"available: {', '.join(sorted(self._items))}{self.hint}"
             ) from None
 
     def names(self) -> list[str]:

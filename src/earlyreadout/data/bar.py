@@ -48,7 +48,7 @@ class BAR:
 
     def model_input(self) -> tuple[dict[str, Any], int]:
         """(model info, classes), known before any file is read."""
-        return image_model_info(self.o["image_size"]), len(CLASSES)
+        return image_model_info(self.o["image_size"], self.o["channels"]), len(CLASSES)
 
     def splits(self) -> dict[str, GroupedDataset]:
         folder = find_dataset_dir(self.o["root"], "bar", "train", LAYOUTS)

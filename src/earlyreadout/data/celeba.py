@@ -74,7 +74,7 @@ class CelebA:
 
     def model_input(self) -> tuple[dict[str, Any], int]:
         """(model info, classes), known before any file is read."""
-        return image_model_info(self.o["image_size"]), 2
+        return image_model_info(self.o["image_size"], self.o["channels"]), 2
 
     def splits(self) -> dict[str, GroupedDataset]:
         target, attribute = self.o["target"], self.o["attribute"]

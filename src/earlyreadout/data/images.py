@@ -3,6 +3,7 @@ the decoded-image cache (data/cache.py) or decoded with PIL when the cache is of
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,11 +20,26 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
+
+
+def numbers(values: list) -> str | None:
+    """The problem of a list that should hold only numbers (None when it does)."""
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        return None
+    return f"expected a list of numbers, e.g. [0.5, 0.5, 0.5]; got {values!r}"
+
+
 IMAGE_OPTIONS: dict[str, Param] = {
     "image_size": Param(224, "side of the square network input in pixels", low=8),
     "augment": Param(False, "train-time augmentation: random resized crop (scale 0.7-1) and horizontal flip"),
     "cache": Param(True, "decode and resize each image once into a uint8 array file read by memory map (when "
                    "it fits on disk); false = decode with PIL every epoch"),
+    "mean": Param(list(IMAGENET_MEAN), "per-channel mean subtracted after scaling pixels to [0, 1] (the training "
+                  "transform of the model; null = no normalisation)", nullable=True, kind=list),
+    "std": Param(list(IMAGENET_STD), "per-channel standard deviation divided by after the mean (null = 1)",
+                 nullable=True, kind=list, check=numbers),
+    "channels": Param(3, "input channels: 3 (RGB) or 1 (grayscale, for models trained on grayscale images)",
+                      choices=(1, 3)),
     "cache_dir": Param(None, "folder of the decoded-image cache; null = .earlyreadout-cache/ under the data root "
                        "when writable, else ~/.cache/earlyreadout", nullable=True, kind=str, path=True),
 }
@@ -44,8 +60,9 @@ def geometry(size: int, train_augment: bool, center_crop: int | None) -> list[An
     return [T.Resize((side, side)), T.CenterCrop(size)]
 
 
-def image_transform(size: int, train_augment: bool, center_crop: int | None = None) -> Callable[[Any], torch.Tensor]:
-    """PIL image -> normalised tensor (3, size, size).
+def image_transform(size: int, train_augment: bool, center_crop: int | None = None,
+                    normalise: Normalise | None = None) -> Callable[[Any], torch.Tensor]:
+    """PIL image -> normalised tensor (channels, size, size) (`normalise`: ImageNet's mean and std on RGB).
 
     Evaluation: resize to `size * 256 / 224` and centre-crop `size` (the ImageNet recipe, group_DRO's
     Waterbirds); with `center_crop` the image is first centre-cropped to that many pixels and then
@@ -54,7 +71,7 @@ def image_transform(size: int, train_augment: bool, center_crop: int | None = No
     """
     from torchvision import transforms as T
 
-    tail = [T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
+    tail = [T.PILToTensor(), normalise or Normalise()]
     return T.Compose(geometry(size, train_augment, center_crop) + tail)
 
 
@@ -82,16 +99,35 @@ def tensor_augment(size: int) -> Callable[[torch.Tensor], torch.Tensor]:
 
 
 class Normalise:
-    """uint8 image(s) (..., 3, H, W) -> float normalised with the ImageNet mean and std, as one multiply-add
-    in place after the conversion (`ToTensor` + `Normalize` up to float rounding, at half their passes)."""
+    """uint8 RGB image(s) (..., 3, H, W) -> float (..., channels, H, W) scaled to [0, 1], made grayscale (ITU-R
+    601 luma) when `channels` is 1, then normalised with `mean` and `std` (None: left as they are), as one
+    multiply-add in place (`ToTensor` + `Normalize` up to float rounding, at half their passes)."""
 
-    def __init__(self) -> None:
-        mean, std = torch.tensor(IMAGENET_MEAN).view(3, 1, 1), torch.tensor(IMAGENET_STD).view(3, 1, 1)
-        self.scale = 1 / (255 * std)
-        self.shift = -mean / std
+    def __init__(self, mean: Sequence[float] | None = IMAGENET_MEAN, std: Sequence[float] | None = IMAGENET_STD,
+                 channels: int = 3) -> None:
+        n = channels
+        for name, values in (("mean", mean), ("std", std)):
+            if values is not None and len(values) not in (1, n):
+                raise UserError(f"data.{name} has {len(values)} values; give one per input channel ({n}) or one")
+        if std is not None and any(v <= 0 for v in std):
+            raise UserError(f"data.std must be positive; got {list(std)}")
+        mean_t = torch.tensor(list(mean) if mean is not None else [0.0], dtype=torch.float32).expand(n).reshape(n, 1, 1)
+        std_t = torch.tensor(list(std) if std is not None else [1.0], dtype=torch.float32).expand(n).reshape(n, 1, 1)
+        self.channels = channels
+        self.scale = 1 / (255 * std_t)
+        self.shift = -mean_t / std_t
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return x.to(torch.float32).mul_(self.scale).add_(self.shift)
+        x = x.to(torch.float32)
+        if self.channels == 1:
+            luma = torch.tensor([0.299, 0.587, 0.114]).view(3, 1, 1)
+            x = (x * luma).sum(-3, keepdim=True)
+        return x.mul_(self.scale).add_(self.shift)
+
+
+def normaliser(opts: dict[str, Any]) -> Normalise:
+    """The normalisation an image dataset's options ask for."""
+    return Normalise(opts.get("mean", IMAGENET_MEAN), opts.get("std", IMAGENET_STD), opts.get("channels", 3))
 
 
 def unreadable(dataset: str, path: str, error: OSError) -> UserError:
@@ -119,10 +155,10 @@ def read_rgb(path: Path, dataset: str) -> Any:
         raise unreadable(dataset, str(path), e) from None
 
 
-def image_model_info(size: int) -> dict[str, Any]:
-    """The `info` a model is built from: square RGB images of side `size` (known from the options alone, so
-    layers can be checked before the images are read)."""
-    return {"modality": "image", "shape": (3, size, size)}
+def image_model_info(size: int, channels: int = 3) -> dict[str, Any]:
+    """The `info` a model is built from: square images of side `size` with `channels` (known from the options
+    alone, so layers can be checked before the images are read)."""
+    return {"modality": "image", "shape": (channels, size, size)}
 
 
 class ImageFileDataset(GroupedDataset):
@@ -132,9 +168,9 @@ class ImageFileDataset(GroupedDataset):
 
     def __init__(self, paths: Sequence[Path], transform: Callable[[Any], torch.Tensor], size: int,
                  images: CachedImages | None = None, augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
-                 **kwargs: Any):
+                 channels: int = 3, **kwargs: Any):
         kwargs.setdefault("info", {})
-        kwargs["info"] = {**image_model_info(size), **kwargs["info"]}
+        kwargs["info"] = {**image_model_info(size, channels), **kwargs["info"]}
         super().__init__(**kwargs)
         if len(paths) != len(self.y):
             raise ValueError(f"{self.name}/{self.split}: {len(paths)} images but {len(self.y)} labels")
@@ -160,13 +196,30 @@ class ImageFileDataset(GroupedDataset):
         return self.transform(torch.stack([self.augment(self.images[int(i)]) for i in idx]))
 
 
+UPSCALE_WARNING = 2.0  # times the image's side
+
+
+def warn_upscaling(dataset: str, side: int, size: int) -> bool:
+    """Warn (once, when the decoded-image cache is built) when the network input is more than UPSCALE_WARNING
+    times the images' side: 28 px images fed to a ResNet at 224 px cost ~60x the compute for nothing."""
+    if size > UPSCALE_WARNING * side:
+        warnings.warn(f"{dataset}: {side} px images are resized up to {size} px (data.image_size); for small images "
+                      f"train a small network at their size: --model small-cnn data.image_size={side}", stacklevel=2)
+        return True
+    return False
+
+
 def cache_split(name: str, split: str, paths: Sequence[Path], size: int, train_augment: bool,
                 center_crop: int | None, opts: dict[str, Any]) -> CachedImages | None:
     """The decoded-image cache of one split (built now if needed), or None when it cannot be kept on disk."""
     pil_steps, side = cached_geometry(size, train_augment, center_crop)
+    warned: list[bool] = []
 
     def decode(path: Path) -> np.ndarray:
-        return np.asarray(pil_steps(read_rgb(path, name))).transpose(2, 0, 1)
+        image = read_rgb(path, name)
+        if not warned:
+            warned.append(warn_upscaling(name, max(image.size), size))
+        return np.asarray(pil_steps(image)).transpose(2, 0, 1)
 
     options = {"size": size, "side": side, "augment": train_augment, "center_crop": center_crop}
     folder = cache_folder(opts["cache_dir"], opts["root"])
@@ -185,7 +238,9 @@ def image_split(name: str, split: str, paths: Sequence[Path], y: torch.Tensor, a
     images = cache_split(name, split, paths, size, augment, center_crop, opts) if opts["cache"] and paths else None
     kwargs: dict[str, Any] = {"name": name, "split": split, "y": y, "a": a, "class_names": class_names,
                               "attribute_names": attribute_names, "info": info or {}}
+    normalise, channels = normaliser(opts), opts.get("channels", 3)
     if images is None:
-        return ImageFileDataset(paths, image_transform(size, augment, center_crop), size, **kwargs)
-    return ImageFileDataset(paths, Normalise(), size, images, tensor_augment(size) if augment else None,
-                            **kwargs)
+        return ImageFileDataset(paths, image_transform(size, augment, center_crop, normalise), size,
+                                channels=channels, **kwargs)
+    return ImageFileDataset(paths, normalise, size, images, tensor_augment(size) if augment else None,
+                            channels=channels, **kwargs)

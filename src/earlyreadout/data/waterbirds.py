@@ -29,7 +29,7 @@ class Waterbirds:
 
     def model_input(self) -> tuple[dict[str, Any], int]:
         """(model info, classes), known before any file is read."""
-        return image_model_info(self.o["image_size"]), 2
+        return image_model_info(self.o["image_size"], self.o["channels"]), 2
 
     def splits(self) -> dict[str, GroupedDataset]:
         folder = find_dataset_dir(self.o["root"], "waterbirds", "metadata.csv", LAYOUTS)

@@ -24,6 +24,7 @@ from earlyreadout.explain.diagnose_plots import plot_diagnosis
 from earlyreadout.io import write_json
 from earlyreadout.metrics import evaluate_logits
 from earlyreadout.models import MODELS
+from earlyreadout.models.stages import model_stages
 from earlyreadout.params import Param, checked
 from earlyreadout.readout.fit import FoldedReadouts
 from earlyreadout.readout.heads import HEAD_FAMILIES
@@ -159,9 +160,10 @@ def diagnose(run: str | Path, out: str | Path | None = None, log: Callable[[str]
     opts = checked(DIAGNOSE_OPTIONS, options, "diagnose")
     check_layers(run, opts["layers"] or [])
     cfg, model, splits = load_trained(run, str(resolve_device(opts.pop("device"))))
-    layers = opts.pop("layers") or list(getattr(MODELS.get(cfg.model), "stages", []))
+    layers = opts.pop("layers") or model_stages(model, MODELS.get(cfg.model).stages)
     if not layers:
-        raise UserError(f"model {cfg.model!r} declares no stages; name the layers to read with --layer")
+        raise UserError(f"model {cfg.model!r} has no stages to read by default; name the layers with --layer "
+                        "(module paths, see the run's layers.json)")
     out_dir = Path(out) if out is not None else Path(run)
     out_dir.mkdir(parents=True, exist_ok=True)
     summary, rows = diagnose_model(model, splits, layers, **opts, log=log)

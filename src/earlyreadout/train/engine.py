@@ -26,6 +26,7 @@ from earlyreadout.metrics import evaluate_logits, selection_metric
 from earlyreadout.models import MODELS, build_model
 from earlyreadout.models.inference import collect_logits
 from earlyreadout.models.layers import find_module, unwrap
+from earlyreadout.models.stages import model_stages
 from earlyreadout.params import named_layers
 from earlyreadout.progress import bar
 from earlyreadout.train.runs import RunDir, load_trained, model_layers, versions
@@ -90,7 +91,7 @@ def build_run(cfg: RunConfig, device: torch.device, dist: distributed.DistInfo,
         network = network.to(memory_format=torch.channels_last)
     if cfg.train["compile"]:
         network = torch.compile(network)
-    stages = list(getattr(unwrap(network), "stages", None) or MODELS.get(cfg.model).stages)
+    stages = model_stages(network, MODELS.get(cfg.model).stages)
     if dist.world_size > 1:
         if device.type == "cuda":  # one set of batch statistics over the global batch (gloo/CPU has none)
             network = nn.SyncBatchNorm.convert_sync_batchnorm(network)
