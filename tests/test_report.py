@@ -126,8 +126,8 @@ def test_table_summary_and_report_say_which_labels_each_method_read_and_its_time
     lines = (compared / "summary.txt").read_text().splitlines()
     assert re.split(r"\s{2,}", lines[1])[-2:] == ["labels", "time vs ERM"]
     rows = {line.split()[0]: re.split(r"\s{2,}", line) for line in lines[3:]}
-    assert rows["erm"][-2:] == ["none", "1.00x"]
-    assert rows["groupdro"][-2] == "train groups"
+    assert rows["erm"][-2:] == ["none (val groups for selection)", "1.00x"]  # selected by val worst-group
+    assert rows["groupdro"][-2] == "train groups (val groups for selection)"
     summary = json.loads((compared / "summary.json").read_text())
     assert {r["method"]: r["labels_used"] for r in summary} == {"erm": "none", "groupdro": "train", "ceiling": "none"}
     erm = [r["train_time_s"] for r in summary if r["method"] == "erm"]

@@ -20,9 +20,9 @@ from earlyreadout.train.runs import RunDir
 CEILING = "ceiling"
 # `A+B`: method A trained, then its selected model's last layer refitted by B (a last-layer method)
 THEN = "+"
-LABEL_RANK = ("none", "val", "train")  # fewest labels first
+LABEL_RANK = ("none", "val", "train", "unknown")  # fewest labels first (unknown: a model trained elsewhere)
 # families of methods by the group labels they read at their default settings
-FAMILIES = {"all": LABEL_RANK, "label-free": ("none",), "group-labels": ("val", "train")}
+FAMILIES = {"all": LABEL_RANK[:3], "label-free": ("none",), "group-labels": ("val", "train")}
 
 
 def expand_methods(names: list[str]) -> tuple[list[str], list[str]]:

@@ -110,10 +110,17 @@ def selection_metric(select_by: str, val: GroupedDataset) -> tuple[str, str]:
     return select_by, METRIC_OF[select_by]
 
 
+# what a split's groups are: (label, attribute) pairs, or the classes where the split has no attribute labels
+# (its worst-group accuracy is then the worst-class accuracy)
+GROUPS_BY = {True: "label and attribute", False: "label"}
+
+
 def evaluate_logits(logits: torch.Tensor, dataset: GroupedDataset) -> dict[str, Any]:
-    """Split metrics; datasets with overlapping evaluation groups add them under `eval_groups`."""
+    """Split metrics, with `groups_by` saying what the groups are; datasets with overlapping evaluation groups
+    add them under `eval_groups`."""
     result = summarize(logits, dataset.y, dataset.g, dataset.group_names,
                        [dataset.group_of(i) for i in range(dataset.n_groups)], dataset.n_classes)
+    result["groups_by"] = GROUPS_BY[dataset.has_attributes]
     if dataset.eval_groups is not None:
         names, membership = dataset.eval_groups
         result["eval_groups"] = overlapping_group_accuracy(logits, dataset.y, membership, names)

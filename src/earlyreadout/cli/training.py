@@ -180,3 +180,62 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 command("search", "tune a method's hyperparameters on validation with Optuna (many workers may share a study)")(
     _search_args)(cmd_search)
+
+
+IMPORT_FLAGS = {"data": "data.name", "data_root": "data.root", "image_size": "data.image_size",
+                "channels": "data.channels", "device": "train.device"}
+
+
+def _import_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, help="the model's architecture: FILE.py:CALLABLE or package.module:CALLABLE "
+                   "(your own class or function; given n_classes where it takes it, else model.kwargs={...}), a "
+                   "torchvision classification model name (resnet50, convnext_tiny, ...), or a built-in model")
+    p.add_argument("--checkpoint", required=True, help="its trained weights: a state dict saved with torch.save "
+                   "(plain, inside {'state_dict': ...} or {'model': ...}, DataParallel and Lightning prefixes accepted)")
+    p.add_argument("--data", default="csv", help="dataset (default csv: a metadata CSV of your images or texts)")
+    p.add_argument("--data-root", help="the metadata CSV, or the folder holding it (data.file names it)")
+    p.add_argument("--out", required=True, help="the run directory to write")
+    p.add_argument("--image-size", type=int, help="side of the square input the model was trained at (data.image_size)")
+    p.add_argument("--channels", type=int, choices=(1, 3), help="input channels the model takes: 3 (RGB) or 1 "
+                   "(grayscale)")
+    p.add_argument("--mean", help="per-channel mean of the training normalisation, comma-separated, or none "
+                   "(default: ImageNet's)")
+    p.add_argument("--std", help="per-channel std of the training normalisation, comma-separated, or none "
+                   "(default: ImageNet's)")
+    p.add_argument("--pickled-module", action="store_true", help="accept a checkpoint holding a whole pickled "
+                   "nn.Module (loading it can run code: only for files you trust)")
+    p.add_argument("--no-diagnose", dest="diagnose", action="store_false", help="skip the early-readout diagnosis "
+                   "that otherwise runs on the imported model")
+    p.add_argument("--device", help="cpu, cuda, cuda:N or auto")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="data.*, model.* or train.* settings, e.g. "
+                   "data.label_column=label model.kwargs={depth:18}")
+
+
+def normalisation(text: str | None) -> list[float] | None:
+    """A --mean / --std value: comma-separated numbers, or none for no normalisation."""
+    if text is None or text.strip().lower() in ("none", "null"):
+        return None
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise UserError(f"--mean / --std take comma-separated numbers or none (e.g. 0.5,0.5,0.5); got {text!r}") from None
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from earlyreadout.explain.diagnose import diagnose
+    from earlyreadout.train.imported import import_model
+
+    values = {key: getattr(args, name) for name, key in IMPORT_FLAGS.items() if getattr(args, name) is not None}
+    values.update({f"data.{name}": normalisation(getattr(args, name)) for name in ("mean", "std")
+                   if getattr(args, name) is not None})
+    values.pop("data.name", None)
+    result = import_model(args.model, args.checkpoint, args.out, args.data, values, args.overrides, args.pickled_module)
+    report_run(result, args.out)
+    if args.diagnose:
+        diagnose(args.out)
+    print(f"next: earlyreadout retrain --run {args.out} --method readout-dfr --out {args.out.rstrip('/')}-fixed")
+    return 0
+
+
+command("import", "make a run directory from a model trained elsewhere (its code and checkpoint), evaluated and "
+        "diagnosed, for retrain, diagnose, gradcam and report")(_import_args)(cmd_import)

@@ -108,7 +108,8 @@ class Normalise:
         n = channels
         for name, values in (("mean", mean), ("std", std)):
             if values is not None and len(values) not in (1, n):
-                raise UserError(f"data.{name} has {len(values)} values; give one per input channel ({n}) or one")
+                raise UserError(f"data.{name} has {len(values)} values (ImageNet's RGB ones unless given); give one "
+                                f"per input channel ({n}) or one, e.g. --mean 0.5 --std 0.5, or none")
         if std is not None and any(v <= 0 for v in std):
             raise UserError(f"data.std must be positive; got {list(std)}")
         mean_t = torch.tensor(list(mean) if mean is not None else [0.0], dtype=torch.float32).expand(n).reshape(n, 1, 1)

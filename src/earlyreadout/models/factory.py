@@ -72,7 +72,7 @@ def _import_file(path: Path) -> Any:
     sys.path.insert(0, str(path.parent))
     try:
         spec.loader.exec_module(module)
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001  (user code may raise anything; it becomes one line)
         del sys.modules[name]
         raise UserError(f"model file {str(path)!r} failed to import ({type(e).__name__}: {e}); fix the file") from None
     finally:
@@ -115,7 +115,7 @@ def call_factory(fn: Callable[..., Any], spec: str, n_classes: int, kwargs: dict
             kwargs[key] = n_classes
     try:
         model = fn(**kwargs)
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001  (user code may raise anything; it becomes one line)
         raise UserError(f"model factory {spec!r} raised {type(e).__name__}: {e}; fix it, or give its arguments as "
                         "model.kwargs={...}") from None
     if not isinstance(model, nn.Module):

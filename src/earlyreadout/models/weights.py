@@ -64,7 +64,7 @@ def read_trained(path: str | Path, allow_pickled_module: bool = False) -> dict[s
         warnings.warn(f"loading {p} with pickle: it can run code; do this only for files you trust", stacklevel=2)
         try:
             state = torch.load(p, map_location="cpu", weights_only=False)
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001  (unpickling runs foreign code)
             raise file_error("checkpoint", p, f"cannot be unpickled ({type(e).__name__}: {e})",
                              "import the module it was saved from first, or save a state dict") from None
     except (RuntimeError, EOFError, KeyError, ValueError, OSError) as e:

@@ -24,7 +24,7 @@ from earlyreadout.io import read_json_file, write_text
 from earlyreadout.params import Param, checked
 from earlyreadout.report.html_table import cell, html_table
 from earlyreadout.report.plots import curves_png, measures_png
-from earlyreadout.report.table import LABEL_ORDER, LABEL_WORDS, labels_of, times_vs_erm
+from earlyreadout.report.table import LABEL_ORDER, LABEL_WORDS, labels_cell, labels_of, per_class, times_vs_erm
 from earlyreadout.train.runs import RunDir, saved_config
 
 HEADLINE = (("worst_group_accuracy", "worst-group"), ("adjusted_accuracy", "adjusted"),
@@ -79,7 +79,8 @@ class Run:
 
     @property
     def method(self) -> str:
-        return self.config["method"]["name"]
+        """The method its metrics name (an imported run's is `imported`), else its config's."""
+        return (self.metrics or {}).get("method") or self.config["method"]["name"]
 
     @property
     def dataset(self) -> str:
@@ -157,12 +158,15 @@ def metrics_table(settings: dict[str, list[Run]]) -> str:
     relative = times_vs_erm([{**r.metrics, "method": label} for label, rs in finished.items() for r in rs])
     header = ["method", "runs"] + [f"{t} (%)" for _, t in HEADLINE] + ["labels"] + (["time vs ERM"] if relative else [])
     rows = [[(label, None), (str(len(rs)), None)] + [cell([r.metrics["test"].get(k) for r in rs]) for k, _ in HEADLINE]
-            + [(LABEL_WORDS[rs[0].labels], None)] + ([(f"{relative[label]:.2f}x", None)] if relative else [])
+            + [(labels_cell({**rs[0].metrics, "labels_used": rs[0].labels}), None)]
+            + ([(f"{relative[label]:.2f}x", None)] if relative else [])
             for label, rs in finished.items()]
-    better = [None, None] + ["min" if k == "ece" else "max" for k, _ in HEADLINE] + [None, None]
+    better = [None, None] + ["min" if k == "ece" else "max" for k, _ in HEADLINE] + [None] * (len(header) - 2 - len(HEADLINE))
     note = (f'<p class="note">Test split; checkpoint selected by {html.escape(str(first.get("selected_by")))}; '
             "mean ± std over seeds; the best value is highlighted. Methods are grouped by the group labels they "
-            "read (none, val groups, train groups); time: training time (with any refit) relative to ERM.</p>")
+            "read (none, val groups, train groups); time: training time (with any refit) relative to ERM."
+            + (" The test split has no attribute labels: worst-group is worst-class accuracy."
+               if per_class(first["test"]) else "") + "</p>")
     groups = first["test"]["groups"]
     per_group = [[(g["name"], None), (str(g["n"]), None)]
                  + [cell([_group_accuracy(r.metrics["test"], g["name"]) for r in rs]) for rs in finished.values()]

@@ -13,8 +13,10 @@ from earlyreadout.metrics import mean_std
 
 COLUMNS = (("worst_group_accuracy", "test worst-group"), ("adjusted_accuracy", "test adjusted"),
            ("average_accuracy", "test average"), ("ece", "test ECE"))
-LABEL_WORDS = {"train": "train groups", "val": "val groups", "none": "none"}
-LABEL_ORDER = ("none", "val groups", "train groups")  # how the report groups methods
+LABEL_WORDS = {"train": "train groups", "val": "val groups", "none": "none", "unknown": "unknown (trained elsewhere)"}
+LABEL_ORDER = ("none", "val groups", "train groups", "unknown (trained elsewhere)")  # how the report groups methods
+SELECTION_BY_GROUPS = ("val worst_group", "val adjusted")  # selection rules that read val group labels
+PER_CLASS = "†"  # marks a worst-group number that is worst-class (the split has no attribute labels)
 
 
 def labels_of(method: str, settings: Mapping[str, Any]) -> str:
@@ -47,6 +49,20 @@ def _cell(values: list[float]) -> str:
     return f"{spread['mean']:.3f} ± {spread['std']:.3f}"
 
 
+def labels_cell(result: Mapping[str, Any]) -> str:
+    """The group labels a result's method read, and the val groups its checkpoint selection read where it did
+    (e.g. 'none (val groups for selection)')."""
+    words = LABEL_WORDS.get(result.get("labels_used"), "?")
+    if result.get("selected_by") in SELECTION_BY_GROUPS and result.get("labels_used") in ("none", "train"):
+        words += " (val groups for selection)"
+    return words
+
+
+def per_class(split_metrics: Mapping[str, Any]) -> bool:
+    """Whether a split's worst-group accuracy is per class (the split has no attribute labels)."""
+    return split_metrics.get("groups_by") == "label"
+
+
 def table(results: Sequence[dict[str, Any]]) -> str:
     """One row per method (mean ± std over seeds): test metrics of the selected checkpoints, then the labels
     each method read (a result's `labels_used`) and, with ERM among them, its training time relative to ERM."""
@@ -57,13 +73,17 @@ def table(results: Sequence[dict[str, Any]]) -> str:
     header = ["method", "seeds"] + [title for _, title in COLUMNS] + ["labels"] + (["time vs ERM"] if relative else [])
     rows = [header]
     for method, rs in by_method.items():
-        rows.append([method, str(len(rs))] + [_cell([r["test"][k] for r in rs]) for k, _ in COLUMNS]
-                    + [LABEL_WORDS.get(rs[0].get("labels_used"), "?")] + ([f"{relative[method]:.2f}x"] if relative else []))
+        marks = {"worst_group_accuracy": PER_CLASS if per_class(rs[0]["test"]) else ""}
+        rows.append([method, str(len(rs))] + [_cell([r["test"][k] for r in rs]) + marks.get(k, "") for k, _ in COLUMNS]
+                    + [labels_cell(rs[0])] + ([f"{relative[method]:.2f}x"] if relative else []))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     dataset = results[0]["dataset"] if results else ""
     selected = results[0]["selected_by"] if results else ""
+    if any(per_class(r["test"]) for r in results):
+        lines.append(f"{PER_CLASS} worst-class accuracy: the test split has no attribute labels, so its groups are the "
+                     "classes")
     return f"{dataset} (checkpoint selected by {selected})\n" + "\n".join(lines)
 
 

@@ -29,7 +29,7 @@ from earlyreadout.models.layers import find_module, unwrap
 from earlyreadout.models.stages import model_stages
 from earlyreadout.params import named_layers
 from earlyreadout.progress import bar
-from earlyreadout.train.runs import RunDir, load_trained, model_layers, versions
+from earlyreadout.train.runs import RunDir, load_trained, model_layers, run_result, versions
 
 
 def seed_everything(seed: int) -> None:
@@ -231,14 +231,8 @@ def run_epochs(cfg: RunConfig, device: torch.device, dist: distributed.DistInfo,
     retrained = refit_after_selection(method)
     if retrained and dist.is_main:
         save_checkpoint(unwrap(method.network).state_dict(), run.retrained)
-    result = {
-        "method": cfg.method, "dataset": cfg.data, "model": cfg.model, "seed": cfg.train["seed"],
-        "labels_used": METHODS.get(cfg.method).labels_used(cfg.method_hp),
-        "selected_by": f"val {select_by}", "best_epoch": best_epoch, "epochs": cfg.train["epochs"],
-        "train_time_s": elapsed, "val": score(val), "test": score(test),
-    }
-    if retrained:
-        result["last_layer"] = retrained
+    result = run_result(cfg, METHODS.get(cfg.method).labels_used(cfg.method_hp), f"val {select_by}", best_epoch,
+                        elapsed, score(val), score(test), **({"last_layer": retrained} if retrained else {}))
     if dist.is_main:
         finish_run(run, result)
     return result

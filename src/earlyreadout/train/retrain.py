@@ -15,7 +15,7 @@ from earlyreadout.methods import METHODS
 from earlyreadout.methods.last_layer import LastLayerRetraining
 from earlyreadout.models.layers import unwrap
 from earlyreadout.train.engine import build_run, describe_run, finish_run, refit_after_selection, scorer
-from earlyreadout.train.runs import RunDir, stored_config
+from earlyreadout.train.runs import UNKNOWN_LABELS, RunDir, run_result, stored_config
 
 
 def last_layer_methods() -> list[str]:
@@ -69,11 +69,13 @@ def retrain(source: str | Path, method: str, out: str | Path, settings: dict[str
     log(f"{method}: last layer refitted in {info['time_s']:.1f} s")
     source_metrics = src.read_metrics()
     score = scorer(method_obj, cfg, device, distributed.DistInfo(0, 1, 0), progress=False)
-    result = {"method": method, "dataset": cfg.data, "model": cfg.model, "seed": cfg.train["seed"],
-              "labels_used": type(method_obj).labels_used(cfg.method_hp),
-              "selected_by": source_metrics.get("selected_by"), "best_epoch": source_metrics.get("best_epoch"),
-              "epochs": cfg.train["epochs"], "train_time_s": source_metrics.get("train_time_s"),
-              "val": score(splits["val"]), "test": score(splits["test"]), "last_layer": info}
+    labels = type(method_obj).labels_used(cfg.method_hp)
+    if source_metrics.get("labels_used") == UNKNOWN_LABELS:  # a model trained elsewhere may have read any
+        labels = UNKNOWN_LABELS
+    result = run_result(cfg, labels, source_metrics.get("selected_by"),
+                        source_metrics.get("best_epoch"), source_metrics.get("train_time_s"), score(splits["val"]),
+                        score(splits["test"]), epochs=source_metrics.get("epochs", cfg.train["epochs"]),
+                        last_layer=info)
     describe_run(run, cfg, method_obj.network)
     save_checkpoint(selected, run.best)
     save_checkpoint(unwrap(method_obj.network).state_dict(), run.retrained)

@@ -5,7 +5,9 @@ A run directory holds `config.yaml` (resolved config), `versions.json`, `layers.
 `log.jsonl` (one row per epoch),
 `checkpoints/last.pt` (everything a resume needs), `checkpoints/best.pt` (the selected model),
 `metrics.json` and a `done` marker. Last-layer retraining adds `checkpoints/retrained.pt` (the selected
-model with its retrained classifier: the run's final model) and caches embeddings in `embeddings/`.
+model with its retrained classifier: the run's final model) and caches embeddings in `embeddings/`. A run
+imported from a model trained elsewhere (`earlyreadout import`) has no log or `last.pt`, and keeps a copy of
+the model's source file in `source/`.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from earlyreadout.io import load_checkpoint, read_json_file, read_jsonl_file, re
 from earlyreadout.models import build_model
 from earlyreadout.models.layers import unknown_layer, unwrap
 
+UNKNOWN_LABELS = "unknown"  # the group labels a model trained outside earlyreadout read: not known here
 STORED_CONFIG_ADVICE = ("it was edited or written by another version; restore it, or train again with "
                         "another --out")
 
@@ -76,6 +79,7 @@ class RunDir:
         self.done = self.path / "done"
         self.layers = self.path / "layers.json"
         self.versions = self.path / "versions.json"
+        self.source = self.path / "source"  # an imported run's model source file, copied
 
     @property
     def model(self) -> Path:
@@ -142,6 +146,15 @@ class RunDir:
             return []
         return read_jsonl_file(self.log, "training log", "delete that line (a crash can leave a half-written "
                                "last line) and run the command again")
+
+
+def run_result(cfg: RunConfig, labels_used: str, selected_by: str | None, best_epoch: int | None,
+               train_time_s: float | None, val: dict[str, Any], test: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """A run's metrics.json (its schema is written here only): what produced it, how its model was selected,
+    its split metrics, then what the run adds (`extra` wins, e.g. an imported run's `method`)."""
+    return {"method": cfg.method, "dataset": cfg.data, "model": cfg.model, "seed": cfg.train["seed"],
+            "labels_used": labels_used, "selected_by": selected_by, "best_epoch": best_epoch,
+            "epochs": cfg.train["epochs"], "train_time_s": train_time_s, "val": val, "test": test, **extra}
 
 
 def saved_config(path: str | Path) -> dict[str, Any]:
