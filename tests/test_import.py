@@ -30,7 +30,7 @@ def own(tmp_path_factory):
 
 
 def import_args(own, out, *extra):
-    root, csv, model_file, checkpoint = own
+    _, csv, model_file, checkpoint = own
     return ["import", "--model", f"{model_file}:Net", "--checkpoint", str(checkpoint), "--data-root", str(csv),
             "--image-size", "16", "--device", "cpu", "--out", str(out), *extra]
 
@@ -131,7 +131,7 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(own, tmp_path, capsys,
 
 
 def test_a_method_that_needs_the_blank_attributes_is_refused(own, tmp_path, capsys):
-    root, csv, _, _ = own
+    csv = own[1]
     out = tmp_path / "dro"
     assert main(["train", "--method", "groupdro", "--data", "csv", "--data-root", str(csv), "--model", "small-cnn",
                  "data.image_size=16", "--epochs", "1", "--out", str(out)]) == 2

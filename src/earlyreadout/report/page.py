@@ -24,7 +24,14 @@ from earlyreadout.io import read_json_file, write_text
 from earlyreadout.params import Param, checked
 from earlyreadout.report.html_table import cell, html_table
 from earlyreadout.report.plots import curves_png, measures_png
-from earlyreadout.report.table import LABEL_ORDER, LABEL_WORDS, labels_cell, labels_of, per_class, times_vs_erm
+from earlyreadout.report.table import (
+    LABEL_ORDER,
+    LABEL_WORDS,
+    labels_cell,
+    labels_of,
+    per_class,
+    times_vs_erm,
+)
 from earlyreadout.train.runs import RunDir, saved_config
 
 HEADLINE = (("worst_group_accuracy", "worst-group"), ("adjusted_accuracy", "adjusted"),
