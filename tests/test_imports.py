@@ -9,6 +9,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "earlyreadout"
 DEFERRED_OK = ("earlyreadout.cli",)  # the CLI loads a command's module only when it runs, so --help stays fast
+LAZY_PACKAGE = "earlyreadout"  # the package's public names (earlyreadout.api) load on first use, for the same reason
 
 # the floors of the house, from the ground up: a module imports (at module level) only from its own floor or
 # those below; each floor is a set of module or package names (a package holds its submodules)
@@ -26,6 +27,7 @@ LAYERS: list[set[str]] = [
     {"earlyreadout.explain"},  # reading finished runs: diagnosis, Grad-CAM
     {"earlyreadout.report"},
     {"earlyreadout.compare", "earlyreadout.search"},  # drivers
+    {"earlyreadout.api"},  # the public API: data, a trained model, its diagnosis and fix in a few calls
     {"earlyreadout.cli", "earlyreadout.__main__"},  # commands
 ]
 
@@ -129,12 +131,13 @@ def test_no_import_cycle():
 
 def test_own_modules_are_imported_at_module_level():
     _, nested = graph()
-    assert [n for n in nested if not n.split(":")[0].startswith(DEFERRED_OK)] == []
+    where = [n.split(":")[0] for n in nested]
+    assert [n for n, w in zip(nested, where) if not (w.startswith(DEFERRED_OK) or w == LAZY_PACKAGE)] == []
 
 
 def test_the_top_level_stays_small_and_files_stay_short():
     top = sorted(p.name for p in PACKAGE.glob("*.py"))
-    assert len(top) <= 12, top
+    assert len(top) <= 13, top
     long = {str(p.relative_to(PACKAGE)): n for p in PACKAGE.rglob("*.py") if (n := len(p.read_text().splitlines())) >= 350}
     assert long == {}
 

@@ -11,9 +11,9 @@ from sklearn.preprocessing import StandardScaler
 PSEUDO_GROUPS = ("predicted", "flagged")
 
 
-def readout_probabilities(fit_x: np.ndarray, fit_y: np.ndarray, score_x: np.ndarray, c: float = 1.0
-                          ) -> np.ndarray:
-    """Class probabilities on `score_x` of an L2 logistic readout fitted on standardised `fit_x`."""
+def readout_probabilities(fit_x: np.ndarray, fit_y: np.ndarray, score_x: np.ndarray, c: float) -> np.ndarray:
+    """Class probabilities on `score_x` of an L2 logistic readout (inverse strength `c`, readout-dfr's
+    `readout_c`) fitted on standardised `fit_x`."""
     scaler = StandardScaler().fit(fit_x)
     model = LogisticRegression(C=c, max_iter=2000).fit(scaler.transform(fit_x), fit_y)
     probs = np.zeros((len(score_x), int(fit_y.max()) + 1))
@@ -21,7 +21,7 @@ def readout_probabilities(fit_x: np.ndarray, fit_y: np.ndarray, score_x: np.ndar
     return probs
 
 
-def crossfit_probabilities(x: np.ndarray, y: np.ndarray, folds: int, seed: int, c: float = 1.0) -> np.ndarray:
+def crossfit_probabilities(x: np.ndarray, y: np.ndarray, folds: int, seed: int, c: float) -> np.ndarray:
     """Readout probabilities of every instance from a readout that never saw it: fold k is scored by a
     readout fitted on the other folds."""
     ids = np.random.default_rng(seed).permutation(len(y)) % folds

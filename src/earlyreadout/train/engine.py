@@ -10,6 +10,7 @@ import math
 import random
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -78,14 +79,7 @@ def build_run(cfg: RunConfig, device: torch.device, dist: distributed.DistInfo,
     seed_everything(cfg.train["seed"])
     splits = splits or load_splits(cfg.data, cfg.data_options)
     train = splits["train"]
-    method_cls = METHODS.get(cfg.method)
-    if method_cls.lacking_labels(cfg.method_hp, splits) is not None:
-        fixes = [f"method.{k}={c}" for k, p in method_cls.hparams.items() for c in p.choices or ()
-                 if method_cls.lacking_labels({**cfg.method_hp, k: c}, splits) is None]
-        readable = "none or val" if "val" in splits and splits["val"].has_attributes else "none"
-        refuse_lacking_labels([(cfg.method, method_cls, cfg.method_hp)], splits,
-                              (f"set {fixes[0]}, or " if fixes else "") + f"choose a method `earlyreadout list` "
-                              f"shows reading {readable}")
+    refuse_missing_labels(cfg.method, cfg.method_hp, splits)
     network = build_model(cfg.model, cfg.model_options, train.info, train.n_classes).to(device)
     if cfg.train["channels_last"]:
         network = network.to(memory_format=torch.channels_last)
@@ -96,17 +90,39 @@ def build_run(cfg: RunConfig, device: torch.device, dist: distributed.DistInfo,
         if device.type == "cuda":  # one set of batch statistics over the global batch (gloo/CPU has none)
             network = nn.SyncBatchNorm.convert_sync_batchnorm(network)
         network = nn.parallel.DistributedDataParallel(network)
-    loader = BatchLoader(train, cfg.train["batch_size"], shuffle=True, seed=cfg.train["seed"],
-                         rank=dist.rank, world_size=dist.world_size, num_workers=cfg.train["num_workers"],
+    method, loader = attach_method(cfg.method, cfg.method_hp, network, splits, cfg.train, device, dist,
+                                   RunDir(cfg.out).embeddings, stages)
+    return method, splits, loader
+
+
+def refuse_missing_labels(method: str, hp: dict[str, Any], splits: dict[str, GroupedDataset]) -> None:
+    """One line naming the group labels `method` needs under `hp` that `splits` lack, and what to do instead."""
+    method_cls = METHODS.get(method)
+    if method_cls.lacking_labels(hp, splits) is None:
+        return
+    fixes = [f"method.{k}={c}" for k, p in method_cls.hparams.items() for c in p.choices or ()
+             if method_cls.lacking_labels({**hp, k: c}, splits) is None]
+    readable = "none or val" if "val" in splits and splits["val"].has_attributes else "none"
+    refuse_lacking_labels([(method, method_cls, hp)], splits, (f"set {fixes[0]}, or " if fixes else "")
+                          + f"choose a method `earlyreadout list` shows reading {readable}")
+
+
+def attach_method(method: str, hp: dict[str, Any], network: nn.Module, splits: dict[str, GroupedDataset],
+                  train_options: dict[str, Any], device: torch.device, dist: distributed.DistInfo,
+                  cache_dir: Path | None, stages: list[str]) -> tuple[Method, BatchLoader]:
+    """Method `method` (settings `hp`) around a built `network` on `splits`, with the train loader its updates
+    read; `train_options` are the resolved `train` section (batch size, seed, precision, ...)."""
+    train = splits["train"]
+    loader = BatchLoader(train, train_options["batch_size"], shuffle=True, seed=train_options["seed"],
+                         rank=dist.rank, world_size=dist.world_size, num_workers=train_options["num_workers"],
                          pin_memory=device.type == "cuda")
     example = train.tensors()[:2] if train.tensors() is not None else torch.stack([train.get_x(0), train.get_x(1)])
     ctx = Context(n_classes=train.n_classes, n_groups=train.n_groups, train=train, train_loader=loader,
                   example_input=example.to(device), device=device, val=splits.get("val"), load_run=load_trained,
-                  eval_batch_size=eval_batch_size(cfg.train["eval_batch_size"], train.info), rank=dist.rank,
-                  world_size=dist.world_size, precision=cfg.train["precision"], seed=cfg.train["seed"],
-                  cache_dir=RunDir(cfg.out).embeddings, extras={"model_stages": stages})
-    method = method_cls(network, cfg.method_hp, ctx).to(device)
-    return method, splits, loader
+                  eval_batch_size=eval_batch_size(train_options["eval_batch_size"], train.info), rank=dist.rank,
+                  world_size=dist.world_size, precision=train_options["precision"], seed=train_options["seed"],
+                  cache_dir=cache_dir, extras={"model_stages": stages})
+    return METHODS.get(method)(network, hp, ctx).to(device), loader
 
 
 def in_format(x: torch.Tensor, memory_format: torch.memory_format | None) -> torch.Tensor:
