@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+import warnings
 
 from earlyreadout.cli import data, inspection, training  # noqa: F401  (each registers its commands)
 from earlyreadout.cli.base import COMMANDS
@@ -33,7 +34,13 @@ def overrides_last(argv: list[str]) -> list[str]:
     return [a for a in argv if not OVERRIDE.match(a)] + [a for a in argv if OVERRIDE.match(a)]
 
 
+def show_warning(message: Warning | str, category: type[Warning], *_args: object, **_kwargs: object) -> None:
+    """A warning as one line on stderr (`earlyreadout: warning: ...`), not Python's file:line form."""
+    print(f"earlyreadout: warning: {message}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
+    warnings.showwarning = show_warning
     argv = overrides_last(sys.argv[1:] if argv is None else argv)
     args = parser(next((a for a in argv if not a.startswith("-")), None)).parse_args(argv)
     try:
