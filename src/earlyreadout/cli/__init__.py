@@ -40,7 +40,13 @@ def show_warning(message: Warning | str, category: type[Warning], *_args: object
 
 
 def main(argv: list[str] | None = None) -> int:
-    warnings.showwarning = show_warning
+    with warnings.catch_warnings():  # the warnings' printer is put back when the command returns
+        warnings.showwarning = show_warning
+        return run_command(argv)
+
+
+def run_command(argv: list[str] | None) -> int:
+    """Parse `argv` and run its command; user errors become one line and exit code 2."""
     argv = overrides_last(sys.argv[1:] if argv is None else argv)
     args = parser(next((a for a in argv if not a.startswith("-")), None)).parse_args(argv)
     try:
