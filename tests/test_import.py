@@ -135,3 +135,13 @@ def test_a_method_that_needs_the_blank_attributes_is_refused(own, tmp_path, caps
                  "data.image_size=16", "--epochs", "1", "--out", str(out)]) == 2
     assert "group labels on train" in capsys.readouterr().err
     assert not (out / "config.yaml").exists()
+
+
+def test_compare_refits_an_imported_run_as_its_first_stage(own, tmp_path):
+    out = tmp_path / "cmp"
+    assert main(import_args(own, out / "erm" / "seed0", "--no-diagnose")) == 0
+    assert main(["compare", "--methods", "erm+readout-dfr", "--data", "csv", "--data-root", str(own[1]),
+                 "--model", "small-cnn", "data.image_size=16", "--device", "cpu", "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert [r["method"] for r in summary] == ["erm+readout-dfr"] and summary[0]["labels_used"] == "unknown"
+    assert summary[0]["test"]["worst_group_accuracy"] > 0.5
