@@ -7,7 +7,7 @@ from conftest import tiny_config
 from earlyreadout.distributed import DistInfo
 from earlyreadout.methods import METHODS
 from earlyreadout.methods.base import OPTIMIZER_HPARAMS
-from earlyreadout.train.engine import build_run, train
+from earlyreadout.train.engine import build_run, fit_epoch, train
 
 
 def quiet(_msg: str) -> None:
@@ -50,10 +50,7 @@ LAYER_SETTINGS = {"classifier"}
 
 def trained_state(name: str, hp: dict, tmp_path) -> dict[str, torch.Tensor]:
     method, _, loader = build_run(tiny_config(tmp_path, name, hp=hp), torch.device("cpu"), DistInfo())
-    method.train()
-    method.on_epoch_start(0)
-    for step, batch in zip(range(3), loader):
-        method.update(batch, step)
+    fit_epoch(method, loader, 0, 0, 0, torch.device("cpu"), max_steps=3)
     return {k: v.detach().clone() for k, v in method.network.state_dict().items()}
 
 

@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from conftest import tiny_config
-from earlyreadout.distributed import DistInfo, autocast
+from earlyreadout.distributed import DistInfo
 from earlyreadout.methods import METHODS
 from earlyreadout.methods.base import OPTIMIZER_HPARAMS
 from earlyreadout.params import Choice, Param
-from earlyreadout.train.engine import build_run, epoch_seed, train
+from earlyreadout.train.engine import build_run, fit_epoch, train
 
 TEACHER = "<the teacher run>"
 # values to try where the generic choice (search space, choices, a flip, a doubling) does not apply
@@ -99,14 +99,9 @@ def trained(name: str, hp: dict[str, Any], tmp_path, teacher: str, data: dict[st
     hp = {**({"teacher": teacher} if "teacher" in METHODS.get(name).hparams else {}), **hp}
     cfg = tiny_config(tmp_path, name, hp=hp, data_options=data or {})
     method, _, loader = build_run(cfg, torch.device("cpu"), DistInfo())
+    step = 0
     for epoch in range(2):
-        torch.manual_seed(epoch_seed(0, epoch))
-        method.train()
-        method.on_epoch_start(epoch)
-        loader.set_epoch(epoch)
-        for step, batch in zip(range(STEPS), loader):
-            with autocast(torch.device("cpu"), "fp32"):
-                method.update(batch, step)
+        _, _, step = fit_epoch(method, loader, epoch, step, 0, torch.device("cpu"), max_steps=STEPS)
     method.after_selection()
     return {k: v.detach().clone() for k, v in method.network.state_dict().items()}
 

@@ -5,11 +5,13 @@ The run directory it writes is described in `earlyreadout.train.runs`.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import random
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -160,16 +162,58 @@ def train(cfg: RunConfig, resume: bool = False, log: Callable[[str], None] = pri
     return result
 
 
+@dataclass
+class RunState:
+    """Where a run stands after its completed epochs: what its last checkpoint holds for a resume."""
+
+    epoch: int = 0
+    step: int = 0
+    best_score: float = -float("inf")
+    best_epoch: int = -1
+    elapsed: float = 0.0
+
+    def record(self, epoch: int, score: float) -> bool:
+        """Note epoch `epoch`'s selection score; whether it is the best so far (its checkpoint is then kept)."""
+        self.epoch = epoch + 1
+        if score > self.best_score:
+            self.best_score, self.best_epoch = score, epoch
+            return True
+        return False
+
+    def checkpoint(self, method: Method) -> dict[str, Any]:
+        return {"epoch": self.epoch, "step": self.step, "best_score": self.best_score,
+                "best_epoch": self.best_epoch, "elapsed": self.elapsed, "method_state": method.checkpoint()}
+
+
+def fit_epoch(method: Method, loader: BatchLoader, epoch: int, step: int, seed: int, device: torch.device,
+              precision: str = "fp32", memory_format: torch.memory_format | None = None, progress: bool = False,
+              max_steps: int | None = None, desc: str = "") -> tuple[dict[str, float], int, int]:
+    """One epoch of `method.update` over `loader` from global step `step` (at most `max_steps` updates), seeded
+    so a resumed epoch draws what the original did: (summed logged numbers, updates made, the next step)."""
+    torch.manual_seed(epoch_seed(seed, epoch))
+    method.train()
+    method.on_epoch_start(epoch)
+    loader.set_epoch(epoch)
+    sums: dict[str, float] = {}
+    n = 0
+    batches = loader if max_steps is None else itertools.islice(loader, max_steps)
+    for batch in bar(batches, desc=desc or f"epoch {epoch + 1}", enabled=progress):
+        with distributed.autocast(device, precision):
+            stats = method.update(to_device(batch, device, memory_format), step)
+        step += 1
+        n += 1
+        for k, v in stats.items():
+            sums[k] = sums.get(k, 0.0) + v
+    return sums, n, step
+
+
 def run_epochs(cfg: RunConfig, device: torch.device, dist: distributed.DistInfo, resume: bool,
                log: Callable[[str], None], splits: dict[str, GroupedDataset] | None,
                on_epoch_end: Callable[[int, dict[str, Any]], None] | None) -> dict[str, Any]:
     """The body of `train` on this process's device: everything it builds is freed when it returns."""
-    if not dist.is_main:
-        log = silent
+    log = log if dist.is_main else silent
     run = RunDir(cfg.out)
-    # a resume's checkpoint and log, read (and checked) before anything is written
-    saved: dict[str, Any] | None = None
-    log_rows: list[dict[str, Any]] = []
+    saved, log_rows = None, []  # a resume's checkpoint and log, read (and checked) before anything is written
     if dist.is_main:
         run.prepare(resume, cfg)
         if resume:
@@ -179,76 +223,72 @@ def run_epochs(cfg: RunConfig, device: torch.device, dist: distributed.DistInfo,
     method, splits, loader = build_run(cfg, device, dist, splits)
     for note in cfg.notes:
         log(f"{cfg.data}: {note}")
-    val, test = splits["val"], splits["test"]
-    select_by, key = selection_metric(cfg.train["select_by"], val)
+    select_by, key = selection_metric(cfg.train["select_by"], splits["val"])
     if dist.is_main:
         describe_run(run, cfg, method.network)
     distributed.barrier()
     progress = cfg.train["progress"] if dist.is_main else False
-
-    precision = cfg.train["precision"]
     memory_format = torch.channels_last if cfg.train["channels_last"] else None
     score = scorer(method, cfg, device, dist, progress)
-
-    start, step, best_score, best_epoch, elapsed = 0, 0, -float("inf"), -1, 0.0
-    if resume:
-        state = distributed.broadcast_object(saved)
-        method.load_checkpoint(state["method_state"])
-        start, step = state["epoch"], state["step"]
-        best_score, best_epoch, elapsed = state["best_score"], state["best_epoch"], state["elapsed"]
-        if dist.is_main and run.log.exists():
-            write_text("".join(json.dumps(r) + "\n" for r in log_rows if r.get("epoch", 0) < start), run.log)
-        log(f"resuming {run.path} at epoch {start}")
-
-    for epoch in range(start, cfg.train["epochs"]):
+    state = resumed(run, method, saved, log_rows, dist, log) if resume else RunState()
+    for epoch in range(state.epoch, cfg.train["epochs"]):
         t0 = time.perf_counter()
-        torch.manual_seed(epoch_seed(cfg.train["seed"], epoch))
-        method.train()
-        method.on_epoch_start(epoch)
-        loader.set_epoch(epoch)
-        sums: dict[str, float] = {}
-        n = 0
-        for batch in bar(loader, desc=f"epoch {epoch + 1}/{cfg.train['epochs']}", enabled=progress):
-            with distributed.autocast(device, precision):
-                stats = method.update(to_device(batch, device, memory_format), step)
-            step += 1
-            n += 1
-            for k, v in stats.items():
-                sums[k] = sums.get(k, 0.0) + v
+        sums, n, state.step = fit_epoch(method, loader, epoch, state.step, cfg.train["seed"], device,
+                                        cfg.train["precision"], memory_format, progress,
+                                        desc=f"epoch {epoch + 1}/{cfg.train['epochs']}")
         distributed.broadcast_module(method, buffers_only=True)
         distributed.check_in_sync(method)
-        elapsed += time.perf_counter() - t0
+        state.elapsed += time.perf_counter() - t0
         measures = method.epoch_measures(epoch)
-        metrics = score(val)
-        improved = metrics[key] > best_score
-        if improved:
-            best_score, best_epoch = metrics[key], epoch
-        row = {"epoch": epoch, "step": step, "train": mean_over_ranks(sums, n),
-               "val": metrics, "time_s": elapsed}  # val metrics in the shape of metrics.json's splits
-        if measures:
-            row["measures"] = measures
+        metrics = score(splits["val"])
+        improved = state.record(epoch, metrics[key])
+        row = {"epoch": epoch, "step": state.step, "train": mean_over_ranks(sums, n),
+               "val": metrics, "time_s": state.elapsed, **({"measures": measures} if measures else {})}
         if dist.is_main:
-            if improved:
-                save_checkpoint(unwrap(method.network).state_dict(), run.best)
-            with run.log.open("a") as f:
-                f.write(json.dumps(row) + "\n")
-            save_checkpoint({"epoch": epoch + 1, "step": step, "best_score": best_score, "best_epoch": best_epoch,
-                             "elapsed": elapsed, "method_state": method.checkpoint()}, run.last)
+            save_epoch(run, method, state, row, improved)
         log(f"epoch {epoch + 1:>3}/{cfg.train['epochs']}  loss {row['train'].get('loss', float('nan')):.4f}  "
             f"val avg {metrics['average_accuracy']:.3f}  val worst-group {metrics['worst_group_accuracy']:.3f}"
             + ("  *" if improved else ""))
         if on_epoch_end is not None:
             on_epoch_end(epoch, metrics)
     distributed.barrier()
+    return finish_training(run, cfg, method, state, f"val {select_by}", score, splits, dist)
 
+
+def resumed(run: RunDir, method: Method, saved: dict[str, Any] | None, log_rows: list[dict[str, Any]],
+            dist: distributed.DistInfo, log: Callable[[str], None]) -> RunState:
+    """The state of a resumed run, its method restored and its log cut back to the checkpoint's epochs."""
+    saved = distributed.broadcast_object(saved)
+    method.load_checkpoint(saved["method_state"])
+    state = RunState(saved["epoch"], saved["step"], saved["best_score"], saved["best_epoch"], saved["elapsed"])
+    if dist.is_main and run.log.exists():
+        write_text("".join(json.dumps(r) + "\n" for r in log_rows if r.get("epoch", 0) < state.epoch), run.log)
+    log(f"resuming {run.path} at epoch {state.epoch}")
+    return state
+
+
+def save_epoch(run: RunDir, method: Method, state: RunState, row: dict[str, Any], improved: bool) -> None:
+    """An epoch's files: the selected model when it improved, its log row, then the resume checkpoint."""
+    if improved:
+        save_checkpoint(unwrap(method.network).state_dict(), run.best)
+    with run.log.open("a") as f:
+        f.write(json.dumps(row) + "\n")
+    save_checkpoint(state.checkpoint(method), run.last)
+
+
+def finish_training(run: RunDir, cfg: RunConfig, method: Method, state: RunState, selected_by: str,
+                    score: Callable[[GroupedDataset], dict[str, Any]], splits: dict[str, GroupedDataset],
+                    dist: distributed.DistInfo) -> dict[str, Any]:
+    """Load the selected checkpoint, refit after selection, evaluate on val and test, write metrics.json."""
     best = distributed.broadcast_object(
         load_checkpoint(run.best, advice="train the run again with another --out") if dist.is_main else None)
     unwrap(method.network).load_state_dict(best)
     retrained = refit_after_selection(method)
     if retrained and dist.is_main:
         save_checkpoint(unwrap(method.network).state_dict(), run.retrained)
-    result = run_result(cfg, METHODS.get(cfg.method).labels_used(cfg.method_hp), f"val {select_by}", best_epoch,
-                        elapsed, score(val), score(test), **({"last_layer": retrained} if retrained else {}))
+    result = run_result(cfg, METHODS.get(cfg.method).labels_used(cfg.method_hp), selected_by, state.best_epoch,
+                        state.elapsed, score(splits["val"]), score(splits["test"]),
+                        **({"last_layer": retrained} if retrained else {}))
     if dist.is_main:
         finish_run(run, result)
     return result
