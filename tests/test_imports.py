@@ -142,6 +142,13 @@ def test_the_top_level_stays_small_and_files_stay_short():
     assert long == {}
 
 
+def test_no_function_is_longer_than_sixty_lines():
+    long = [f"{p.relative_to(PACKAGE)}:{n.name} ({n.end_lineno - n.lineno + 1})" for p in PACKAGE.rglob("*.py")
+            for n in ast.walk(ast.parse(p.read_text())) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
+            and n.end_lineno - n.lineno + 1 > 60]
+    assert long == []
+
+
 def test_the_layer_check_finds_a_hand_made_upward_import():
     layers = [{"p.low"}, {"p.mid"}, {"p.top"}]
     edges = {"p.low": {"p.top.x.f"}, "p.mid": {"p.low.g"}, "p.top": {"p.mid"}, "p.top.x": set()}
