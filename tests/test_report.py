@@ -137,3 +137,20 @@ def test_table_summary_and_report_say_which_labels_each_method_read_and_its_time
     headline = page[page.index("<table"):page.index("</table>")]
     assert "<th>labels</th><th>time vs ERM</th>" in headline
     assert headline.index(">ceiling<") < headline.index(">groupdro<")  # label-free methods first, then train's
+
+
+def test_curve_plots_have_whole_epoch_ticks_and_the_legend_off_the_data():
+    import numpy as np
+
+    from earlyreadout.report.plots import lines_figure
+
+    epochs = np.array([1, 2, 3])
+    curves = {"g0": np.array([[0.1, 0.5, 0.9]]), "g1": np.array([[0.9, 0.95, 0.99]])}  # lines reach every corner
+    fig = lines_figure("erm", epochs, curves, 1, "val accuracy", worst=True)
+    ax = fig.axes[0]
+    fig.canvas.draw()
+    ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+    assert ticks and all(float(t).is_integer() for t in ticks)
+    legend, axes_box = ax.get_legend().get_window_extent(), ax.get_window_extent()
+    assert legend.x0 >= axes_box.x1  # to the right of the plotting area, covering no line
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["g0", "g1", "worst group"]

@@ -32,7 +32,8 @@ HEADLINE = (("worst_group_accuracy", "worst-group"), ("adjusted_accuracy", "adju
 
 REPORT_OPTIONS: dict[str, Param] = {
     "title": Param("earlyreadout report", "the page's title"),
-    "gradcam": Param(True, "compute Grad-CAM / token attributions (else show grids made with `gradcam`)"),
+    "gradcam": Param(True, "compute Grad-CAM / token attributions for the report (when off, it shows the grids "
+                     "made earlier with `earlyreadout gradcam`)"),
     "n": Param(8, "examples per group in the Grad-CAM grids", low=1),
     "n_mass": Param(128, "examples per group in the core / spurious mass", low=1),
     "device": DEVICE_OPTION,
@@ -240,6 +241,7 @@ def gradcam_section(settings: dict[str, list[Run]], n: int, n_mass: int, device:
     groups = list(runs[0]["groups"]) if runs else []
     parts = [(f'<p class="note">First run of each method, {html.escape(explanation.summary["split"])} split, '
              f'layer {html.escape(", ".join(dict.fromkeys(r["layer"] for r in runs)))}.</p>')]
+    parts += [f'<p class="note">{html.escape(note)}.</p>' for note in explanation.notes]
     for key, title in (("core_mass", "on the core region"), ("spurious_mass", "on the spurious region")):
         if any(g.get(key) is not None for r in runs for g in r["groups"].values()):
             rows = [[(r["label"], None)] + [cell([r["groups"][g].get(key)]) for g in groups]
