@@ -154,3 +154,14 @@ def test_curve_plots_have_whole_epoch_ticks_and_the_legend_off_the_data():
     legend, axes_box = ax.get_legend().get_window_extent(), ax.get_window_extent()
     assert legend.x0 >= axes_box.x1  # to the right of the plotting area, covering no line
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["g0", "g1", "worst group"]
+
+
+def test_the_diagnosis_section_shows_the_verdict_and_the_label_free_evidence():
+    from earlyreadout.report.page import _diagnosis_table
+
+    summary = {"minority_groups": [], "verdict": {"line": "shortcut likely: the block1 readout is wrong on 3 <x>"},
+               "layers": {"block1": {"splits": {"train": {"average_accuracy": 0.97}},
+                                     "evidence": {"error_share": 0.03, "confidence_ratio": 0.987}}}}
+    page = _diagnosis_table(summary)
+    assert "<b>Verdict</b>: shortcut likely: the block1 readout is wrong on 3 &lt;x&gt;" in page
+    assert "<td>3.0</td>" in page and "<td>0.99</td>" in page

@@ -217,15 +217,22 @@ def _diagnosis_table(summary: dict[str, Any]) -> str:
     for layer, entry in layers.items():
         flag = entry.get("flagging") or {}
         train = (entry.get("splits") or {}).get("train") or {}
-        rows.append([(layer, None), cell([train.get("average_accuracy")]),
+        evidence = entry.get("evidence") or {}
+        rows.append([(layer, None), cell([train.get("average_accuracy")]), cell([evidence.get("error_share")]),
+                     cell([evidence.get("confidence_ratio")], 1.0, 2),
                      cell([flag.get("auc")], 1.0, 3), cell([flag.get("average_precision")], 1.0, 3)])
     if not rows:
         return ""
     minority = ", ".join(summary.get("minority_groups", [])) or "none"
     note = (f'<p class="note">Readouts on frozen layers; confident errors flag the minority training groups '
-            f"({html.escape(minority)}).</p>")
-    return note + html_table(["layer", "train readout accuracy (%)", "minority AUC", "minority AP"], rows,
-                         [None, None, "max", "max"])
+            f"({html.escape(minority)}; AUC and AP need train attribute labels). Without them: the share of "
+            "training instances each readout gets wrong, and how sure it is there relative to where it is right "
+            "(median margin ratio; near 1 with a small share wrong is the shortcut pattern).</p>")
+    decided = summary.get("verdict")
+    line = f'<p><b>Verdict</b>: {html.escape(decided["line"])}</p>' if decided else ""
+    return line + note + html_table(["layer", "train readout accuracy (%)", "wrong on train (%)",
+                                     "margin ratio wrong / right", "minority AUC", "minority AP"], rows,
+                                    [None, None, None, None, "max", "max"])
 
 
 def gradcam_section(settings: dict[str, list[Run]], n: int, n_mass: int, device: str) -> str:
