@@ -1,3 +1,4 @@
+import argparse
 import os
 import subprocess
 import sys
@@ -97,3 +98,59 @@ def test_flags_keep_their_types(capsys, tmp_path, monkeypatch):
 def test_out_must_be_a_path(out):
     with pytest.raises(ConfigError, match="'out' parameter of the run config must be a path"):
         build_config({"out": out})
+
+
+def every_option() -> list[tuple[str, str, str | None]]:
+    """(command, flag, help) of every option of every command and sub-command."""
+    from earlyreadout.cli import parser
+
+    found = []
+
+    def walk(name: str, p) -> None:
+        for action in p._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub_name, sub in action.choices.items():
+                    walk(f"{name} {sub_name}".strip(), sub)
+            elif not isinstance(action, argparse._HelpAction):
+                found.append((name, "/".join(action.option_strings) or action.dest, action.help))
+
+    walk("", parser())
+    return found
+
+
+def test_every_flag_of_every_command_has_help():
+    options = every_option()
+    assert {"train", "compare", "retrain", "diagnose", "report", "gradcam", "search", "data check"} <= {
+        c for c, _, _ in options}
+    assert [(c, f) for c, f, h in options if not h or not h.strip()] == []
+    helps = {(c, f): h for c, f, h in options}
+    assert "train.epochs" in helps[("train", "--epochs")] and "train.seed" in helps[("distill", "--seed")]
+    assert "method.lr" in helps[("compare", "--lr")] and "train.batch_size" in helps[("search", "--batch-size")]
+
+
+def test_a_switch_says_it_turns_its_option_off():
+    helps = {(c, f): h for c, f, h in every_option()}
+    assert helps[("report", "--no-gradcam")].endswith("on by default; this switch turns it off")
+
+
+def test_a_wrong_csv_label_column_names_its_option_and_leaves_no_run_directory(capsys, tmp_path):
+    (tmp_path / "t.csv").write_text("filename,label,a,split\na cat,1,0,0\na dog,0,1,1\na cow,0,1,2\n")
+    out = tmp_path / "runs" / "try1"
+    code, _, err = run_cli(["train", "--data", "csv", "--data-root", str(tmp_path / "t.csv"), "data.modality=text",
+                            "--model", "bag-of-embeddings", "--epochs", "1", "--device", "cpu", "--out", str(out)],
+                           capsys)
+    assert code == 2 and err.count("\n") == 1
+    assert "has no column 'y' (data.label_column)" in err
+    assert "columns present: filename, label, a, split; set data.label_column=COLUMN to one of them" in err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_failed_start_keeps_an_output_folder_that_existed(capsys, tmp_path):
+    (tmp_path / "t.csv").write_text("filename,y,split\na cat,1,0\na dog,0,1\na cow,0,2\n")
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("kept")
+    code, _, err = run_cli(["train", "--data", "csv", "--data-root", str(tmp_path / "t.csv"), "data.modality=text",
+                            "--model", "bag-of-embeddings", "--epochs", "1", "--out", str(out)], capsys)
+    assert code == 2 and "(data.attribute_column)" in err
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 from PIL import Image
@@ -92,3 +93,34 @@ def test_region_area_is_the_uniform_baseline():
     assert region_area({"core_region": (16, 32, 0, 16), "spurious_region": (0, 16, 0, 16)}, (32, 16)) == {
         "core_mass": 0.5, "spurious_mass": 0.5}
     assert region_area({}, (8, 8)) == {}
+
+
+def test_blank_maps_are_counted_and_explained_in_one_line_per_run():
+    from earlyreadout.explain.runs import blank_notes
+
+    runs = [{"label": "erm", "layer": "block4", "groups": {"g0": {"shown": 4, "blank": 0}, "g1": {"shown": 4, "blank": 0}}},
+            {"label": "dfr", "layer": "block4", "groups": {"g0": {"shown": 4, "blank": 3}, "g1": {"shown": 2, "blank": 0}}}]
+    (note,) = blank_notes(runs)
+    assert note.startswith("dfr: 3 of 6 Grad-CAM maps shown are blank (g0: 3 of 4): ")
+    assert "no position of layer 'block4'" in note
+
+
+def test_a_class_whose_logit_ignores_the_layer_gets_blank_maps_with_a_note(image_run, tmp_path, capsys):
+    import torch
+
+    from earlyreadout.io import load_checkpoint, save_checkpoint
+
+    run = tmp_path / "zero-row"
+    shutil.copytree(image_run, run)
+    best = run / "checkpoints" / "best.pt"
+    state = load_checkpoint(best)
+    head = [k for k in state if k.endswith("weight")][-1]  # the classifier: class 0's row set to zero, bias up
+    state[head][0] = 0.0
+    state[head.replace("weight", "bias")] = torch.tensor([1e3, 0.0])
+    save_checkpoint(state, best)
+    assert main(["gradcam", "--run", str(run), "--n", "4", "--out", str(tmp_path / "gc")]) == 0
+    out = capsys.readouterr().out
+    summary = json.loads((tmp_path / "gc" / "gradcam.json").read_text())
+    (groups,) = [r["groups"] for r in summary["runs"]]
+    assert all(g["blank"] == g["shown"] for g in groups.values())  # every example is predicted class 0
+    assert summary["notes"] and f"note: {summary['notes'][0]}" in out

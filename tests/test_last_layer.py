@@ -243,3 +243,14 @@ def test_dfr_with_three_classes_is_one_vs_rest_liblinear():
                        .fit(x[idx], (y[idx] == k).astype(int)).decision_function(x) for k in range(3)], 1)
     np.testing.assert_allclose(head.logits(z), direct, rtol=1e-6, atol=1e-6)
     assert (head.logits(z).argmax(1) == y).mean() > 0.8
+
+
+def test_a_two_class_dfr_head_gives_each_class_a_logit_that_reads_the_features():
+    # logits (-s/2, s/2) for s = w.x + b: the softmax of (0, s), and class 0's Grad-CAM is not blank
+    z, y, g = spurious_embeddings()
+    head = dfr(z, y, g, 2, (1.0,), tune_repeats=1, retrains=2, seed=0)
+    np.testing.assert_array_equal(head.weight[0], -head.weight[1])
+    assert head.bias[0] == -head.bias[1]
+    assert np.abs(head.weight[0]).sum() > 0
+    s = head.logits(z)[:, 1] - head.logits(z)[:, 0]
+    np.testing.assert_allclose(head.logits(z), np.stack([-s / 2, s / 2], 1), atol=1e-9)

@@ -137,3 +137,31 @@ def test_table_summary_and_report_say_which_labels_each_method_read_and_its_time
     headline = page[page.index("<table"):page.index("</table>")]
     assert "<th>labels</th><th>time vs ERM</th>" in headline
     assert headline.index(">ceiling<") < headline.index(">groupdro<")  # label-free methods first, then train's
+
+
+def test_curve_plots_have_whole_epoch_ticks_and_the_legend_off_the_data():
+    import numpy as np
+
+    from earlyreadout.report.plots import lines_figure
+
+    epochs = np.array([1, 2, 3])
+    curves = {"g0": np.array([[0.1, 0.5, 0.9]]), "g1": np.array([[0.9, 0.95, 0.99]])}  # lines reach every corner
+    fig = lines_figure("erm", epochs, curves, 1, "val accuracy", worst=True)
+    ax = fig.axes[0]
+    fig.canvas.draw()
+    ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+    assert ticks and all(float(t).is_integer() for t in ticks)
+    legend, axes_box = ax.get_legend().get_window_extent(), ax.get_window_extent()
+    assert legend.x0 >= axes_box.x1  # to the right of the plotting area, covering no line
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["g0", "g1", "worst group"]
+
+
+def test_the_diagnosis_section_shows_the_verdict_and_the_label_free_evidence():
+    from earlyreadout.report.page import _diagnosis_table
+
+    summary = {"minority_groups": [], "verdict": {"line": "shortcut likely: the block1 readout is wrong on 3 <x>"},
+               "layers": {"block1": {"splits": {"train": {"average_accuracy": 0.97}},
+                                     "evidence": {"error_share": 0.03, "confidence_ratio": 0.987}}}}
+    page = _diagnosis_table(summary)
+    assert "<b>Verdict</b>: shortcut likely: the block1 readout is wrong on 3 &lt;x&gt;" in page
+    assert "<td>3.0</td>" in page and "<td>0.99</td>" in page

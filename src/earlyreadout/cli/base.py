@@ -25,10 +25,15 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--method", help="training method (see `earlyreadout list`)")
     p.add_argument("--data", help="dataset name")
     p.add_argument("--model", help="model name (default: the dataset's)")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--seed", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--lr", type=float)
+    from earlyreadout.config import TRAIN_OPTIONS  # the declarations (importing them loads every registry)
+    from earlyreadout.methods.base import OPTIMIZER_HPARAMS
+
+    for name in ("epochs", "seed", "batch_size"):
+        spec = TRAIN_OPTIONS[name]
+        p.add_argument("--" + name.replace("_", "-"), type=spec.type,
+                       help=f"{spec.help} (train.{name}; default {spec.default!r})")
+    lr = OPTIMIZER_HPARAMS["lr"]
+    p.add_argument("--lr", type=float, help=f"{lr.help} (method.lr; default: the method's, mostly {lr.default!r})")
     p.add_argument("--device", help="cpu, cuda, cuda:N or auto")
     p.add_argument("--data-root", help="folder holding the dataset release (real datasets: waterbirds, celeba, ...)")
     p.add_argument("--weights", help="local file of pretrained weights for the model (resnet, timm)")
@@ -63,7 +68,8 @@ def command(name: str, help: str) -> Callable:
 
 def add_options(p: argparse.ArgumentParser, specs: dict[str, Param]) -> None:
     """One flag per declared option (`n_mass` -> `--n-mass`; a list is a repeatable singular flag, `layers` ->
-    `--layer`; a boolean that defaults on is a `--no-...` switch), its help and default from the declaration.
+    `--layer`; a boolean is a switch away from its default, `--no-...` when it defaults on, and its help says
+    so), its help and default from the declaration.
     Flags keep the strings given; the command's function checks them all at once (`params.checked`)."""
     for key, spec in specs.items():
         flag = "--" + key.replace("_", "-")
@@ -71,12 +77,17 @@ def add_options(p: argparse.ArgumentParser, specs: dict[str, Param]) -> None:
         if spec.type is bool:
             p.add_argument(f"--no-{flag[2:]}" if spec.default else flag, dest=key, action="store_const",
                            const=not spec.default, default=argparse.SUPPRESS,
-                           help=f"{spec.help} ({'on' if spec.default else 'off'} unless given)".replace("%", "%%"))
+                           help=switch_help(spec).replace("%", "%%"))
         elif spec.type in (list, tuple):
             p.add_argument(flag.removesuffix("s"), dest=key, action="append", default=argparse.SUPPRESS, help=text,
                            metavar=key.removesuffix("s").upper())
         else:
             p.add_argument(flag, dest=key, default=argparse.SUPPRESS, help=text)
+
+
+def switch_help(spec: Param) -> str:
+    """The help of a boolean option's switch: what the option does, and that the switch turns it off (or on)."""
+    return f"{spec.help}: {'on' if spec.default else 'off'} by default; this switch turns it {'off' if spec.default else 'on'}"
 
 
 def given_options(args: argparse.Namespace, specs: dict[str, Param]) -> dict[str, Any]:

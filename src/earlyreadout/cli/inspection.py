@@ -24,6 +24,8 @@ def cmd_gradcam(args: argparse.Namespace) -> int:
     out = args.out or f"{args.run_dir.rstrip('/')}/{'gradcam-vs' if args.vs else 'gradcam'}"
     for path in write_explanation(explanation, out):
         print(path)
+    for note in explanation.notes:
+        print(f"note: {note}")
     return 0
 
 

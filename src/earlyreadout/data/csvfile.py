@@ -85,8 +85,8 @@ class MetadataCSV:
         path = root if root.is_file() else root / o["file"]
         if not root.exists():
             raise UserError(f"csv: data root {str(root)!r} does not exist")
-        columns = [o["input_column"], o["label_column"], o["split_column"]]
-        columns += [c for c in (o["attribute_column"], o["pair_column"]) if c is not None]
+        columns = {o[key]: f"data.{key}" for key in ("input_column", "label_column", "split_column", "attribute_column",
+                                                     "pair_column") if o[key] is not None}
         meta = read_table(path, "csv", columns)
         split = split_codes(meta[o["split_column"]], o["split_codes"], path, o["split_column"], "csv")
         y, class_names = codes(meta[o["label_column"]], path, "data.label_column")

@@ -6,7 +6,7 @@ slightly different download layout sees at once what to change.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -65,20 +65,25 @@ def require_file(path: Path, dataset: str, what: str = "file") -> Path:
     return path
 
 
-def check_columns(frame: pd.DataFrame, columns: Sequence[str], path: Path, dataset: str) -> None:
-    """Raise a UserError naming every missing column and the columns that are present."""
+def check_columns(frame: pd.DataFrame, columns: Sequence[str] | Mapping[str, str], path: Path, dataset: str) -> None:
+    """Raise a UserError naming every missing column and the columns that are present; where `columns` maps
+    each column to the option that names it (e.g. `data.label_column`), the error says which option to set."""
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         hints = "".join(did_you_mean(c, [str(x) for x in frame.columns]) for c in missing[:1])
         present = ", ".join(str(c) for c in frame.columns[:50])
         more = f", ... ({len(frame.columns) - 50} more)" if len(frame.columns) > 50 else ""
-        raise UserError(f"{dataset}: {str(path)!r} has no column {', '.join(map(repr, missing))}{hints}; "
-                        f"columns present: {present}{more}")
+        options = [columns[c] for c in missing] if isinstance(columns, Mapping) else []
+        named = f" ({', '.join(options)})" if options else ""
+        fix = f"; set {' and '.join(f'{o}=COLUMN' for o in options)} to one of them" if options else ""
+        raise UserError(f"{dataset}: {str(path)!r} has no column {', '.join(map(repr, missing))}{named}{hints}; "
+                        f"columns present: {present}{more}{fix}")
 
 
-def read_table(path: Path, dataset: str, columns: Sequence[str] = (), index_col: int | None = None,
-               **kwargs: object) -> pd.DataFrame:
-    """A CSV as a DataFrame with `columns` checked present (pandas' own parser, no pickles)."""
+def read_table(path: Path, dataset: str, columns: Sequence[str] | Mapping[str, str] = (),
+               index_col: int | None = None, **kwargs: object) -> pd.DataFrame:
+    """A CSV as a DataFrame with `columns` checked present (pandas' own parser, no pickles); `columns` may map
+    each column to the option naming it, which a missing column's error then names."""
     require_file(path, dataset)
     try:
         frame = pd.read_csv(path, index_col=index_col, **kwargs)  # type: ignore[call-overload]

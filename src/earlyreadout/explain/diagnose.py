@@ -3,7 +3,8 @@ flag the training instances whose label the spurious attribute contradicts (the 
 
 Writes into the run directory (or `out`): `diagnosis.json` (per layer: readout accuracy overall and per
 group on every split; ROC-AUC and average precision of the confident-error score for flagging minority
-training instances), `diagnosis.csv` (one row per instance and layer) and two PNG plots.
+training instances, which needs attribute labels; what each readout flags without them, and the shortcut
+verdict: explain/verdict.py), `diagnosis.csv` (one row per instance and layer) and two PNG plots.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from earlyreadout.data.base import GroupedDataset
 from earlyreadout.distributed import DEVICE_OPTION, resolve_device
 from earlyreadout.errors import UserError
 from earlyreadout.explain.diagnose_plots import plot_diagnosis
+from earlyreadout.explain.verdict import LayerEvidence, describe, layer_evidence, verdict
 from earlyreadout.io import write_json
 from earlyreadout.metrics import evaluate_logits
 from earlyreadout.models import MODELS
@@ -97,10 +99,11 @@ def split_summary(probs: torch.Tensor, split: GroupedDataset) -> dict[str, Any]:
 def diagnose_model(model: nn.Module, splits: dict[str, GroupedDataset], layers: list[str], epochs: int = _D["epochs"],
                    head: str = _D["head"], folds: int = _D["folds"], lr: float = _D["lr"],
                    batch_size: int = _D["batch_size"], seed: int = _D["seed"],
-                   minority_ratio: float = _D["minority_ratio"], log: Callable[[str], None] = print
-                   ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """(summary, per-instance rows): fit readouts on `splits["train"]` of a frozen model, score every split.
-    Defaults (and meanings) are those of DIAGNOSE_OPTIONS."""
+                   minority_ratio: float = _D["minority_ratio"], log: Callable[[str], None] = print,
+                   run: str = "RUN") -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """(summary, per-instance rows): fit readouts on `splits["train"]` of a frozen model, score every split,
+    and give the shortcut verdict from what the readouts flag on train (no attribute labels read; `run`: the
+    run directory its next command names). Defaults (and meanings) are those of DIAGNOSE_OPTIONS."""
     train = splits["train"]
     example = torch.stack([train[0]["x"], train[1]["x"]]).to(next(model.parameters()).device)
     t0 = time.perf_counter()
@@ -118,6 +121,7 @@ def diagnose_model(model: nn.Module, splits: dict[str, GroupedDataset], layers: 
         "train_loss_by_epoch": losses, "fit_time_s": fit_s,
     }
     rows: list[dict[str, Any]] = []
+    evidence: list[LayerEvidence] = []
     for layer in [*layers, MODEL_OUTPUT]:
         entry: dict[str, Any] = {"splits": {}}
         for name, split in splits.items():
@@ -126,11 +130,19 @@ def diagnose_model(model: nn.Module, splits: dict[str, GroupedDataset], layers: 
             outputs = probability_outputs(probs, split.y)
             if name == "train" and minority:
                 entry["flagging"] = flagging_quality(outputs["confident_error"], positive)
+            if name == "train" and layer != MODEL_OUTPUT:
+                evidence.append(layer_evidence(layer, split.y, outputs["pred"], outputs["margin"], split.n_classes))
+                entry["evidence"] = evidence[-1].to_dict()
             rows.extend(_rows(name, layer, split, outputs))
         summary["layers"][layer] = entry
         flag = entry.get("flagging", {})
         log(f"{layer:>16}: train acc {entry['splits']['train']['average_accuracy']:.3f}"
             + (f"  minority AUC {flag['auc']:.3f}  AP {flag['average_precision']:.3f}" if flag.get("auc") else ""))
+        if layer != MODEL_OUTPUT:
+            log(f"{'':>18}{describe(evidence[-1], train.class_names)}")
+    decided = verdict(evidence, run)
+    summary["verdict"] = decided.to_dict()
+    log(f"verdict: {decided.line}")
     return summary, rows
 
 
@@ -166,7 +178,7 @@ def diagnose(run: str | Path, out: str | Path | None = None, log: Callable[[str]
                         "(module paths, see the run's layers.json)")
     out_dir = Path(out) if out is not None else Path(run)
     out_dir.mkdir(parents=True, exist_ok=True)
-    summary, rows = diagnose_model(model, splits, layers, **opts, log=log)
+    summary, rows = diagnose_model(model, splits, layers, **opts, log=log, run=str(run))
     summary = {"run": str(run), "data": cfg.data, "model": cfg.model, "method": cfg.method, **summary}
     write_json(summary, out_dir / "diagnosis.json")
     write_rows(rows, out_dir / "diagnosis.csv")

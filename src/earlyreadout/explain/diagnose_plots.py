@@ -28,10 +28,11 @@ def plot_diagnosis(summary: dict[str, Any], rows: list[dict[str, Any]], out_dir:
         ax.set_xlabel("confident-error score (train)")
         ax.set_yscale("log")
     axes[0][0].set_ylabel("density")
-    axes[0][-1].legend(fontsize=6, title="dashed: minority", title_fontsize=6)
+    axes[0][-1].legend(fontsize=6, title="dashed: minority", title_fontsize=6, loc="upper left",
+                       bbox_to_anchor=(1.02, 1.0))  # beside the last panel, off the histograms
     fig.tight_layout()
     paths = [out_dir / "diagnosis_scores.png"]
-    fig.savefig(paths[0], dpi=110)
+    fig.savefig(paths[0], dpi=110, bbox_inches="tight")
     plt.close(fig)
     flagged = [(layer, e["flagging"]) for layer, e in summary["layers"].items() if e.get("flagging", {}).get("auc")]
     if flagged:
@@ -44,9 +45,9 @@ def plot_diagnosis(summary: dict[str, Any], rows: list[dict[str, Any]], out_dir:
         ax.set_ylim(0, 1.02)
         ax.set_xlabel("layer (early -> late)")
         ax.set_title("flagging minority-group training instances", fontsize=9)
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
         fig.tight_layout()
         paths.append(out_dir / "diagnosis_auc.png")
-        fig.savefig(paths[1], dpi=110)
+        fig.savefig(paths[1], dpi=110, bbox_inches="tight")
         plt.close(fig)
     return paths

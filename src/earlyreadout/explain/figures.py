@@ -42,7 +42,8 @@ def overlay_grid(images: torch.Tensor, labels: Sequence[int], class_names: Seque
                  rows: Sequence[tuple[str, torch.Tensor, torch.Tensor]], title: str, columns: int = 8) -> bytes:
     """PNG: one column per example; the input, then one Grad-CAM overlay per (name, maps, predictions) row.
 
-    Each overlay is titled with the predicted class, green when right and red when wrong.
+    Each overlay is titled with the predicted class, green when right and red when wrong, and says "blank"
+    where its map is all zero (no evidence for the prediction at that layer), so an empty cell is never silent.
     """
     n = len(images)
     columns = max(1, min(columns, n))
@@ -66,7 +67,8 @@ def overlay_grid(images: torch.Tensor, labels: Sequence[int], class_names: Seque
             ax.imshow(rgb, interpolation="nearest")
             ax.imshow(maps[i].cpu().numpy(), cmap="jet", alpha=0.5, vmin=0, vmax=1, interpolation="bilinear")
             pred = int(preds[i])
-            ax.set_title(f"pred {class_names[pred]}", fontsize=8,
+            blank = " (blank)" if float(maps[i].max()) == 0 else ""
+            ax.set_title(f"pred {class_names[pred]}{blank}", fontsize=8,
                          color=OK_COLOR if pred == labels[i] else WRONG_COLOR)
     for block in range(blocks):
         axes[block * per_block, 0].set_ylabel("input", fontsize=9)

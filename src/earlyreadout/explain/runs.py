@@ -36,6 +36,26 @@ class Explanation:
     summary: dict[str, Any]
     figures: dict[str, bytes | str] = field(default_factory=dict)
 
+    @property
+    def notes(self) -> list[str]:
+        """Lines a reader needs next to the figures (why some Grad-CAM maps are blank)."""
+        return self.summary.get("notes", [])
+
+
+def blank_notes(runs: Sequence[dict[str, Any]]) -> list[str]:
+    """One line per run whose shown Grad-CAM maps include blank ones (all zero): how many, where, and why."""
+    notes = []
+    for r in runs:
+        blank = {g: s["blank"] for g, s in r["groups"].items() if s.get("blank")}
+        if blank:
+            shown = sum(s["shown"] for s in r["groups"].values())
+            where = "; ".join(f"{g}: {k} of {r['groups'][g]['shown']}" for g, k in blank.items())
+            notes.append(f"{r['label']}: {sum(blank.values())} of {shown} Grad-CAM maps shown are blank ({where}): "
+                         f"Grad-CAM keeps only what raises the predicted class's logit, and no position of layer "
+                         f"{r['layer']!r} did (its gradient there is zero, or every position lowers the logit); "
+                         "another --layer may show evidence")
+    return notes
+
 
 GRADCAM_OPTIONS: dict[str, Param] = {
     "layer": Param(None, "module path of the explained layer (default: the model's last stage; the embedding "
@@ -161,6 +181,7 @@ def explain_runs(runs: Sequence[str | Path], labels: Sequence[str] | None = None
             if values:
                 r[f"{key}_group_mean"] = mean(values)
     summary["runs"] = per_run
+    summary["notes"] = blank_notes(per_run) if modality != "text" else []
     return Explanation(modality, summary, figures)
 
 
@@ -172,7 +193,8 @@ def _explain_images(loaded: list, layers: list[str], labels: list[str], per_run:
         maps, logits = _batched(gradcam, model, x, batch_size, layer=lay)
         preds = logits.argmax(1).cpu()
         stats: dict[str, Any] = {"n": min(len(x), n_mass),
-                                 "accuracy": float((preds[:n_mass] == y[:n_mass]).float().mean())}
+                                 "accuracy": float((preds[:n_mass] == y[:n_mass]).float().mean()),
+                                 "shown": min(len(x), n), "blank": int((maps[:n].amax((1, 2)) == 0).sum())}
         for key, region in (("core_mass", "core_region"), ("spurious_mass", "spurious_region")):
             if region in data.info:
                 values = region_mass(maps[:n_mass], tuple(data.info[region]))

@@ -57,15 +57,17 @@ def standardiser(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def fit_l1(x: np.ndarray, y: np.ndarray, c: float, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
     """(weight (n_classes, D), bias) of an L1 logistic regression (liblinear) with inverse strength `c`;
-    two classes become logits (0, w.x + b), more are one-vs-rest binary fits (what liblinear did for
-    several classes before scikit-learn 1.8 stopped accepting them), one score per class."""
+    two classes become logits (-(w.x + b) / 2, (w.x + b) / 2): the softmax of (0, w.x + b), but each class's
+    logit depends on the features, so Grad-CAM has evidence to show for either (a zero row leaves class 0's
+    maps blank). More classes are one-vs-rest binary fits (what liblinear did for several classes before
+    scikit-learn 1.8 stopped accepting them), one score per class."""
     def binary(target: np.ndarray) -> tuple[np.ndarray, float]:
         model = LogisticRegression(C=c, solver="liblinear", random_state=0, **L1).fit(x, target)
         return model.coef_[0], float(model.intercept_[0])
 
     if n_classes == 2:
         w, b = binary(y)
-        return np.vstack([np.zeros_like(w), w]), np.array([0.0, b])
+        return np.vstack([-w / 2, w / 2]), np.array([-b / 2, b / 2])
     weight, bias = np.zeros((n_classes, x.shape[1])), np.full(n_classes, -np.inf)
     for k in np.unique(y):  # a class absent from the subsample gets no score
         weight[k], bias[k] = binary((y == k).astype(int))

@@ -39,7 +39,8 @@ HEADLINE = (("worst_group_accuracy", "worst-group"), ("adjusted_accuracy", "adju
 
 REPORT_OPTIONS: dict[str, Param] = {
     "title": Param("earlyreadout report", "the page's title"),
-    "gradcam": Param(True, "compute Grad-CAM / token attributions (else show grids made with `gradcam`)"),
+    "gradcam": Param(True, "compute Grad-CAM / token attributions for the report (when off, it shows the grids "
+                     "made earlier with `earlyreadout gradcam`)"),
     "n": Param(8, "examples per group in the Grad-CAM grids", low=1),
     "n_mass": Param(128, "examples per group in the core / spurious mass", low=1),
     "device": DEVICE_OPTION,
@@ -227,15 +228,22 @@ def _diagnosis_table(summary: dict[str, Any]) -> str:
     for layer, entry in layers.items():
         flag = entry.get("flagging") or {}
         train = (entry.get("splits") or {}).get("train") or {}
-        rows.append([(layer, None), cell([train.get("average_accuracy")]),
+        evidence = entry.get("evidence") or {}
+        rows.append([(layer, None), cell([train.get("average_accuracy")]), cell([evidence.get("error_share")]),
+                     cell([evidence.get("confidence_ratio")], 1.0, 2),
                      cell([flag.get("auc")], 1.0, 3), cell([flag.get("average_precision")], 1.0, 3)])
     if not rows:
         return ""
     minority = ", ".join(summary.get("minority_groups", [])) or "none"
     note = (f'<p class="note">Readouts on frozen layers; confident errors flag the minority training groups '
-            f"({html.escape(minority)}).</p>")
-    return note + html_table(["layer", "train readout accuracy (%)", "minority AUC", "minority AP"], rows,
-                         [None, None, "max", "max"])
+            f"({html.escape(minority)}; AUC and AP need train attribute labels). Without them: the share of "
+            "training instances each readout gets wrong, and how sure it is there relative to where it is right "
+            "(median margin ratio; near 1 with a small share wrong is the shortcut pattern).</p>")
+    decided = summary.get("verdict")
+    line = f'<p><b>Verdict</b>: {html.escape(decided["line"])}</p>' if decided else ""
+    return line + note + html_table(["layer", "train readout accuracy (%)", "wrong on train (%)",
+                                     "margin ratio wrong / right", "minority AUC", "minority AP"], rows,
+                                    [None, None, None, None, "max", "max"])
 
 
 def gradcam_section(settings: dict[str, list[Run]], n: int, n_mass: int, device: str) -> str:
@@ -251,6 +259,7 @@ def gradcam_section(settings: dict[str, list[Run]], n: int, n_mass: int, device:
     groups = list(runs[0]["groups"]) if runs else []
     parts = [(f'<p class="note">First run of each method, {html.escape(explanation.summary["split"])} split, '
              f'layer {html.escape(", ".join(dict.fromkeys(r["layer"] for r in runs)))}.</p>')]
+    parts += [f'<p class="note">{html.escape(note)}.</p>' for note in explanation.notes]
     for key, title in (("core_mass", "on the core region"), ("spurious_mass", "on the spurious region")):
         if any(g.get(key) is not None for r in runs for g in r["groups"].values()):
             rows = [[(r["label"], None)] + [cell([r["groups"][g].get(key)]) for g in groups]

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from earlyreadout.explain.figures import png_bytes
 
@@ -36,11 +37,10 @@ def group_curves(logs: Sequence[Sequence[dict[str, Any]]]) -> tuple[np.ndarray, 
     return series(named, "groups")
 
 
-def lines_png(title: str, epochs: np.ndarray, curves: dict[str, np.ndarray], n_seeds: int, ylabel: str,
-              worst: bool) -> bytes | None:
-    """PNG of curves over epochs (mean over seeds, band = min..max), with their minimum when `worst`."""
-    if len(epochs) == 0 or not curves:
-        return None
+def lines_figure(title: str, epochs: np.ndarray, curves: dict[str, np.ndarray], n_seeds: int, ylabel: str,
+                 worst: bool) -> Figure:
+    """Curves over epochs (mean over seeds, band = min..max), with their minimum when `worst`; whole-epoch
+    ticks, and the legend to the right of the axes, off the data."""
     fig = Figure(figsize=(4.6, 3.0))
     ax = fig.subplots()
     for name, values in curves.items():
@@ -53,14 +53,23 @@ def lines_png(title: str, epochs: np.ndarray, curves: dict[str, np.ndarray], n_s
         ax.plot(epochs, np.nanmean(lowest, 0), color="black", ls="--", lw=1.2, label="worst group")
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole: no 1.5 ticks
     ax.set_ylabel(ylabel)
     ax.set_title(title + (f" ({n_seeds} seeds)" if n_seeds > 1 else ""), fontsize=10)
     ax.grid(alpha=0.3)
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
-    ax.legend(fontsize=7, frameon=False, loc="lower right")
+    ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the lines
     fig.tight_layout()
-    return png_bytes(fig, dpi=96)
+    return fig
+
+
+def lines_png(title: str, epochs: np.ndarray, curves: dict[str, np.ndarray], n_seeds: int, ylabel: str,
+              worst: bool) -> bytes | None:
+    """PNG of `lines_figure`; None without epochs or curves."""
+    if len(epochs) == 0 or not curves:
+        return None
+    return png_bytes(lines_figure(title, epochs, curves, n_seeds, ylabel, worst), dpi=96)
 
 
 def curves_png(title: str, logs: Sequence[Sequence[dict[str, Any]]]) -> bytes | None:

@@ -12,6 +12,7 @@ the model's source file in `source/`.
 
 from __future__ import annotations
 
+import contextlib
 import platform
 from collections.abc import Callable
 from pathlib import Path
@@ -61,6 +62,23 @@ def check_layers(path: str | Path, layers: list[str]) -> None:
             raise UserError(f"run {str(run.path)!r}: {problem}")
 
 
+def check_writable(folder: Path) -> None:
+    """Raise a UserError unless files can be created in `folder`; the folders made to find out are removed again
+    (only those that did not exist before)."""
+    made = [p for p in (folder, *folder.parents) if not p.exists()]  # deepest first
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise UserError(f"cannot write to output directory {str(folder)!r}: {e.strerror}") from None
+    finally:
+        for p in made:
+            with contextlib.suppress(OSError):
+                p.rmdir()
+
+
 class RunDir:
     """Paths of a run directory (every file name of the layout is spelled here only), the checks that keep an
     existing run from being overwritten, and training a config unless its run is already done."""
@@ -87,7 +105,9 @@ class RunDir:
         return self.retrained if self.retrained.is_file() else self.best
 
     def prepare(self, resume: bool, cfg: RunConfig) -> None:
-        """Refuse to overwrite an existing run, or to resume one with settings that change its results."""
+        """Refuse to overwrite an existing run, or to resume one with settings that change its results, or an
+        output directory that cannot be written. It creates nothing: the directory appears with the run's
+        first file, so a run that fails to start leaves nothing behind."""
         if resume:
             if not self.last.is_file():
                 raise UserError(f"--resume: {str(self.path)!r} has no checkpoint to resume "
@@ -97,13 +117,7 @@ class RunDir:
         if self.config.exists() or self.last.exists() or self.metrics.exists():
             raise UserError(f"{str(self.path)!r} already holds a run; pass --resume to continue it "
                             "or choose another --out")
-        try:
-            (self.path / "checkpoints").mkdir(parents=True, exist_ok=True)
-            probe = self.path / ".write-test"
-            probe.write_text("")
-            probe.unlink()
-        except OSError as e:
-            raise UserError(f"cannot write to output directory {str(self.path)!r}: {e.strerror}") from None
+        check_writable(self.path)
 
     def require_finished(self, role: str) -> None:
         """Refuse a run that has not finished (e.g. a teacher still training), naming what is missing."""
