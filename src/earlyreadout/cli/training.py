@@ -231,9 +231,11 @@ def cmd_import(args: argparse.Namespace) -> int:
     values.pop("data.name", None)
     result = import_model(args.model, args.checkpoint, args.out, args.data, values, args.overrides, args.pickled_module)
     report_run(result, args.out)
-    if args.diagnose:
+    if args.diagnose:  # its verdict line says what to run next
         diagnose(args.out)
-    print(f"next: earlyreadout retrain --run {args.out} --method readout-dfr --out {args.out.rstrip('/')}-fixed")
+    else:
+        print(f"next: earlyreadout diagnose --run {args.out}, or refit its last layer: earlyreadout retrain --run "
+              f"{args.out} --method readout-dfr --out {args.out.rstrip('/')}-fixed")
     return 0
 
 
