@@ -208,7 +208,7 @@ def _import_args(p: argparse.ArgumentParser) -> None:
                    "that otherwise runs on the imported model")
     p.add_argument("--device", help="cpu, cuda, cuda:N or auto")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="data.*, model.* or train.* settings, e.g. "
-                   "data.label_column=label model.kwargs={depth:18}")
+                   "data.label_column=label 'model.kwargs={depth: 18}'")
 
 
 def normalisation(text: str | None) -> list[float] | None:
