@@ -15,7 +15,7 @@ from earlyreadout.data.base import GroupedDataset
 from earlyreadout.data.loader import Batch, BatchLoader
 from earlyreadout.distributed import grad_scaler
 from earlyreadout.errors import UserError
-from earlyreadout.models.layers import unwrap
+from earlyreadout.models.layers import stage_layer, unwrap
 from earlyreadout.params import LogUniform, Param
 from earlyreadout.registry import Registry
 
@@ -53,7 +53,11 @@ class Context:
     precision: str = "fp32"
     seed: int = 0
     cache_dir: Path | None = None  # where a method may cache what it computes once per model (embeddings)
-    extras: dict[str, Any] = field(default_factory=dict)
+    stages: list[str] = field(default_factory=list)  # the network's stages (models/stages.py): what stage:N names
+
+    def layer(self, spec: str, setting: str = "layer") -> str:
+        """The module path a layer setting names: `stage:N` is the network's N-th stage, anything else a path."""
+        return stage_layer(spec, self.stages, setting)
 
     def shuffled_train_loader(self) -> BatchLoader:
         """A loader over all of train (this process's own, not sharded) in a fresh order drawn from the

@@ -12,7 +12,6 @@ from earlyreadout.data.loader import Batch
 from earlyreadout.methods.base import Context, register
 from earlyreadout.methods.distillation import KD_HPARAMS, WEIGHTING_HPARAMS, Distillation
 from earlyreadout.models.inference import collect_logits
-from earlyreadout.models.layers import stage_layer
 from earlyreadout.params import Choice, Param
 from earlyreadout.readout.heads import READOUT_HEAD_PARAMS
 from earlyreadout.readout.weighters import (
@@ -56,7 +55,7 @@ class DeDiER(Distillation):
 
     def __init__(self, network: nn.Module, hp: dict[str, Any], ctx: Context):
         super().__init__(network, hp, ctx)
-        self.readout_layer = stage_layer(hp["readout_layer"], ctx.extras.get("model_stages"), "readout_layer")
+        self.readout_layer = ctx.layer(hp["readout_layer"], "readout_layer")
         self.weighter = LiveReadoutWeighter(network, self.readout_layer, ctx.n_classes, ctx.example_input,
                                             **{k: hp[k] for k in LIVE_WEIGHTER_PARAMS})
         self.optimizers["readout"] = self.weighter.optimizer

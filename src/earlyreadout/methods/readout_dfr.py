@@ -16,7 +16,6 @@ from earlyreadout.lastlayer.pseudo_groups import (
 )
 from earlyreadout.methods.base import register
 from earlyreadout.methods.last_layer import DFR_HPARAMS, LAST_LAYER_HPARAMS, LastLayerRetraining, as_tensors
-from earlyreadout.models.layers import stage_layer
 from earlyreadout.params import Choice, IntRange, LogUniform, Param
 from earlyreadout.readout.heads import TOKEN_POOLS
 
@@ -52,7 +51,7 @@ class ReadoutDFR(LastLayerRetraining):
 
     def retrain(self) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
         hp, n = self.hp, self.ctx.n_classes
-        layer = stage_layer(hp["readout_layer"], self.ctx.extras.get("model_stages"), "readout_layer")
+        layer = self.ctx.layer(hp["readout_layer"], "readout_layer")
         pooling = hp["readout_token_pool"]
         train = self.embeddings(self.ctx.train, [layer], pooling)
         train_x, train_y = train.early[layer].numpy(), train.y.numpy()

@@ -18,7 +18,6 @@ from earlyreadout.methods.base import (
     snapshot,
     train_erm,
 )
-from earlyreadout.models.layers import stage_layer
 from earlyreadout.params import Choice, IntRange, Param
 from earlyreadout.readout.weighters import CROSS_FIT_WEIGHTER_PARAMS, CrossFitReadoutWeighter
 
@@ -54,7 +53,7 @@ class ReadoutReweightedERM(Method):
 
     def __init__(self, network: nn.Module, hp: dict[str, Any], ctx: Context):
         super().__init__(network, hp, ctx)
-        layer = stage_layer(hp["readout_layer"], ctx.extras.get("model_stages"), "readout_layer")
+        layer = ctx.layer(hp["readout_layer"], "readout_layer")
         self.weighter = CrossFitReadoutWeighter(network, layer, ctx.n_classes, ctx.example_input,
                                                 **{k: hp[k] for k in CROSS_FIT_WEIGHTER_PARAMS})
         self.optimizers["main"] = self.make_optimizer(network.parameters())

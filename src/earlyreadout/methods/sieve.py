@@ -10,7 +10,6 @@ from torch import nn
 from earlyreadout.data.loader import Batch
 from earlyreadout.errors import ConfigError
 from earlyreadout.methods.base import OPTIMIZER_HPARAMS, Context, Method, register
-from earlyreadout.models.layers import stage_layer
 from earlyreadout.params import Choice, Param, named_layers
 from earlyreadout.readout.probe import probe_layer
 from earlyreadout.readout.sieve import RENAMED, SIEVE_PARAMS, FeatureSieve
@@ -48,8 +47,7 @@ class Sieve(Method):
 
     def __init__(self, network: nn.Module, hp: dict[str, Any], ctx: Context):
         super().__init__(network, hp, ctx)
-        stages = ctx.extras.get("model_stages")
-        layers = [stage_layer(layer, stages, key) for key, layer in named_layers(self.hparams, hp)]
+        layers = [ctx.layer(layer, key) for key, layer in named_layers(self.hparams, hp)]
         if len(layers) > 1 and hp["mode"] != "three-pass":
             raise ConfigError([(f"method 'sieve': several readout layers ({hp['readout_layer']}) need "
                                 "mode=three-pass; single-pass adds one sieve's terms to the main loss")])

@@ -123,7 +123,7 @@ def attach_method(method: str, hp: dict[str, Any], network: nn.Module, splits: d
                   example_input=example.to(device), device=device, val=splits.get("val"), load_run=load_trained,
                   eval_batch_size=eval_batch_size(train_options["eval_batch_size"], train.info), rank=dist.rank,
                   world_size=dist.world_size, precision=train_options["precision"], seed=train_options["seed"],
-                  cache_dir=cache_dir, extras={"model_stages": stages})
+                  cache_dir=cache_dir, stages=stages)
     return METHODS.get(method)(network, hp, ctx).to(device), loader
 
 
