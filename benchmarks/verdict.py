@@ -118,18 +118,23 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="*", default=list(SEEDS), help="seeds (default 0 to 4)")
     parser.add_argument("--correlations", type=float, nargs="*", default=list(CORRELATIONS),
                         help="train correlations (default 0.97 0.8 0.5)")
+    parser.add_argument("--finished-only", action="store_true", help="tally only the runs already trained and "
+                        "diagnosed (the others are listed as missing in the result)")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    rows = []
+    rows, missing = [], []
     for seed in args.seeds:
         for data in args.data:
             for correlation in args.correlations:
+                if args.finished_only and not (run_path(data, correlation, seed) / "diagnosis.csv").is_file():
+                    missing.append({"data": data, "correlation": correlation, "seed": seed})
+                    continue
                 rows.append(measure(data, correlation, seed))
                 r = rows[-1]
                 print(f"{data} c={correlation} seed {seed}: {'shortcut' if r['verdict'] else 'none'} "
                       f"({'right' if r['right'] else 'WRONG'})", flush=True)
     spec = {"datasets": args.data, "correlations": args.correlations, "seeds": args.seeds, "epochs": EPOCHS,
-            "tuning_seed": TUNING_SEED, "shortcut_at": SHORTCUT_AT}
+            "tuning_seed": TUNING_SEED, "shortcut_at": SHORTCUT_AT, "missing": missing}
     write_result(RESULTS / "verdict.json", "verdict", spec, {"tally": tally(rows), "runs": rows})
 
 
