@@ -47,8 +47,6 @@ class JTT(Method):
                           search=Choice(("loss", "sample"))),
     }
 
-    renamed: ClassVar[dict[str, str]] = {"T": "erm_epochs"}
-
     def __init__(self, network: nn.Module, hp: dict[str, Any], ctx: Context):
         super().__init__(network, hp, ctx)
         self.initial_state = snapshot(network)

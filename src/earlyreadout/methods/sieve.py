@@ -13,7 +13,7 @@ from earlyreadout.methods.base import OPTIMIZER_HPARAMS, Context, Method, regist
 from earlyreadout.models.layers import stage_layer
 from earlyreadout.params import Choice, Param, named_layers
 from earlyreadout.readout.probe import probe_layer
-from earlyreadout.readout.sieve import RENAMED, SIEVE_PARAMS, FeatureSieve
+from earlyreadout.readout.sieve import SIEVE_PARAMS, FeatureSieve
 
 
 @register("sieve")
@@ -43,8 +43,6 @@ class Sieve(Method):
                        "readout layer's frozen features of val, two halves cross-fitted) for the label and the "
                        "spurious attribute; logged under measures"),
     }
-
-    renamed: ClassVar[dict[str, str]] = RENAMED
 
     def __init__(self, network: nn.Module, hp: dict[str, Any], ctx: Context):
         super().__init__(network, hp, ctx)
@@ -80,9 +78,3 @@ class Sieve(Method):
         # forget-step numbers are logged at every step as their latest value, so epoch means stay meaningful
         return {"loss": loss.item(), "readout_loss": first_stats["readout_loss"],
                 "readout_acc": first_stats["readout_acc"], **first.last_forget}
-
-    def load_checkpoint(self, state: dict[str, Any]) -> None:
-        """Restore a checkpoint; one saved before the readout optimizers were renamed holds them as `aux`."""
-        optimizers = {("readout" + k.removeprefix("aux") if k.startswith("aux") else k): v
-                      for k, v in state["optimizers"].items()}
-        super().load_checkpoint({**state, "optimizers": optimizers})
