@@ -10,7 +10,7 @@ from torch import nn
 
 from earlyreadout.data.loader import Batch
 from earlyreadout.methods.base import Context, register
-from earlyreadout.methods.distillation import KD_HPARAMS, WEIGHTING_HPARAMS, Distillation
+from earlyreadout.methods.distill.distillation import KD_HPARAMS, WEIGHTING_HPARAMS, Distillation
 from earlyreadout.models.inference import collect_logits
 from earlyreadout.models.layers import stage_layer
 from earlyreadout.params import Choice, Param

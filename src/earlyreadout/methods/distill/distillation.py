@@ -9,8 +9,8 @@ from torch import nn
 
 from earlyreadout.data.loader import Batch
 from earlyreadout.methods.base import OPTIMIZER_HPARAMS, Context, Method, run_loader
-from earlyreadout.methods.distill_losses import WEIGHTED_TERMS, distillation_loss
-from earlyreadout.methods.teacher import FrozenTeacher
+from earlyreadout.methods.distill.distill_losses import WEIGHTED_TERMS, distillation_loss
+from earlyreadout.methods.distill.teacher import FrozenTeacher
 from earlyreadout.params import Choice, Param, Uniform
 
 KD_HPARAMS: dict[str, Param] = {

@@ -11,7 +11,7 @@ from torch import nn
 from earlyreadout.data.loader import Batch
 from earlyreadout.errors import UserError
 from earlyreadout.methods.base import Context, register, run_loader, train_erm
-from earlyreadout.methods.distillation import KD_HPARAMS, WEIGHTING_HPARAMS, Distillation
+from earlyreadout.methods.distill.distillation import KD_HPARAMS, WEIGHTING_HPARAMS, Distillation
 from earlyreadout.models.inference import collect_logits
 from earlyreadout.models.layers import unwrap
 from earlyreadout.params import Choice, IntRange, Param

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from earlyreadout.methods.base import register
-from earlyreadout.methods.distillation import Distillation
+from earlyreadout.methods.distill.distillation import Distillation
 
 
 @register("kd")

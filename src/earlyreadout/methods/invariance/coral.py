@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from earlyreadout.methods.base import register
-from earlyreadout.methods.invariance import FeatureMatching, coral_distance
+from earlyreadout.methods.invariance.feature_matching import FeatureMatching, coral_distance
 
 
 @register("coral")

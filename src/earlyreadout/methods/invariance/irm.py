@@ -11,7 +11,7 @@ from torch import nn
 from earlyreadout import distributed
 from earlyreadout.data.loader import Batch
 from earlyreadout.methods.base import OPTIMIZER_HPARAMS, Context, Method, register
-from earlyreadout.methods.invariance import irm_penalty
+from earlyreadout.methods.invariance.feature_matching import irm_penalty
 from earlyreadout.params import IntRange, LogUniform, Param
 
 

@@ -11,8 +11,8 @@ from torch import nn
 
 from earlyreadout.data.loader import Batch
 from earlyreadout.methods.base import Context, register
-from earlyreadout.methods.group_inference import INFERENCE_HPARAMS, InferThenTrain
-from earlyreadout.methods.group_weights import group_dro_loss
+from earlyreadout.methods.labelfree.infer_then_train import INFERENCE_HPARAMS, InferThenTrain
+from earlyreadout.methods.robust.group_weights import group_dro_loss
 from earlyreadout.params import IntRange, LogUniform, Param
 from earlyreadout.readout.weights import group_balanced_weights
 

@@ -13,7 +13,7 @@ from torch import nn
 
 from earlyreadout.data.loader import Batch
 from earlyreadout.methods.base import Context, register
-from earlyreadout.methods.group_inference import INFERENCE_HPARAMS, InferThenTrain
+from earlyreadout.methods.labelfree.infer_then_train import INFERENCE_HPARAMS, InferThenTrain
 from earlyreadout.params import IntRange, Param, Uniform
 from earlyreadout.readout.weights import spare_weights
 

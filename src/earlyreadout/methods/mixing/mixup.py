@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from earlyreadout.methods.base import register
-from earlyreadout.methods.mixing import MixedTraining, Pairs, mixup_pairs
+from earlyreadout.methods.mixing.mixed_training import MixedTraining, Pairs, mixup_pairs
 from earlyreadout.params import LogUniform, Param
 
 

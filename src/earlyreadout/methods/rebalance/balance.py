@@ -13,7 +13,7 @@ from torch import nn
 from earlyreadout.data.base import GroupedDataset
 from earlyreadout.data.loader import Batch
 from earlyreadout.methods.base import OPTIMIZER_HPARAMS, Context, Method
-from earlyreadout.methods.losses import weighted_cross_entropy
+from earlyreadout.methods.rebalance.losses import weighted_cross_entropy
 from earlyreadout.params import Param
 
 BALANCE_BY = Param("group", "what is balanced: group (label x attribute; reads train group labels) or class "

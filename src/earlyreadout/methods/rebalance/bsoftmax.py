@@ -10,7 +10,7 @@ from torch import nn
 
 from earlyreadout.data.loader import Batch
 from earlyreadout.methods.base import Context, Method, register
-from earlyreadout.methods.losses import prior_shifted_logits
+from earlyreadout.methods.rebalance.losses import prior_shifted_logits
 
 
 @register("bsoftmax")

@@ -6,8 +6,8 @@ from typing import ClassVar
 
 import torch
 
-from earlyreadout.methods.balance import BinWeighted
 from earlyreadout.methods.base import register
+from earlyreadout.methods.rebalance.balance import BinWeighted
 from earlyreadout.params import Choice, Param
 from earlyreadout.readout.weights import effective_number_weights
 

@@ -9,7 +9,7 @@ from torch import nn
 
 from earlyreadout.data.loader import Batch
 from earlyreadout.methods.base import OPTIMIZER_HPARAMS, Context, Method, register
-from earlyreadout.methods.losses import focal_terms
+from earlyreadout.methods.rebalance.losses import focal_terms
 from earlyreadout.params import LogUniform, Param
 
 

@@ -10,7 +10,7 @@ from torch import nn
 
 from earlyreadout.data.loader import Batch
 from earlyreadout.methods.base import OPTIMIZER_HPARAMS, Context, Method, register
-from earlyreadout.methods.losses import ldam_logits, ldam_margins
+from earlyreadout.methods.rebalance.losses import ldam_logits, ldam_margins
 from earlyreadout.params import Choice, LogUniform, Param
 
 

@@ -8,8 +8,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from earlyreadout.data.loader import Batch
-from earlyreadout.methods.balance import Balanced, train_bins
 from earlyreadout.methods.base import Context, register
+from earlyreadout.methods.rebalance.balance import Balanced, train_bins
 from earlyreadout.readout.weights import group_balanced_weights
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from earlyreadout.methods.balance import BinWeighted
 from earlyreadout.methods.base import register
+from earlyreadout.methods.rebalance.balance import BinWeighted
 from earlyreadout.readout.weights import inverse_size_weights
 
 

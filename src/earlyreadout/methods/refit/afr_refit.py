@@ -10,7 +10,12 @@ import torch
 from earlyreadout.data.loader import Batch
 from earlyreadout.lastlayer.afr import fit_afr
 from earlyreadout.methods.base import Context, register
-from earlyreadout.methods.last_layer import LAST_LAYER_HPARAMS, LastLayerRetraining, head_score, tuning_groups
+from earlyreadout.methods.refit.last_layer import (
+    LAST_LAYER_HPARAMS,
+    LastLayerRetraining,
+    head_score,
+    tuning_groups,
+)
 from earlyreadout.params import Choice, IntRange, LogUniform, Param, Uniform
 from earlyreadout.readout.weights import afr_weights
 

@@ -6,9 +6,9 @@ from typing import ClassVar
 
 import torch
 
-from earlyreadout.methods.balance import BALANCE_BY, Balanced, train_bins
 from earlyreadout.methods.base import register
-from earlyreadout.methods.classifier_retraining import CRT_HPARAMS, ClassifierRetraining
+from earlyreadout.methods.rebalance.balance import BALANCE_BY, Balanced, train_bins
+from earlyreadout.methods.refit.classifier_retraining import CRT_HPARAMS, ClassifierRetraining
 from earlyreadout.params import Param
 from earlyreadout.readout.weights import group_balanced_weights
 

@@ -8,7 +8,12 @@ import torch
 
 from earlyreadout.lastlayer.dfr import C_GRIDS, dfr
 from earlyreadout.methods.base import register
-from earlyreadout.methods.last_layer import DFR_HPARAMS, LAST_LAYER_HPARAMS, LastLayerRetraining, as_tensors
+from earlyreadout.methods.refit.last_layer import (
+    DFR_HPARAMS,
+    LAST_LAYER_HPARAMS,
+    LastLayerRetraining,
+    as_tensors,
+)
 from earlyreadout.params import Param
 
 

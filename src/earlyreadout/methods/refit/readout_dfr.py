@@ -15,7 +15,12 @@ from earlyreadout.lastlayer.pseudo_groups import (
     readout_probabilities,
 )
 from earlyreadout.methods.base import register
-from earlyreadout.methods.last_layer import DFR_HPARAMS, LAST_LAYER_HPARAMS, LastLayerRetraining, as_tensors
+from earlyreadout.methods.refit.last_layer import (
+    DFR_HPARAMS,
+    LAST_LAYER_HPARAMS,
+    LastLayerRetraining,
+    as_tensors,
+)
 from earlyreadout.models.layers import stage_layer
 from earlyreadout.params import Choice, IntRange, LogUniform, Param
 from earlyreadout.readout.heads import TOKEN_POOLS

@@ -8,10 +8,10 @@ import torch
 from torch import nn
 
 from earlyreadout.data.loader import Batch
-from earlyreadout.methods.balance import BALANCE_BY, Balanced, bin_counts, bins
 from earlyreadout.methods.base import Context, register
-from earlyreadout.methods.classifier_retraining import CRT_HPARAMS, ClassifierRetraining
-from earlyreadout.methods.losses import weighted_cross_entropy
+from earlyreadout.methods.rebalance.balance import BALANCE_BY, Balanced, bin_counts, bins
+from earlyreadout.methods.rebalance.losses import weighted_cross_entropy
+from earlyreadout.methods.refit.classifier_retraining import CRT_HPARAMS, ClassifierRetraining
 from earlyreadout.params import Param
 from earlyreadout.readout.weights import inverse_size_weights
 

@@ -12,7 +12,12 @@ from earlyreadout.errors import UserError
 from earlyreadout.lastlayer.disagreement import class_balanced_finetune, disagreement, top_k
 from earlyreadout.lastlayer.embeddings import embed
 from earlyreadout.methods.base import Context, register
-from earlyreadout.methods.last_layer import LAST_LAYER_HPARAMS, LastLayerRetraining, head_score, tuning_groups
+from earlyreadout.methods.refit.last_layer import (
+    LAST_LAYER_HPARAMS,
+    LastLayerRetraining,
+    head_score,
+    tuning_groups,
+)
 from earlyreadout.models.layers import unwrap
 from earlyreadout.params import Choice, IntRange, LogUniform, Param
 

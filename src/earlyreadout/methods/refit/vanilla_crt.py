@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from earlyreadout.methods.base import register
-from earlyreadout.methods.classifier_retraining import ClassifierRetraining
+from earlyreadout.methods.refit.classifier_retraining import ClassifierRetraining
 
 
 @register("vanilla-crt")
