@@ -4,8 +4,8 @@ Each method of the `all` family trains alone (`earlyreadout train`, one process 
 compare --methods all` trains them all in one process and writes its table and report; both sides are timed
 by the wall clock around the whole command, at the same reduced size, epochs and seed:
 
-    python benchmarks/compare_all_cost.py                       # colored-digits, 1,000 images, 2 epochs
-    python benchmarks/compare_all_cost.py --n-train 6000 --epochs 10  # the full default size (long)
+    python -m benchmarks.compare_all_cost                       # colored-digits, 1,000 images, 2 epochs
+    python -m benchmarks.compare_all_cost --n-train 6000 --epochs 10  # the full default size (long)
 """
 
 from __future__ import annotations
@@ -18,8 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from protocol import RESULTS, write_result
-
+from benchmarks.protocol import RESULTS, write_result
 from earlyreadout.compare import expand_methods
 
 

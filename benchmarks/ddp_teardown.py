@@ -14,7 +14,7 @@ A trial fails when either worker exits nonzero (the abort seen in CI: "terminate
 exception", rank 1, during interpreter exit). Arms alternate trial by trial. Writes
 benchmarks/results/ddp_teardown.json after every trial.
 
-    python benchmarks/ddp_teardown.py --trials 150
+    python -m benchmarks.ddp_teardown --trials 150
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ def main() -> None:
         worker(args.worker)
         return
     # imported here, not at the top: the workers start twice as fast without the engine it imports
-    from protocol import write_result
+    from benchmarks.protocol import write_result
 
     failures: dict[str, list[dict]] = {arm: [] for arm in ARMS}
     out = Path(args.out)

@@ -1,6 +1,6 @@
 """Engine ERM loop vs a minimal hand-written PyTorch loop: same model, data, batch size, one process.
 
-`python benchmarks/engine_throughput.py [--threads N]` writes benchmarks/results/engine_throughput.json with
+`python -m benchmarks.engine_throughput [--threads N]` writes benchmarks/results/engine_throughput.json with
 examples/s of each and their ratio. The two are run alternately several times and the medians compared, so
 machine noise hits both alike.
 """
@@ -16,8 +16,8 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from protocol import RESULTS, write_result
 
+from benchmarks.protocol import RESULTS, write_result
 from earlyreadout.config import build_config
 from earlyreadout.data import DATASETS, load_splits
 from earlyreadout.models import build_model

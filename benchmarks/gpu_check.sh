@@ -37,7 +37,7 @@ step() {  # step NAME LIMIT_S COMMAND...: run it under its limit, log to $WORK/N
 
 # the measurement first, while nothing else runs; then the tests, which pytest-xdist (where installed)
 # spreads over processes that share the GPU
-step throughput 150 "$PY" benchmarks/gpu_throughput.py --out "$OUT/gpu_throughput.json"
+step throughput 150 "$PY" -m benchmarks.gpu_throughput --out "$OUT/gpu_throughput.json"
 XDIST=$("$PY" -c "import xdist" 2>/dev/null && echo "-n ${CUDA_TEST_PROCESSES:-8}")
 step cuda_tests 240 "$PY" -m pytest -q -p no:cacheprovider $XDIST tests/test_cuda.py --junitxml "$WORK/cuda_tests.xml"
 step readout_reweight 150 "$PY" -m earlyreadout train --method readout-reweight --data colored-digits \

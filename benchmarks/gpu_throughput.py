@@ -1,8 +1,8 @@
 """ResNet images per second: the engine's ERM epochs against a bare torchvision loop on the same in-memory
 images, batch size, precision (bf16 autocast) and memory format (channels-last); peak GPU memory of each.
 
-    python benchmarks/gpu_throughput.py --out benchmarks/results/gpu_throughput.json      # one GPU, ~2 minutes
-    python benchmarks/gpu_throughput.py --device cpu --arch resnet18 --size 32 --images 64 --batch 16 \
+    python -m benchmarks.gpu_throughput --out benchmarks/results/gpu_throughput.json      # one GPU, ~2 minutes
+    python -m benchmarks.gpu_throughput --device cpu --arch resnet18 --size 32 --images 64 --batch 16 \
         --epochs 1 --precision fp32 --out /tmp/smoke.json                                  # a CPU smoke test
 
 Both sides include their first, warm-up steps; the runs alternate (bare, engine, bare, engine) and the

@@ -5,7 +5,7 @@ half; colored-digits (patch mode) puts the shortcut in a corner patch. Both are 
 the fraction of Grad-CAM mass on each region measures what a model relies on. Per dataset, ERM, GroupDRO
 (which sees group labels) and the Feature Sieve are trained with the same model, data and epochs (SETUP),
 and explained on the test split at the last stage; `region_area` is what a uniform map would give.
-`python benchmarks/gradcam_core_mass.py` writes benchmarks/results/gradcam_core_mass.json.
+`python -m benchmarks.gradcam_core_mass` writes benchmarks/results/gradcam_core_mass.json.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import tempfile
 import time
 
 import torch
-from protocol import RESULTS, write_result
 
+from benchmarks.protocol import RESULTS, write_result
 from earlyreadout.config import build_config
 from earlyreadout.data import DATASETS, load_splits
 from earlyreadout.explain.runs import explain_runs

@@ -10,8 +10,8 @@ Writes benchmarks/results/image_cache.json with, in one run:
 (c) peak resident memory of those processes (`/usr/bin/time -v`).
 Project and plain runs alternate, so load from other processes on the machine hits both alike.
 
-    PYTHONPATH=src python benchmarks/image_cache.py             # the full run (several minutes; longer on busy cores)
-    PYTHONPATH=src python benchmarks/image_cache.py --plain-epoch ROOT  # (b)'s plain loop, used by the full run
+    PYTHONPATH=src python -m benchmarks.image_cache             # the full run (several minutes; longer on busy cores)
+    PYTHONPATH=src python -m benchmarks.image_cache --plain-epoch ROOT  # (b)'s plain loop, used by the full run
 """
 
 from __future__ import annotations
@@ -31,13 +31,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw
-from protocol import RESULTS, write_result
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms as T
 from torchvision.io import decode_jpeg, read_file
 from torchvision.models import resnet18
 from torchvision.transforms import v2
 
+from benchmarks.protocol import RESULTS, ROOT, write_result
 from earlyreadout.data import DATASETS, BatchLoader, load_splits
 from earlyreadout.params import resolve
 
@@ -46,7 +46,6 @@ BATCH, SIZE, SIDE = 64, 224, 256
 REPEATS_LOADER, REPEATS_EPOCH = 3, 2
 FOLDER = "waterbird_complete95_forest2water2"
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-SRC = Path(__file__).resolve().parents[1] / "src"
 THREADS_NOTE = ("torch_threads_2 is torch's default here; on cores shared with another job, per-image tensor ops on "
                 "two threads mostly wait for each other, which slows the plain pipeline (per image) more than the "
                 "cache (per batch); torch_threads_1 is the fair floor")
@@ -188,10 +187,10 @@ def plain_epoch(root: Path) -> None:
 
 def epoch_comparison(root: Path, work: Path) -> dict[str, object]:
     """(b) and (c): `earlyreadout train` (cold cache each time) vs the plain loop, alternating processes."""
-    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "src")])}
     project, plain, project_rss, plain_rss = [], [], [], []
     for r in range(REPEATS_EPOCH):
-        wall, rss = timed([sys.executable, __file__, "--plain-epoch", str(root)], env)
+        wall, rss = timed([sys.executable, "-m", "benchmarks.image_cache", "--plain-epoch", str(root)], env)
         plain.append(wall)
         plain_rss.append(rss)
         wall, rss = timed([sys.executable, "-m", "earlyreadout", "train", "--data", "waterbirds", "--data-root",

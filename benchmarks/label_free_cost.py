@@ -1,6 +1,6 @@
 """Training-time cost of the label-free methods relative to ERM, whole runs, measured in one process.
 
-`python benchmarks/label_free_cost.py [--data NAME]` (default colored-digits). Full default size and epochs,
+`python -m benchmarks.label_free_cost [--data NAME]` (default colored-digits). Full default size and epochs,
 each method with its defaults (readout-reweight, JTT, sieve) and ERM, one thread; the methods are run
 round-robin for ROUNDS rounds and the ratio uses the median of each method's training time (epoch loop
 including JTT's first stage and readout-reweight's scoring; evaluation excluded), so load from other
@@ -15,8 +15,8 @@ import statistics
 import tempfile
 
 import torch
-from protocol import RESULTS, write_result
 
+from benchmarks.protocol import RESULTS, write_result
 from earlyreadout.config import build_config
 from earlyreadout.data import DATASETS, load_splits
 from earlyreadout.params import resolve

@@ -150,10 +150,12 @@ def code_stamp() -> dict[str, Any]:
 
 
 def command_line() -> str:
-    """The command that made this process's result, as run from the repository root."""
+    """The command that made this process's result, as run from the repository root (`python -m benchmarks.NAME`
+    for a script of this package)."""
     script = Path(sys.argv[0]).resolve()
-    shown = script.relative_to(ROOT) if script.is_relative_to(ROOT) else script
-    return " ".join(["python", str(shown), *sys.argv[1:]])
+    shown = "-m " + ".".join(script.relative_to(ROOT).with_suffix("").parts) if script.is_relative_to(ROOT) \
+        else str(script)
+    return " ".join(["python", shown, *sys.argv[1:]])
 
 
 def write_result(path: Path, study: str, spec: dict[str, Any], results: dict[str, Any],

@@ -6,7 +6,7 @@ flagging minority-group training instances, under four readout protocols (linear
 on all of train or cross-fitted over 2 folds). Also the cost of scoring the train split with readouts
 on every stage, as a ratio to one plain inference pass, measured in the same process.
 
-    OMP_NUM_THREADS=1 python benchmarks/readout_auc.py   # -> benchmarks/results/readout_auc.{json,png}
+    OMP_NUM_THREADS=1 python -m benchmarks.readout_auc   # -> benchmarks/results/readout_auc.{json,png}
 
 Runs are kept in runs/benchmarks/readout_auc/<dataset> and reused when finished.
 """
@@ -20,8 +20,8 @@ import time
 from pathlib import Path
 
 import torch
-from protocol import RESULTS, write_result
 
+from benchmarks.protocol import RESULTS, write_result
 from earlyreadout.config import build_config
 from earlyreadout.explain.diagnose import MODEL_OUTPUT, diagnose_model
 from earlyreadout.models import MODELS

@@ -1,4 +1,4 @@
-"""Run a training study from its spec: `python benchmarks/run.py benchmarks/specs/<study>.py`.
+"""Run a training study from its spec: `python -m benchmarks.run benchmarks/specs/<study>.py`.
 
 A spec is a small Python file that defines `STUDY`, a `study.Study` (arms x datasets x selection rules x
 seeds, candidates and how a winner is chosen). The driver trains the jobs its JSONL log does not hold yet
@@ -17,8 +17,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from protocol import RESULTS, ROOT, Job, read_log, run_jobs, write_result
-from study import Plan, Study
+from benchmarks.protocol import RESULTS, ROOT, Job, read_log, run_jobs, write_result
+from benchmarks.study import Plan, Study
 
 SPECS = Path(__file__).resolve().parent / "specs"
 
@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> None:
     shown = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
     extra = ([] if args.results == RESULTS else ["--results", str(args.results)]) + \
         ([] if args.device == "cpu" else ["--device", args.device])
-    command = " ".join(["python", "benchmarks/run.py", str(shown), *extra])
+    command = " ".join(["python", "-m", "benchmarks.run", str(shown), *extra])
     document = run_study(study, args.results, args.workers, args.train, command, device=args.device)
     made_by = document["made_by"]
     print(f"wrote {args.results / (study.name + '.json')} ({command}; commit {made_by['commit'][:10]}"

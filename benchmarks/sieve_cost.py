@@ -10,8 +10,8 @@ per forget step).
 To compare with an earlier version of the code, time it with this same script and keep its ratios beside
 the new ones (each ratio is to the ERM timed in the same run):
 
-    PYTHONPATH=<earlier checkout>/src python benchmarks/sieve_cost.py --out /tmp/before.json
-    python benchmarks/sieve_cost.py --before /tmp/before.json
+    PYTHONPATH=<earlier checkout>/src python -m benchmarks.sieve_cost --out /tmp/before.json
+    python -m benchmarks.sieve_cost --before /tmp/before.json
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ import time
 from pathlib import Path
 
 import torch
-from protocol import RESULTS, write_result
 
+from benchmarks.protocol import RESULTS, write_result
 from earlyreadout.config import build_config
 from earlyreadout.distributed import DistInfo
 from earlyreadout.train.engine import build_run

@@ -17,8 +17,8 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from protocol import RESULTS, write_result
 
+from benchmarks.protocol import RESULTS, write_result
 from earlyreadout.config import build_config
 from earlyreadout.distributed import DistInfo
 from earlyreadout.readout.sieve import FeatureSieve

@@ -1,6 +1,6 @@
 """earlyreadout's GroupDRO, JTT, SPARE, EIIL and re-sampling ERMs side by side with SpuCo's (pip `spuco`).
 
-`python benchmarks/spuco_side_by_side.py [--env DIR] [--seeds 1,2,3]` installs spuco (pinned) into a
+`python -m benchmarks.spuco_side_by_side [--env DIR] [--seeds 1,2,3]` installs spuco (pinned) into a
 throwaway virtual environment (`--env`, reused when it holds that version already; it borrows this
 interpreter's torch through a .pth file instead of downloading one), then trains each method on the same
 data, initial weights, seeds and settings with earlyreadout's code (here) and with SpuCo's
@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from protocol import FRESH_SEEDS, RESULTS, Job, run_jobs, scores, summary, write_result
 
+from benchmarks.protocol import FRESH_SEEDS, RESULTS, Job, run_jobs, scores, summary, write_result
 from earlyreadout.config import build_config
 from earlyreadout.data import DATASETS, GroupedDataset, load_splits
 from earlyreadout.distributed import DistInfo

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from protocol import FRESH_SEEDS, ROOT, SEARCH_SEED, Job, summary
 
+from benchmarks.protocol import FRESH_SEEDS, ROOT, SEARCH_SEED, Job, summary
 from earlyreadout.data import DATASETS
 from earlyreadout.errors import did_you_mean
 from earlyreadout.methods import METHODS

@@ -1,8 +1,8 @@
 """Print a study's result as Markdown tables (one per selection rule: arms x datasets, mean ± std):
 
-    python benchmarks/table.py baselines                          # test worst-group accuracy
-    python benchmarks/table.py baselines --metric time_over_erm   # any measure the result holds
-    python benchmarks/table.py readout_stack --rule leave-one-out # arms searched or picked: that rule's choice
+    python -m benchmarks.table baselines                          # test worst-group accuracy
+    python -m benchmarks.table baselines --metric time_over_erm   # any measure the result holds
+    python -m benchmarks.table readout_stack --rule leave-one-out # arms searched or picked: that rule's choice
 
 What the docs quote is printed from the committed result, so a table in the docs can be checked by running
 this again.
@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from protocol import RESULTS
+from benchmarks.protocol import RESULTS
 
 
 def cell(entry: dict[str, Any], metric: str, rule: str) -> str:

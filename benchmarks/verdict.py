@@ -8,7 +8,7 @@ scores in diagnosis.csv (where `diagnose` itself recorded a verdict, the two are
 when it says "shortcut" exactly on the runs with a correlation of at least `SHORTCUT_AT`. The rule's thresholds
 were chosen on seed 0 at 0.97 and 0.5 (`TUNING_SEED`); the tally is also given for the other runs alone.
 
-    OMP_NUM_THREADS=1 python benchmarks/verdict.py   # -> benchmarks/results/verdict.json
+    OMP_NUM_THREADS=1 python -m benchmarks.verdict   # -> benchmarks/results/verdict.json
 
 Runs are kept in runs/benchmarks/verdict/<dataset>/c<correlation>/s<seed> and reused when finished.
 """
@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from protocol import RESULTS, ROOT, write_result
+from benchmarks.protocol import RESULTS, ROOT, write_result
 
 from earlyreadout.config import build_config
 from earlyreadout.explain.diagnose import MODEL_OUTPUT, diagnose

@@ -4,8 +4,8 @@
 import pytest
 import torch
 
-from earlyreadout.methods.eiil import eiil_objective, infer_environments, scale_gradients
-from earlyreadout.methods.spare import cluster_classwise
+from earlyreadout.methods.labelfree.eiil import eiil_objective, infer_environments, scale_gradients
+from earlyreadout.methods.labelfree.spare import cluster_classwise
 from earlyreadout.readout.weights import spare_weights
 
 

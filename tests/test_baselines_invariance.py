@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from earlyreadout.methods.invariance import (
+from earlyreadout.methods.invariance.feature_matching import (
     coral_distance,
     gaussian_mmd,
     irm_penalty,

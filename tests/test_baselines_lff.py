@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from earlyreadout.methods.lff import generalized_ce, relative_difficulty
+from earlyreadout.methods.labelfree.lff import generalized_ce, relative_difficulty
 
 
 def test_generalized_ce_hand_made():

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from earlyreadout.methods.mixing import lisa_pairs, mix, mixup_pairs
+from earlyreadout.methods.mixing.mixed_training import lisa_pairs, mix, mixup_pairs
 
 
 def rng() -> np.random.Generator:

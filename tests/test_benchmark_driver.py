@@ -3,21 +3,18 @@ every shipped spec loads and expands to jobs with unique keys."""
 
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-sys.path.insert(0, str(BENCHMARKS))
+from benchmarks import run, table
+from benchmarks.study import Arm, Plan, Study
 
-import run
-import table
-from study import Arm, Plan, Study
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 DATA = "colored-digits:n_train=64,n_val=32,n_test=32,size=16"
 TINY_SPEC = '''
-from study import Arm, Study
+from benchmarks.study import Arm, Study
 
 TRAIN = {"epochs": 1, "batch_size": 16, "eval_batch_size": 64}
 STUDY = Study(
@@ -58,7 +55,7 @@ def test_tiny_spec_runs_resumes_from_its_log_and_stamps_its_result(tmp_path):
     assert {json.loads(line)["device"] for line in lines(log)} == {"cpu"}
     document = json.loads((results / "tiny.json").read_text())
     assert set(document) == {"study", "command", "made_by", "spec", "results"}
-    assert document["command"] == f"python benchmarks/run.py {spec} --results {results}"
+    assert document["command"] == f"python -m benchmarks.run {spec} --results {results}"
     assert len(document["made_by"]["commit"]) == 40 and isinstance(document["made_by"]["dirty"], bool)
     assert {"torch", "earlyreadout", "numpy", "python"} <= set(document["made_by"]["versions"])
     assert document["spec"]["arms"]["erm-lr"]["candidates"] == {"slow": {"lr": 0.001}, "fast": {"lr": 0.05}}
@@ -167,7 +164,7 @@ def test_committed_results_regenerate_from_their_logs_without_training(spec, tmp
         shutil.copy(BENCHMARKS / "results" / log, tmp_path / log)
     regenerated = run.run_study(study, tmp_path, train=False)
     committed = json.loads((BENCHMARKS / "results" / f"{spec}.json").read_text())
-    assert committed["command"] == f"python benchmarks/run.py benchmarks/specs/{spec}.py"
+    assert committed["command"] == f"python -m benchmarks.run benchmarks/specs/{spec}.py"
     assert json.loads(json.dumps(regenerated["results"])) == committed["results"]
 
 

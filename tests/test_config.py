@@ -2,7 +2,7 @@ import pytest
 
 from earlyreadout.config import apply_overrides, build_config, load_config
 from earlyreadout.errors import ConfigError
-from earlyreadout.params import RenamedSetting, apply_renames
+from earlyreadout.params import Param, resolve
 
 
 def test_defaults_and_dataset_default_model():
@@ -42,18 +42,14 @@ def test_override_syntax_error():
 
 
 @pytest.mark.parametrize("method, old, new", [("jtt", "T", "erm_epochs"), ("sieve", "aux_lr", "readout_lr"),
-                                              ("sieve", "aux_layer", "readout_layer")])
-def test_a_setting_given_by_its_earlier_name_is_accepted_with_a_warning(method, old, new):
+                                              ("sieve", "aux_layer", "readout_layer"), ("dedier", "head", "readout_head")])
+def test_a_setting_given_by_its_retired_name_is_refused_with_its_current_name(method, old, new):
     value = build_config({"method": {"name": method}}).method_hp[new]
-    with pytest.warns(RenamedSetting, match=f"'{old}' is now called '{new}'"):
-        cfg = build_config({"method": {"name": method, old: value}})
-    assert cfg.method_hp[new] == value and old not in cfg.method_hp
-    with pytest.warns(RenamedSetting), pytest.raises(ConfigError, match=f"give only '{new}'"):
-        build_config({"method": {"name": method, old: value, new: value}})
+    with pytest.raises(ConfigError, match=f"'{old}' was renamed to '{new}'; use {new}"):
+        build_config({"method": {"name": method, old: value}})
 
 
-def test_renames_map_old_names_and_leave_the_rest():
-    with pytest.warns(RenamedSetting):
-        given, problems = apply_renames({"a": 1, "old": 2}, {"old": "new"}, "x")
-    assert given == {"a": 1, "new": 2} and problems == []
-    assert apply_renames({"a": 1}, {"old": "new"}, "x") == ({"a": 1}, [])
+def test_a_retired_name_the_owner_never_had_is_an_unknown_setting():
+    problems = resolve({"lr": Param(0.1, "a rate")}, {"T": 1, "aux_lr": 0.1}, "x")[1]
+    assert len(problems) == 2 and all(p.startswith("unknown parameter") for p in problems)
+    assert resolve({"lr": Param(0.1, "a rate")}, {"lr": 0.2}, "x") == ({"lr": 0.2}, [])

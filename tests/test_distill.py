@@ -12,7 +12,11 @@ from earlyreadout.cli import main
 from earlyreadout.config import build_config
 from earlyreadout.distributed import DistInfo
 from earlyreadout.errors import UserError
-from earlyreadout.methods.distill_losses import distillation_loss, kd_divergence, per_instance_distillation
+from earlyreadout.methods.distill.distill_losses import (
+    distillation_loss,
+    kd_divergence,
+    per_instance_distillation,
+)
 from earlyreadout.readout.weighters import CrossFitReadoutWeighter, LiveReadoutWeighter
 from earlyreadout.train.engine import build_run, train
 

@@ -10,8 +10,8 @@ from earlyreadout.data.loader import BatchLoader
 from earlyreadout.distributed import DistInfo
 from earlyreadout.errors import UserError
 from earlyreadout.methods.base import Context
-from earlyreadout.methods.group_weights import group_sums, update_group_weights
-from earlyreadout.methods.groupdro import GroupDRO
+from earlyreadout.methods.robust.group_weights import group_sums, update_group_weights
+from earlyreadout.methods.robust.groupdro import GroupDRO
 from earlyreadout.params import resolve
 from earlyreadout.readout.weights import group_balanced_weights
 from earlyreadout.train.engine import build_run

@@ -114,8 +114,13 @@ def upward_imports(edges: dict[str, set[str]], layers: list[set[str]]) -> list[s
 
 def method_files(edges: dict[str, set[str]]) -> set[str]:
     """The modules of `methods/` that register a training method."""
-    return {m for m in edges if m.startswith("earlyreadout.methods.")
-            and "@register(" in (PACKAGE.parent / (m.replace(".", "/") + ".py")).read_text()}
+    return {m for m in edges if m.startswith("earlyreadout.methods.") and "@register(" in source(m).read_text()}
+
+
+def source(module: str) -> Path:
+    """The file of `module`: its .py, or its package's __init__.py."""
+    path = PACKAGE.parent / module.replace(".", "/")
+    return path.with_suffix(".py") if path.with_suffix(".py").is_file() else path / "__init__.py"
 
 
 def test_the_cycle_finder_finds_a_hand_made_cycle():

@@ -4,12 +4,12 @@ import pytest
 import torch
 from torch import nn
 
-import earlyreadout.methods.jtt as jtt_module
+import earlyreadout.methods.labelfree.jtt as jtt_module
 from conftest import reloaded_test_metrics, tiny_config
 from earlyreadout.data.loader import BatchLoader
 from earlyreadout.distributed import DistInfo
 from earlyreadout.methods.base import Context
-from earlyreadout.methods.jtt import JTT
+from earlyreadout.methods.labelfree.jtt import JTT
 from earlyreadout.params import resolve
 from earlyreadout.readout.scores import misclassified
 from earlyreadout.readout.weights import upweights

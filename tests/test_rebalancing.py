@@ -14,7 +14,7 @@ from earlyreadout.distributed import DistInfo
 from earlyreadout.errors import UserError
 from earlyreadout.methods import METHODS
 from earlyreadout.methods.base import Context
-from earlyreadout.methods.losses import focal_terms, ldam_logits, ldam_margins, prior_shifted_logits
+from earlyreadout.methods.rebalance.losses import focal_terms, ldam_logits, ldam_margins, prior_shifted_logits
 from earlyreadout.params import resolve
 from earlyreadout.readout.weights import (
     cvar_weights,

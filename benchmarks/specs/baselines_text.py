@@ -5,6 +5,6 @@ image benchmarks' table stands while the text runs are made; its runs share the 
 
 from dataclasses import replace
 
-from specs.baselines import STUDY as IMAGES
+from benchmarks.specs.baselines import STUDY as IMAGES
 
 STUDY = replace(IMAGES, name="baselines_text", about=__doc__, data=("spurious-text",))

@@ -5,7 +5,7 @@ default) and with the reference code's group-balanced sampling (not on shapes-on
 seeds 1-3.
 """
 
-from study import Arm, Study
+from benchmarks.study import Arm, Study
 
 STUDY = Study(
     name="calibration",

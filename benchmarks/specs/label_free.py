@@ -7,8 +7,9 @@ points (ERM, GroupDRO, the ceiling) on the same seeds are in calibration.json.
 """
 
 import itertools
+import json
 
-from study import Arm, Study
+from benchmarks.study import Arm, Study
 
 READOUT_REWEIGHT = [
     *[{"upweight": u, "refresh": r, "warmup_epochs": w}
@@ -18,9 +19,10 @@ READOUT_REWEIGHT = [
     {"weighting": "lambda", "lambda_up": 100.0},
     {"weighting": "lambda", "lambda_up": 100.0, "readout_layer": "stage:2"},
 ]
-# T: erm_epochs by its earlier name, as the logged keys hold it
-JTT = [{"T": t, "lambda_up": lam, "upweight": u}
-       for t, lam, u in itertools.product((1, 2), (20.0, 50.0, 100.0), ("loss", "sample"))]
+# named as the logged keys name them (erm_epochs as T, its earlier name), so the study reuses its runs
+JTT = {json.dumps({"T": t, "lambda_up": lam, "upweight": u}, sort_keys=True):
+       {"erm_epochs": t, "lambda_up": lam, "upweight": u}
+       for t, lam, u in itertools.product((1, 2), (20.0, 50.0, 100.0), ("loss", "sample"))}
 
 STUDY = Study(
     name="label_free",

@@ -4,7 +4,7 @@ ERM on group-balanced train (the ceiling), ERM, GroupDRO, and the label-free met
 chosen on the image benchmarks (nothing is searched on text), seeds 1-3.
 """
 
-from study import Arm, Study
+from benchmarks.study import Arm, Study
 
 STUDY = Study(
     name="text_defaults",

@@ -200,7 +200,7 @@ def build_config(raw: dict[str, Any]) -> RunConfig:
     data_options: dict[str, Any] = {}
     model_options: dict[str, Any] = {}
     if method_cls is not None:
-        method_hp, p = resolve(method_cls.hparams, method_given, f"method {method!r}", method_cls.renamed)
+        method_hp, p = resolve(method_cls.hparams, method_given, f"method {method!r}")
         problems += p
     if data_cls is not None:
         data_options, p = resolve(data_cls.options, data_given, f"dataset {data!r}")

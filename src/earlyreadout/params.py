@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import os
-import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -162,38 +161,28 @@ class Param:
         return out
 
 
-class RenamedSetting(FutureWarning):
-    """A setting given by the name it had in an earlier release: still accepted, under its new name."""
+# settings renamed before the first release: an old name is refused with its new one (where the owner has it)
+RETIRED = {
+    "T": "erm_epochs",
+    "head": "readout_head", "depth": "readout_depth", "width": "readout_width", "token_pool": "readout_token_pool",
+    "lr": "readout_lr",
+    **{f"aux_{k}": f"readout_{k}" for k in ("layer", "head", "depth", "width", "token_pool", "lr", "momentum",
+                                            "weight_decay", "weight", "steps")},
+}
 
 
-def apply_renames(given: dict[str, Any], renamed: Mapping[str, str], owner: str) -> tuple[dict[str, Any], list[str]]:
-    """(`given` with old setting names replaced by their new names, problems); one warning names every rename.
-
-    Giving a setting under both its old and its new name is a problem, not a silent choice.
-    """
-    old = [k for k in given if k in renamed]
-    if not old:
-        return dict(given), []
-    out = {k: v for k, v in given.items() if k not in renamed}
-    problems = [f"{owner}: {k!r} and {renamed[k]!r} name the same setting; give only {renamed[k]!r}"
-                for k in old if renamed[k] in given]
-    out.update({renamed[k]: given[k] for k in old if renamed[k] not in given})
-    warnings.warn(f"{owner}: " + ", ".join(f"{k!r} is now called {renamed[k]!r}" for k in old) +
-                  " (the old names will stop working in a later release)", RenamedSetting, stacklevel=3)
-    return out, problems
-
-
-def resolve(specs: dict[str, Param], given: dict[str, Any], owner: str,
-            renamed: Mapping[str, str] | None = None) -> tuple[dict[str, Any], list[str]]:
+def resolve(specs: dict[str, Param], given: dict[str, Any], owner: str) -> tuple[dict[str, Any], list[str]]:
     """Fill defaults and validate `given` against `specs`; return (values, problems).
 
     Every problem is collected (unknown keys with suggestions, wrong types, out-of-range values), so a
-    user sees them all at once. `renamed` maps earlier names of settings to their current ones.
+    user sees them all at once; a setting given by a name in `RETIRED` is refused with its current name.
     """
-    given, problems = apply_renames(given, renamed or {}, owner)
+    problems: list[str] = []
     values: dict[str, Any] = {}
     for key in given:
-        if key not in specs:
+        if key not in specs and RETIRED.get(key) in specs:
+            problems.append(f"{owner}: {key!r} was renamed to {RETIRED[key]!r}; use {RETIRED[key]}")
+        elif key not in specs:
             problems.append(
                 f"unknown parameter {key!r} for {owner}{did_you_mean(key, specs)}; "
                 f"known: {', '.join(sorted(specs)) or '(none)'}"
@@ -216,11 +205,10 @@ def resolve(specs: dict[str, Param], given: dict[str, Any], owner: str,
     return values, problems
 
 
-def checked(specs: dict[str, Param], given: Mapping[str, Any], owner: str,
-            renamed: Mapping[str, str] | None = None) -> dict[str, Any]:
+def checked(specs: dict[str, Param], given: Mapping[str, Any], owner: str) -> dict[str, Any]:
     """`resolve` for a function's or a class's options: the values with defaults filled in, or a ConfigError
     naming every problem (so a library call fails as clearly, and as early, as the command)."""
-    values, problems = resolve(specs, dict(given), owner, renamed)
+    values, problems = resolve(specs, dict(given), owner)
     if problems:
         raise ConfigError(problems)
     return values

@@ -36,7 +36,6 @@ from earlyreadout.params import (
     Param,
     Space,
     Uniform,
-    apply_renames,
     checked,
     resolve,
 )
@@ -92,7 +91,7 @@ def build_space(method: str, overrides: dict[str, Any]) -> dict[str, Space]:
     method_cls = METHODS.get(method)
     hparams = method_cls.hparams
     space: dict[str, Space] = {k: p.search for k, p in hparams.items() if p.search is not None}
-    overrides, problems = apply_renames(overrides, method_cls.renamed, f"method {method!r} (in search.space)")
+    problems: list[str] = []
     for name, value in overrides.items():
         if name not in hparams:
             _, unknown = resolve(hparams, {name: None}, f"method {method!r} (in search.space)")

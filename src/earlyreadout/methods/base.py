@@ -126,7 +126,6 @@ class Method(nn.Module):
     """
 
     hparams: ClassVar[dict[str, Param]] = OPTIMIZER_HPARAMS
-    renamed: ClassVar[dict[str, str]] = {}  # earlier names of settings -> current ones (accepted with a warning)
     # the group labels a method reads beyond checkpoint selection: "train" (it trains on them), "val" (it fits
     # or tunes on validation's) or "none"; `list` and the report show it beside each method
     group_labels: ClassVar[str] = "none"
@@ -220,6 +219,13 @@ class Method(nn.Module):
         }
 
     def load_checkpoint(self, state: dict[str, Any]) -> None:
+        """Restore what `checkpoint` saved; one without this method's optimizers is refused in one line."""
+        missing = sorted(set(self.optimizers) - set(state["optimizers"]))
+        if missing:
+            held = ", ".join(map(repr, sorted(state["optimizers"]))) or "none"
+            raise UserError(f"the checkpoint holds no state for optimizer {', '.join(map(repr, missing))} (it holds "
+                            f"{held}): it was written by another version of the method; start a new run with "
+                            "another --out")
         self.load_state_dict(state["method"])
         for k, o in self.optimizers.items():
             o.load_state_dict(state["optimizers"][k])

@@ -80,10 +80,6 @@ SIEVE_PARAMS: dict[str, Param] = {
     "monitor": Param(True, "measure the readout's accuracy right after each forget step (one extra forward to the "
                      "readout layer per forget step; the model's batch-norm statistics are put back after it)"),
 }
-# earlier names of the settings: the aux_* names of the first releases, and the library's bare head names
-RENAMED = {**{f"aux_{k}": f"readout_{k}" for k in ("layer", "head", "depth", "width", "token_pool", "lr", "momentum",
-                                                    "weight_decay", "weight", "steps")},
-           **{k: f"readout_{k}" for k in ("head", "depth", "width", "token_pool")}}
 
 
 class FeatureSieve(nn.Module):
@@ -98,7 +94,7 @@ class FeatureSieve(nn.Module):
 
     def __init__(self, model: nn.Module, readout_layer: str, n_classes: int, example_input: Any, **settings: Any):
         super().__init__()
-        s = checked(SIEVE_PARAMS, settings, "FeatureSieve", RENAMED)  # the names in RENAMED warn
+        s = checked(SIEVE_PARAMS, settings, "FeatureSieve")
         self.settings = s
         self._model = [model]  # a list, so the model is not registered (nor saved) as a submodule
         self.readout_layer = readout_layer

@@ -31,7 +31,6 @@ from earlyreadout.readout.scores import confident_error, misclassified
 from earlyreadout.readout.weights import ERROR_WEIGHT_PARAMS, WEIGHTINGS, error_weights, flag_weights
 
 LIVE_WEIGHTER_PARAMS: dict[str, Param] = {**READOUT_HEAD_PARAMS, **ERROR_WEIGHT_PARAMS}
-RENAMED = {k: f"readout_{k}" for k in ("head", "depth", "width", "lr", "token_pool")}  # the first release's names
 
 CROSS_FIT_WEIGHTER_PARAMS: dict[str, Param] = {
     **READOUT_HEAD_PARAMS,
@@ -65,7 +64,7 @@ class LiveReadoutWeighter(nn.Module):
 
     def __init__(self, model: nn.Module, layer: str, n_classes: int, example_input: Any, **settings: Any):
         super().__init__()
-        s = checked(LIVE_WEIGHTER_PARAMS, settings, "LiveReadoutWeighter", RENAMED)
+        s = checked(LIVE_WEIGHTER_PARAMS, settings, "LiveReadoutWeighter")
         self.layer, self.alpha, self.beta, self.lr = layer, s["alpha"], s["beta"], s["readout_lr"]
         self.readout = EarlyReadout(model, layer, n_classes, example_input, head=s["readout_head"],
                                     depth=s["readout_depth"], width=s["readout_width"], token_pool=s["readout_token_pool"])

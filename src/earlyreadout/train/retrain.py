@@ -12,7 +12,7 @@ from earlyreadout.config import apply_overrides, build_config
 from earlyreadout.errors import UserError
 from earlyreadout.io import load_checkpoint, save_checkpoint
 from earlyreadout.methods import METHODS
-from earlyreadout.methods.last_layer import LastLayerRetraining
+from earlyreadout.methods.refit.last_layer import LastLayerRetraining
 from earlyreadout.models.layers import unwrap
 from earlyreadout.train.engine import build_run, describe_run, finish_run, refit_after_selection, scorer
 from earlyreadout.train.runs import UNKNOWN_LABELS, RunDir, run_result, stored_config

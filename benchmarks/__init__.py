@@ -1,0 +1,1 @@
+"""Benchmark studies and timing scripts, run from the repository root as `python -m benchmarks.NAME`."""

@@ -1,0 +1,1 @@
+"""Distillation from a frozen teacher: KD, DeDiER and JTT-KD, with their losses."""

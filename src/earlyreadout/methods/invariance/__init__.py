@@ -1,0 +1,1 @@
+"""Invariance penalties between groups (IRM, MMD, CORAL) on their base, `FeatureMatching`."""

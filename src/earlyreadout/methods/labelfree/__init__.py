@@ -1,0 +1,1 @@
+"""Methods without group labels: error up-weighting (JTT, LfF) and inferred groups (SPARE, EIIL)."""

@@ -1,0 +1,1 @@
+"""Training on mixed pairs of examples (mixup, LISA) on their base, `MixedTraining`."""

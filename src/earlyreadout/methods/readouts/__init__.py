@@ -1,0 +1,1 @@
+"""Training with early readouts: readout reweighting and the Feature Sieve."""

@@ -1,0 +1,78 @@
+"""Feature Sieve training: ERM plus an early readout whose decodable features the early layers forget."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any, ClassVar
+
+from torch import nn
+
+from earlyreadout.data.loader import Batch
+from earlyreadout.errors import ConfigError
+from earlyreadout.methods.base import OPTIMIZER_HPARAMS, Context, Method, register
+from earlyreadout.params import Choice, Param, named_layers
+from earlyreadout.readout.probe import probe_layer
+from earlyreadout.readout.sieve import SIEVE_PARAMS, FeatureSieve
+
+
+@register("sieve")
+class Sieve(Method):
+    """Feature Sieve (Tiwari & Shenoy, ICML 2023): a readout on an early layer, and forgetting of what it reads.
+
+    The main network is trained by cross-entropy; a `FeatureSieve` trains the readout head on the detached
+    readout-layer feature and, every `forget_every` steps, pushes the readout towards uniform by changing the
+    layers up to the readout layer only. The network alone is evaluated and saved; the head, its optimizer and
+    the sieve's step counter are checkpointed for resume. Defaults: the validation winner of a 40-trial
+    full-size search on colored-digits (docs/sieve.md, benchmarks/configs/colored-digits-sieve-search.yaml),
+    with a fresh head every 20 steps and 3 head steps per batch, which won a validation comparison on both
+    benchmarks and held on seeds not used to choose it (benchmarks/specs/sieve_heads.py); the winner's three
+    forget steps per event are taken as one step at three times its forget lr, nearly the same move for a
+    third of the passes (benchmarks/specs/sieve_one_forget_step.py).
+    """
+
+    hparams: ClassVar[dict[str, Param]] = {
+        **OPTIMIZER_HPARAMS,
+        "lr": replace(OPTIMIZER_HPARAMS["lr"], default=0.027,
+                      help="learning rate of the main network (the sieve's search chose 0.027; ERM's default is 0.01)"),
+        "readout_layer": Param("stage:2", "layer the readout reads: a module path, or stage:N for the model's N-th "
+                               "named stage; several, comma-separated, put a sieve on each (three-pass mode)",
+                               search=Choice(("stage:1", "stage:2")), layer=True),
+        **SIEVE_PARAMS,
+        "probe": Param(True, "after each epoch, fit fresh probes (converged logistic regressions on the "
+                       "readout layer's frozen features of val, two halves cross-fitted) for the label and the "
+                       "spurious attribute; logged under measures"),
+    }
+
+    def __init__(self, network: nn.Module, hp: dict[str, Any], ctx: Context):
+        super().__init__(network, hp, ctx)
+        layers = [ctx.layer(layer, key) for key, layer in named_layers(self.hparams, hp)]
+        if len(layers) > 1 and hp["mode"] != "three-pass":
+            raise ConfigError([(f"method 'sieve': several readout layers ({hp['readout_layer']}) need "
+                                "mode=three-pass; single-pass adds one sieve's terms to the main loss")])
+        self.sieves = nn.ModuleList([FeatureSieve(network, layer, ctx.n_classes, ctx.example_input,
+                                                  **{k: hp[k] for k in SIEVE_PARAMS}) for layer in layers])
+        self.optimizers["main"] = self.make_optimizer(network.parameters())
+        for i, sieve in enumerate(self.sieves):
+            suffix = f":{i}" if i else ""  # the first sieve's keys are those of one-layer runs
+            self.optimizers["readout" + suffix] = sieve.readout_optimizer
+            self.optimizers["forget" + suffix] = sieve.forget_optimizer
+
+    def epoch_measures(self, epoch: int) -> dict[str, float]:
+        val = self.ctx.val
+        if not self.hp["probe"] or val is None:
+            return {}
+        measures: dict[str, float] = {}
+        for i, sieve in enumerate(self.sieves):
+            probes = probe_layer(self.network, sieve.readout_layer, val, self.ctx.device, self.ctx.eval_batch_size)
+            measures.update({(f"{k}@{sieve.readout_layer}" if i else k): v for k, v in probes.items()})
+        return measures
+
+    def update(self, batch: Batch, step: int) -> dict[str, float]:
+        x, y = batch["x"], batch["y"]
+        first = self.sieves[0]
+        loss = first.loss(self.network(x), y)
+        self.minimize(loss, self.optimizers["main"])
+        first_stats, *_ = [sieve.step(x, y) for sieve in self.sieves]  # every sieve steps; the first is logged
+        # forget-step numbers are logged at every step as their latest value, so epoch means stay meaningful
+        return {"loss": loss.item(), "readout_loss": first_stats["readout_loss"],
+                "readout_acc": first_stats["readout_acc"], **first.last_forget}

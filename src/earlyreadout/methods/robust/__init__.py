@@ -1,0 +1,1 @@
+"""Group-robust objectives: GroupDRO and CVaR DRO, with the group-weight updates they share."""
