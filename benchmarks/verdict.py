@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from benchmarks.protocol import RESULTS, ROOT, write_result
 
+from benchmarks.protocol import RESULTS, ROOT, write_result
 from earlyreadout.config import build_config
 from earlyreadout.explain.diagnose import MODEL_OUTPUT, diagnose
 from earlyreadout.explain.verdict import layer_evidence, verdict
