@@ -35,7 +35,7 @@ class Sieve(Method):
         **OPTIMIZER_HPARAMS,
         "lr": replace(OPTIMIZER_HPARAMS["lr"], default=0.027,
                       help="learning rate of the main network (the sieve's search chose 0.027; ERM's default is 0.01)"),
-        "readout_layer": Param("stage:2", "layer the readout reads: a module path, or stage:N for the model's N-th "
+        "readout_layer": Param("stage:1", "layer the readout reads: a module path, or stage:N for the model's N-th "
                                "named stage; several, comma-separated, put a sieve on each (three-pass mode)",
                                search=Choice(("stage:1", "stage:2")), layer=True),
         **SIEVE_PARAMS,
