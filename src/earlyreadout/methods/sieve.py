@@ -14,6 +14,13 @@ from earlyreadout.models.layers import stage_layer
 from earlyreadout.params import Choice, Param, named_layers
 from earlyreadout.readout.probe import probe_layer
 from earlyreadout.readout.sieve import RENAMED, SIEVE_PARAMS, FeatureSieve
+from earlyreadout.readout.sieve_measures import (
+    ForgetRecord,
+    contradicts,
+    majority_attributes,
+    update_norm,
+    update_ratio,
+)
 
 
 @register("sieve")
@@ -60,12 +67,21 @@ class Sieve(Method):
             suffix = f":{i}" if i else ""  # the first sieve's keys are those of one-layer runs
             self.optimizers["readout" + suffix] = sieve.readout_optimizer
             self.optimizers["forget" + suffix] = sieve.forget_optimizer
+        train = ctx.train
+        self.majority = (majority_attributes(train.y, train.a, train.n_classes, train.n_attributes).to(ctx.device)
+                         if train.has_attributes else None)
+        self.record = ForgetRecord()
+
+    def on_epoch_start(self, epoch: int) -> None:
+        self.record = ForgetRecord()
 
     def epoch_measures(self, epoch: int) -> dict[str, float]:
+        """The epoch's forget-step measures (`ForgetRecord`), the counterfactual reliance and, with `probe`,
+        fresh probes of each readout layer on val."""
+        measures = {**self.record.summary(), **self.counterfactual_measures()}
         val = self.ctx.val
         if not self.hp["probe"] or val is None:
-            return {}
-        measures: dict[str, float] = {}
+            return measures
         for i, sieve in enumerate(self.sieves):
             probes = probe_layer(self.network, sieve.readout_layer, val, self.ctx.device, self.ctx.eval_batch_size)
             measures.update({(f"{k}@{sieve.readout_layer}" if i else k): v for k, v in probes.items()})
@@ -74,9 +90,20 @@ class Sieve(Method):
     def update(self, batch: Batch, step: int) -> dict[str, float]:
         x, y = batch["x"], batch["y"]
         first = self.sieves[0]
+        forgot = first.forgets_now
+        measured = forgot and first.mode == "three-pass"  # single-pass: the forgetting is inside the main step
+        start = [p.detach().clone() for p in first.early] if measured else []
         loss = first.loss(self.network(x), y)
         self.minimize(loss, self.optimizers["main"])
+        main = [p.detach().clone() for p in first.early] if measured else []
         first_stats, *_ = [sieve.step(x, y) for sieve in self.sieves]  # every sieve steps; the first is logged
+        if measured:  # the early layers' move by the forget step(s) of this iteration over the main step's
+            after = [p.detach() for p in first.early]
+            self.record.add_ratio(update_ratio(update_norm(main, after), update_norm(start, main)))
+        if forgot and self.majority is not None and bool((batch["a"] >= 0).all()):
+            minority = contradicts(y, batch["a"], self.majority)
+            for when, correct in first.forget_correct.items():
+                self.record.add_correct(when, correct, minority)
         # forget-step numbers are logged at every step as their latest value, so epoch means stay meaningful
         return {"loss": loss.item(), "readout_loss": first_stats["readout_loss"],
                 "readout_acc": first_stats["readout_acc"], **first.last_forget}

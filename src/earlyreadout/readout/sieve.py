@@ -119,6 +119,8 @@ class FeatureSieve(nn.Module):
         self.forget_optimizer = torch.optim.SGD(self.early, lr=s["forget_lr"], momentum=0.0, weight_decay=0.0)
         self.register_buffer("steps", torch.zeros((), dtype=torch.long))
         self.last_forget: dict[str, float] = {}
+        # on a forget step, which examples of the batch the readout got right before and (monitor) after it
+        self.forget_correct: dict[str, torch.Tensor] = {}
         self._pending: dict[str, float] = {}
 
     @property
@@ -167,6 +169,7 @@ class FeatureSieve(nn.Module):
             total = total + self.forget_weight * forget
             self._pending.update({"forget_loss": forget.item(),
                                   "readout_acc_before_forget": accuracy(forget_logits, y)})
+            self.forget_correct = {"before": forget_logits.argmax(1) == y}
         return total
 
     def step(self, x: Any, y: torch.Tensor) -> dict[str, float]:
@@ -174,6 +177,7 @@ class FeatureSieve(nn.Module):
         from the shared backward (single-pass); advances the step counter. Returns numbers to log."""
         forgot = self.forgets_now
         if self.mode == "three-pass":
+            self.forget_correct = {}
             stats = self._three_pass(x, y, forgot)
         else:
             distributed.sync_gradients(self.head.parameters())
@@ -190,16 +194,17 @@ class FeatureSieve(nn.Module):
         return stats
 
     def monitored_accuracy(self, x: Any, y: torch.Tensor) -> float:
-        """The head's accuracy on batch `x` at the current early layers. The model's buffers (batch-norm
-        running statistics, which a forward in train mode updates) are put back, so monitoring leaves the model
-        exactly as it would be without it."""
+        """The head's accuracy on batch `x` at the current early layers (which examples it gets right is kept
+        in `forget_correct["after"]`). The model's buffers (batch-norm running statistics, which a forward in
+        train mode updates) are put back, so monitoring leaves the model exactly as it would be without it."""
         buffers = list(unwrap(self._model[0]).buffers())
         kept = [b.clone() for b in buffers]
         with torch.no_grad():
-            acc = accuracy(self.head(self._forward_to_readout_layer(x)), y)
+            correct = self.head(self._forward_to_readout_layer(x)).argmax(1) == y
             for b, k in zip(buffers, kept):
                 b.copy_(k)
-        return acc
+        self.forget_correct["after"] = correct
+        return float(correct.float().mean())
 
     def _three_pass(self, x: Any, y: torch.Tensor, forgot: bool) -> dict[str, float]:
         """`readout_steps` head steps, then on forget steps `forget_steps` forget steps, on batch `x`.
@@ -250,6 +255,7 @@ class FeatureSieve(nn.Module):
         """Three-pass forget update: plain SGD on `forget_weight * L_f` over the early parameters only
         (`feature`: as for `forget_gradients`)."""
         grads, logits, forget = self.forget_gradients(x, feature)
+        self.forget_correct.setdefault("before", logits.argmax(1) == y)  # as the event's first step saw it
         saved = [p.grad for p in self.early]  # the user's gradients are left as they were
         for p, g in zip(self.early, grads):
             p.grad = g
