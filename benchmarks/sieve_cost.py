@@ -2,10 +2,9 @@
 
 Writes benchmarks/results/sieve_cost.json. Variants are timed round-robin (each round times every variant
 on the same batches) and the ratio uses the median over rounds, so load from other processes on a shared
-machine hits every variant alike. `defaults` is the `sieve` method as shipped (three-pass, a forget event
-every step with 3 head steps and 1 forget step, a fresh head every 20 steps, `monitor` on); the other
-variants change one or two settings of it, with `monitor` off (it adds one forward to the readout layer
-per forget step).
+machine hits every variant alike. `defaults` is the `sieve` method as shipped (three-pass, a 2-block conv head
+32 wide after block1, one head step per batch, a forget step every 5 steps, `monitor` on); the other
+variants change one or two settings of it (`monitor` adds one forward to the readout layer per forget step).
 
 To compare with an earlier version of the code, time it with this same script and keep its ratios beside
 the new ones (each ratio is to the ERM timed in the same run):
@@ -30,19 +29,19 @@ from earlyreadout.distributed import DistInfo
 from earlyreadout.train.engine import build_run
 
 ROUNDS, STEPS = 7, 10
-DATA = {"name": "dominoes", "n_train": 640, "n_val": 8, "n_test": 8}
+DATA = {"name": "colored-digits", "n_train": 640, "n_val": 8, "n_test": 8}
 QUIET = {"name": "sieve", "monitor": False}
+PREVIOUS = {"readout_layer": "stage:2", "readout_head": "linear", "readout_width": 64, "forget_every": 1,
+            "forget_lr": 0.0033, "readout_lr": 0.0026, "readout_weight_decay": 0.0, "forget_weight": 0.65,
+            "readout_steps": 3, "reinit_every": 20}
 VARIANTS = {
     "erm": {"name": "erm"},
     "defaults": {"name": "sieve"},
     "defaults, monitor off": QUIET,
-    "defaults with 3 forget steps (the earlier defaults), monitor off": {**QUIET, "forget_steps": 3,
-                                                                        "forget_lr": 0.0011},
-    "three-pass F=5": {**QUIET, "forget_every": 5},
-    "three-pass F=1, reference (1 head step, 1 forget step, one head)":
-        {**QUIET, "readout_steps": 1, "forget_steps": 1, "reinit_every": 0},
-    "single-pass F=1": {**QUIET, "mode": "single-pass", "forget_every": 1},
-    "single-pass F=5": {**QUIET, "mode": "single-pass", "forget_every": 5},
+    "defaults with a 64-wide head": {"name": "sieve", "readout_width": 64},
+    "previous defaults (linear head after block2, forget every step, 3 head steps, fresh head every 20)":
+        {"name": "sieve", **PREVIOUS},
+    "single-pass F=5": {**QUIET, "mode": "single-pass"},
 }
 OUT = RESULTS / "sieve_cost.json"
 

@@ -8,6 +8,7 @@ from earlyreadout.data.bar import BAR
 from earlyreadout.data.base import GroupedDataset, TensorGroupedDataset
 from earlyreadout.data.celeba import CelebA
 from earlyreadout.data.civilcomments import CivilComments
+from earlyreadout.data.colored_mnist import ColoredMNIST
 from earlyreadout.data.csvfile import MetadataCSV
 from earlyreadout.data.loader import BatchLoader
 from earlyreadout.data.multinli import MultiNLI
@@ -33,6 +34,7 @@ DATASETS.register("civilcomments")(CivilComments)
 DATASETS.register("bar")(BAR)
 DATASETS.register("nico")(NICO)
 DATASETS.register("csv")(MetadataCSV)
+DATASETS.register("colored-mnist")(ColoredMNIST)
 
 
 def load_splits(name: str, options: dict[str, Any]) -> dict[str, GroupedDataset]:

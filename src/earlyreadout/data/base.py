@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -17,10 +18,13 @@ class GroupedDataset(Dataset):
     loader can batch by slicing, and datasets that read a batch faster at once say so (`reads_batches`).
     A dataset may also set `eval_groups = (names, membership)`, extra evaluation groups that may overlap
     (`membership[i, k]`: example i belongs to group k, e.g. WILDS' CivilComments identity groups); they
-    are reported besides the partition and never used in training.
+    are reported besides the partition and never used in training. A generated dataset that can re-render
+    its examples with another attribute sets `counterfactual`: a function returning the same split, example
+    for example, with only the attribute changed (`a` holds the new one); measures of reliance read it.
     """
 
     eval_groups: tuple[list[str], torch.Tensor] | None = None
+    counterfactual: Callable[[], GroupedDataset] | None = None
 
     def __init__(
         self,

@@ -15,6 +15,7 @@ from earlyreadout.data.base import GroupedDataset
 from earlyreadout.data.loader import Batch, BatchLoader
 from earlyreadout.distributed import grad_scaler
 from earlyreadout.errors import UserError
+from earlyreadout.models.inference import counterfactual_reliance
 from earlyreadout.models.layers import stage_layer, unwrap
 from earlyreadout.params import LogUniform, Param
 from earlyreadout.registry import Registry
@@ -155,6 +156,7 @@ class Method(nn.Module):
         self.ctx = ctx
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.scaler = grad_scaler(ctx.device, ctx.precision)
+        self._counterfactual_val: GroupedDataset | None = None
 
     def minimize(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
         """One optimizer step on `loss`: zero the gradients, backward and step, through the loss scaler that
@@ -200,8 +202,20 @@ class Method(nn.Module):
         return {}
 
     def epoch_measures(self, epoch: int) -> dict[str, float]:
-        """Numbers measured once after each epoch (e.g. a fresh probe on val), logged under `measures`."""
-        return {}
+        """Numbers measured once after each epoch (e.g. a fresh probe on val), logged under `measures`; by
+        default the counterfactual reliance on val where val can re-render its examples."""
+        return self.counterfactual_measures()
+
+    def counterfactual_measures(self) -> dict[str, float]:
+        """`counterfactual_reliance`: how often the prediction on val flips when only the attribute of an
+        example is changed; {} where val cannot re-render its examples with another attribute."""
+        val = self.ctx.val
+        if val is None or val.counterfactual is None:
+            return {}
+        if self._counterfactual_val is None:
+            self._counterfactual_val = val.counterfactual()
+        return {"counterfactual_reliance": counterfactual_reliance(
+            self.predict, self.network, val, self._counterfactual_val, self.ctx.eval_batch_size, self.ctx.device)}
 
     def extra_state(self) -> dict[str, Any]:
         """State outside parameters, buffers and optimizers that a resumed run needs."""

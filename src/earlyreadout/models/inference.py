@@ -46,3 +46,17 @@ def collect_logits(
     result = torch.empty(len(dataset), logits.shape[1])
     result[idx] = logits
     return result
+
+
+def flip_rate(logits: torch.Tensor, counterfactual_logits: torch.Tensor) -> float:
+    """The share of examples whose predicted class differs between two renderings of them."""
+    return float((logits.argmax(1) != counterfactual_logits.argmax(1)).float().mean())
+
+
+def counterfactual_reliance(predict: Callable[[Any], torch.Tensor], modules: nn.Module, dataset: GroupedDataset,
+                            counterfactual: GroupedDataset, batch_size: int = 512,
+                            device: torch.device | str = "cpu") -> float:
+    """How often `predict`'s class flips when only the spurious attribute of each example of `dataset` is
+    changed (`counterfactual`: the same examples re-rendered with another attribute)."""
+    return flip_rate(collect_logits(predict, modules, dataset, batch_size, device, progress=False),
+                     collect_logits(predict, modules, counterfactual, batch_size, device, progress=False))

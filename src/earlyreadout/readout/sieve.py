@@ -52,29 +52,33 @@ SIEVE_PARAMS: dict[str, Param] = {
     "mode": Param("three-pass", "single-pass: one forward/backward of the combined loss; three-pass: "
                   "separate readout and forget passes as the reference code", choices=MODES,
                   search=Choice(MODES)),
-    "readout_head": Param("linear", "readout head family", choices=HEAD_FAMILIES, search=Choice(HEAD_FAMILIES)),
+    "readout_head": Param("conv", "readout head family (the reference: conv)", choices=HEAD_FAMILIES,
+                          search=Choice(HEAD_FAMILIES)),
     "readout_depth": Param(2, "conv blocks of a conv head", low=0, search=Choice((1, 2))),
-    "readout_width": Param(64, "channels / hidden units of a conv or mlp head", low=1, search=Choice((32, 64, 128))),
+    "readout_width": Param(32, "channels / hidden units of a conv or mlp head (the reference: 256 on ResNet-18's "
+                           "64-channel stage 1; 32 = small-cnn's block1 channels, at 1.5x ERM's step)", low=1,
+                           search=Choice((32, 64, 128, 256))),
     "readout_token_pool": Param("cls", "how a readout on token sequences pools them: cls (position 0) or mean",
                             choices=TOKEN_POOLS),
-    "forget_every": Param(1, "a forget step every this many steps; 0 = no forgetting (plain ERM + a readout)",
+    "forget_every": Param(5, "a forget step every this many steps; 0 = no forgetting (plain ERM + a readout)",
                           low=0, search=Choice((0, 1, 2, 5, 15))),
-    "forget_lr": Param(3.3e-3, "plain-SGD learning rate of the forget step (three-pass)", low=0.0,
-                       search=LogUniform(1e-3, 1e-1)),
-    "readout_lr": Param(2.6e-3, "SGD learning rate of the readout head", low=0.0, open_low=True,
-                    search=LogUniform(1e-3, 1e-1)),
+    "forget_lr": Param(1e-2, "plain-SGD learning rate of the forget step (three-pass; the reference: 1e-2)",
+                       low=0.0, search=LogUniform(1e-4, 1e-1)),
+    "readout_lr": Param(1e-2, "SGD learning rate of the readout head (the reference: 1e-2)", low=0.0, open_low=True,
+                    search=LogUniform(1e-4, 1e-1)),
     "readout_momentum": Param(0.9, "SGD momentum of the readout head", low=0.0, high=1.0, open_high=True),
-    "readout_weight_decay": Param(0.0, "weight decay of the readout head", low=0.0),
+    "readout_weight_decay": Param(1e-4, "weight decay of the readout head (the reference: 1e-4)", low=0.0,
+                                  search=LogUniform(1e-6, 1e-3)),
     "main_weight": Param(1.0, "a1: weight of the main cross-entropy", low=0.0),
     "readout_weight": Param(1.0, "a2: weight of the readout cross-entropy", low=0.0, open_low=True),
-    "forget_weight": Param(0.65, "a3: weight of the forgetting loss (single-pass: the step is lr * a3)", low=0.0,
+    "forget_weight": Param(1.0, "a3: weight of the forgetting loss (single-pass: the step is lr * a3)", low=0.0,
                            search=LogUniform(0.1, 10.0)),
-    "readout_steps": Param(3, "readout-head steps per batch before a forget step (three-pass; the reference takes "
+    "readout_steps": Param(1, "readout-head steps per batch before a forget step (three-pass; the reference takes "
                            "1); more bring the head closer to what the layer holds", low=1, search=Choice((1, 3))),
     "forget_steps": Param(1, "forget steps per forget event (three-pass); the steps of one event follow nearly "
                           "one direction, so n steps move the early layers about as one step at n * forget_lr does, "
                           "for n times the cost", low=1, search=Choice((1, 3))),
-    "reinit_every": Param(20, "re-initialise the readout head and its optimizer every this many steps (0 = never, "
+    "reinit_every": Param(0, "re-initialise the readout head and its optimizer every this many steps (0 = never, "
                           "as the reference), so forgetting meets heads that have not co-adapted with the layer",
                           low=0, search=Choice((0, 20, 100))),
     "monitor": Param(True, "measure the readout's accuracy right after each forget step (one extra forward to the "
@@ -114,6 +118,8 @@ class FeatureSieve(nn.Module):
         self.forget_optimizer = torch.optim.SGD(self.early, lr=s["forget_lr"], momentum=0.0, weight_decay=0.0)
         self.register_buffer("steps", torch.zeros((), dtype=torch.long))
         self.last_forget: dict[str, float] = {}
+        # on a forget step, which examples of the batch the readout got right before and (monitor) after it
+        self.forget_correct: dict[str, torch.Tensor] = {}
         self._pending: dict[str, float] = {}
 
     @property
@@ -162,6 +168,7 @@ class FeatureSieve(nn.Module):
             total = total + self.forget_weight * forget
             self._pending.update({"forget_loss": forget.item(),
                                   "readout_acc_before_forget": accuracy(forget_logits, y)})
+            self.forget_correct = {"before": forget_logits.argmax(1) == y}
         return total
 
     def step(self, x: Any, y: torch.Tensor) -> dict[str, float]:
@@ -169,6 +176,7 @@ class FeatureSieve(nn.Module):
         from the shared backward (single-pass); advances the step counter. Returns numbers to log."""
         forgot = self.forgets_now
         if self.mode == "three-pass":
+            self.forget_correct = {}
             stats = self._three_pass(x, y, forgot)
         else:
             distributed.sync_gradients(self.head.parameters())
@@ -185,16 +193,17 @@ class FeatureSieve(nn.Module):
         return stats
 
     def monitored_accuracy(self, x: Any, y: torch.Tensor) -> float:
-        """The head's accuracy on batch `x` at the current early layers. The model's buffers (batch-norm
-        running statistics, which a forward in train mode updates) are put back, so monitoring leaves the model
-        exactly as it would be without it."""
+        """The head's accuracy on batch `x` at the current early layers (which examples it gets right is kept
+        in `forget_correct["after"]`). The model's buffers (batch-norm running statistics, which a forward in
+        train mode updates) are put back, so monitoring leaves the model exactly as it would be without it."""
         buffers = list(unwrap(self._model[0]).buffers())
         kept = [b.clone() for b in buffers]
         with torch.no_grad():
-            acc = accuracy(self.head(self._forward_to_readout_layer(x)), y)
+            correct = self.head(self._forward_to_readout_layer(x)).argmax(1) == y
             for b, k in zip(buffers, kept):
                 b.copy_(k)
-        return acc
+        self.forget_correct["after"] = correct
+        return float(correct.float().mean())
 
     def _three_pass(self, x: Any, y: torch.Tensor, forgot: bool) -> dict[str, float]:
         """`readout_steps` head steps, then on forget steps `forget_steps` forget steps, on batch `x`.
@@ -245,6 +254,7 @@ class FeatureSieve(nn.Module):
         """Three-pass forget update: plain SGD on `forget_weight * L_f` over the early parameters only
         (`feature`: as for `forget_gradients`)."""
         grads, logits, forget = self.forget_gradients(x, feature)
+        self.forget_correct.setdefault("before", logits.argmax(1) == y)  # as the event's first step saw it
         saved = [p.grad for p in self.early]  # the user's gradients are left as they were
         for p, g in zip(self.early, grads):
             p.grad = g

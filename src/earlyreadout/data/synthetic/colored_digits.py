@@ -20,6 +20,7 @@ class ColoredDigits(common.GeneratedBenchmark):
     """
 
     default_model: ClassVar[str] = "small-cnn"
+    swaps_attribute: ClassVar[bool] = True
     options: ClassVar[dict[str, Param]] = {
         **common.COMMON_OPTIONS,
         "labels": Param("binary", "binary (digit >= 5) or multiclass (the 10 digits)",
@@ -31,7 +32,7 @@ class ColoredDigits(common.GeneratedBenchmark):
         "max_shift": Param(3.0, "largest random translation in pixels", low=0.0),
     }
 
-    def make(self, split: str) -> GroupedDataset:
+    def make(self, split: str, attribute_shift: int = 0) -> GroupedDataset:
         o = self.o
         gen = common.split_generator(o["seed"], split)
         binary = o["labels"] == "binary"
@@ -39,6 +40,7 @@ class ColoredDigits(common.GeneratedBenchmark):
         class_of_digit = (torch.arange(10) >= 5).long() if binary else torch.arange(10)
         n = o[f"n_{split}"]
         y, a = common.split_groups(split, n, n_classes, n_classes, o["correlation"], o["eval_correlation"], gen)
+        a = common.shift_attributes(a, attribute_shift, n_classes)  # the draws below do not depend on `a`
         digits = common.draw_digits(y, o["seed"], split, gen, class_of_digit)
         ink = common.render_digits(digits, o["size"], gen, o["max_shift"], (0.65, 0.9))
         colors = common.palette(n_classes)[a] + o["color_jitter"] * torch.randn(n, 3, generator=gen)

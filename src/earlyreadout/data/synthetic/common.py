@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, ClassVar
 
@@ -36,16 +37,28 @@ class GeneratedBenchmark:
     """
 
     train_only_options: ClassVar[tuple[str, ...]] = ("correlation", "n_train")
+    # whether `make` can render a split with every attribute shifted (`attribute_shift`), all else the same
+    swaps_attribute: ClassVar[bool] = False
 
     def __init__(self, **opts: Any):
         self.o = opts
 
     def splits(self) -> dict[str, GroupedDataset]:
-        return {s: self.make(s) for s in SPLITS}
+        out = {s: self.make(s) for s in SPLITS}
+        if self.swaps_attribute:
+            for s, data in out.items():
+                data.counterfactual = functools.partial(self.make, s, 1)
+        return out
 
-    def make(self, split: str) -> GroupedDataset:
-        """Generate one split from the options (deterministic in the data seed)."""
+    def make(self, split: str, attribute_shift: int = 0) -> GroupedDataset:
+        """Generate one split from the options (deterministic in the data seed); with `attribute_shift` k
+        (where `swaps_attribute`), the same examples with attribute `(a + k) % n_attributes`."""
         raise NotImplementedError
+
+
+def shift_attributes(a: torch.Tensor, shift: int, n_attributes: int) -> torch.Tensor:
+    """Every attribute moved by `shift` values, cyclically: a counterfactual rendering's attributes."""
+    return (a + shift) % n_attributes
 
 
 def split_generator(seed: int, split: str) -> torch.Generator:

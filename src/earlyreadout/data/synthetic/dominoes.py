@@ -21,6 +21,7 @@ class Dominoes(common.GeneratedBenchmark):
     """
 
     default_model: ClassVar[str] = "small-cnn"
+    swaps_attribute: ClassVar[bool] = True
     options: ClassVar[dict[str, Param]] = {
         **common.COMMON_OPTIONS,
         "correlation": Param(0.99, "probability that the simple part agrees with the label in train",
@@ -31,9 +32,10 @@ class Dominoes(common.GeneratedBenchmark):
         "max_shift": Param(2.0, "largest random translation of the digit in pixels", low=0.0),
     }
 
-    def make(self, split: str) -> GroupedDataset:
+    def make(self, split: str, attribute_shift: int = 0) -> GroupedDataset:
         o = self.o
         gen, y, a, digits = common.binary_digit_split(o, split)
+        a = common.shift_attributes(a, attribute_shift, 2)  # the draws below do not depend on `a`
         n, s = len(y), o["size"]
         bottom = common.render_digits(digits, s, gen, o["max_shift"], (0.7, 0.95))[:, None].expand(-1, 3, -1, -1)
         top = torch.zeros(n, 3, s, s)
