@@ -20,7 +20,7 @@ def run_cli(args, capsys):
 
 @pytest.mark.parametrize("args, message", [
     (["--method", "ermm"], "unknown method 'ermm' (did you mean 'erm'"),
-    (["--data", "colored-digit"], "unknown dataset 'colored-digit' (did you mean 'colored-digits', 'small-digits'?)"),
+    (["--data", "colored-digit"], "unknown dataset 'colored-digit' (did you mean 'colored-digits', 'colored-mnist'"),
     (["method.lrate=0.1"], "unknown parameter 'lrate' for method 'erm'"),
     (["data.correlation=1.5"], ("the 'correlation' parameter of dataset 'colored-digits' must be a float in the "
                               "range [0, 1]; got 1.5 instead")),
