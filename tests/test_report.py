@@ -111,7 +111,9 @@ def test_the_report_renders_in_a_headless_browser(compared, tmp_path):
     assert all(url.startswith(("file:", "data:")) for url in seen["requests"])
     assert all(link.startswith("data:") for link in seen["links"])
     alts = [im["alt"] for im in seen["images"]]
-    assert len(alts) == 3 + 4 + 1, alts  # curves per setting (erm, groupdro, ceiling), Grad-CAM per group, diagnosis
+    # per setting (erm, groupdro, ceiling) its curves and its measures, Grad-CAM per group, the diagnosis
+    assert len(alts) == 3 + 3 + 4 + 1, alts
+    assert sum("counterfactual_reliance: share of val predictions" in a for a in alts) == 3
     assert any("diagnosis" in a for a in alts)
     for im in seen["images"]:
         assert min(im["natural"]) > 0 and min(im["box"]) > 0, im

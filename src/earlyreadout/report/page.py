@@ -23,7 +23,7 @@ from earlyreadout.explain.runs import explain_runs
 from earlyreadout.io import read_json_file, write_text
 from earlyreadout.params import Param, checked
 from earlyreadout.report.html_table import cell, html_table
-from earlyreadout.report.plots import curves_png, measures_png
+from earlyreadout.report.plots import curves_png, measures_caption, measures_png
 from earlyreadout.report.table import (
     LABEL_ORDER,
     LABEL_WORDS,
@@ -198,8 +198,7 @@ def figure(png: bytes, caption: str) -> str:
 def curves_section(settings: dict[str, list[Run]]) -> str:
     figs = [figure(png, f"{label}: per-group val accuracy by epoch")
             for label, rs in settings.items() if (png := curves_png(label, [r.log for r in rs])) is not None]
-    figs += [figure(png, f"{label}: fresh probes of the readout layer on val (probe_spurious: the spurious "
-                    "attribute, probe_core: the label)")
+    figs += [figure(png, f"{label}: per-epoch measures ({measures_caption([r.log for r in rs])})")
              for label, rs in settings.items() if (png := measures_png(label, [r.log for r in rs])) is not None]
     return f'<div class="figs">{"".join(figs)}</div>' if figs else '<p class="note">No training logs.</p>'
 

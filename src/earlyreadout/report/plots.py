@@ -78,7 +78,23 @@ def curves_png(title: str, logs: Sequence[Sequence[dict[str, Any]]]) -> bytes | 
     return lines_png(title, epochs, curves, len(logs), "val accuracy", worst=True)
 
 
+MEASURES = {
+    "counterfactual_reliance": "share of val predictions that flip when only the attribute is swapped",
+    "probe_spurious": "a fresh probe of the readout layer decoding the spurious attribute",
+    "probe_core": "a fresh probe of the readout layer decoding the label",
+    "forget_update_ratio_median": "median size of a forget step's early-layer update over the main step's",
+    "forget_update_ratio_p90": "its 90th percentile",
+}
+
+
 def measures_png(title: str, logs: Sequence[Sequence[dict[str, Any]]]) -> bytes | None:
-    """PNG of a method's per-epoch measures (e.g. fresh-probe accuracies); None if the runs logged none."""
+    """PNG of a method's per-epoch measures (reliance, probe and readout accuracies, forget ratios); None if
+    the runs logged none."""
     epochs, curves = series(logs, "measures")
-    return lines_png(title, epochs, curves, len(logs), "accuracy", worst=False)
+    return lines_png(title, epochs, curves, len(logs), "rate / accuracy", worst=False)
+
+
+def measures_caption(logs: Sequence[Sequence[dict[str, Any]]]) -> str:
+    """What the measures plot shows: each logged measure's name with its meaning where it is a known one."""
+    names = series(logs, "measures")[1]
+    return "; ".join(f"{name}: {MEASURES[name]}" if name in MEASURES else name for name in names)
