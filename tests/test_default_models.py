@@ -52,7 +52,7 @@ def test_default_model_at_default_size_uses_the_standard_stem(name, tmp_path):
     size = cfg.data_options["image_size"]
     assert size >= 64  # the published preprocessing, 224 px by default
     method.train()
-    with FeatureTap(method.network, [method.ctx.stages[0]]) as tap:
+    with FeatureTap(method.network, [method.ctx.layers.stages[0]]) as tap:
         stats = method.update(next(iter(loader)), 0)
         layer1 = next(iter(tap.features.values()))
     assert torch.isfinite(torch.tensor(stats["loss"]))

@@ -13,7 +13,6 @@ from earlyreadout.config import build_config
 from earlyreadout.errors import ConfigError, UserError
 from earlyreadout.methods import METHODS
 from earlyreadout.models.cnn import SmallCNN
-from earlyreadout.models.layers import stage_layer
 from earlyreadout.readout.sieve import SIEVE_PARAMS, FeatureSieve, forget_loss
 from earlyreadout.train.engine import train
 
@@ -184,9 +183,6 @@ def test_bad_settings_are_user_errors():
         FeatureSieve(model, "block1", 2, x[:2], mode="two-pass")
     with pytest.raises(UserError, match="did you mean"):
         FeatureSieve(model, "blok1", 2, x[:2])
-    assert stage_layer("stage:2", ["block1", "block2"]) == "block2"
-    with pytest.raises(UserError, match="stage:1 .. stage:2"):
-        stage_layer("stage:3", ["block1", "block2"])
 
 
 @pytest.mark.parametrize("mode", ["three-pass", "single-pass"])

@@ -13,7 +13,7 @@ from earlyreadout.errors import ConfigError, UserError
 from earlyreadout.models import build_model
 from earlyreadout.models.factory import call_factory, load_factory, split_factory
 from earlyreadout.models.layers import find_module
-from earlyreadout.models.stages import model_stages
+from earlyreadout.models.stages import ModelLayers, model_stages
 from earlyreadout.models.weights import fitted_keys, mismatch
 
 IMAGE = {"modality": "image", "shape": (3, 32, 32)}
@@ -95,3 +95,22 @@ def test_checkpoint_keys_lose_wrapper_prefixes_and_a_mismatch_names_keys():
     assert set(fitted_keys(own, wrapped)) == set(own)
     wrong = {"weight": torch.zeros(4, 2), "extra": torch.zeros(1)}
     assert mismatch(own, wrong) == "missing: bias (1); unexpected: extra (1); wrong shape: weight (4, 2) vs (3, 2) (1)"
+
+
+def test_model_layers_resolve_stages_and_paths_once_for_every_reader():
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Conv2d(4, 4, 3), nn.Flatten(), nn.LazyLinear(2))
+    layers = ModelLayers.of(net)
+    assert layers.stages == ("0", "2") and layers.model == "Sequential"
+    assert layers.resolve("stage:2") == "2" and layers.resolve("1") == "1"
+    with pytest.raises(UserError, match=r"readout_layer='stage:3': use stage:1 .. stage:2 \(0, 2\)"):
+        layers.resolve("stage:3", "readout_layer")
+    with pytest.raises(UserError, match="no layer '7' in Sequential"):
+        layers.resolve("7")
+    assert ModelLayers.from_dict(layers.to_dict()) == layers  # what layers.json holds reads back the same
+    before_build = ModelLayers.declared("small-cnn", ["block1", "block2"])
+    assert before_build.problem("blok1") is None  # module paths wait for the built model
+    assert "use stage:1 .. stage:2" in before_build.problem("stage:5")
+    assert ModelLayers.declared("hf", []).problem("stage:5") is None  # stages named only once built
+    with pytest.raises(UserError, match="does not declare"):
+        ModelLayers("Net", ("", "fc"), (), ()).resolve("stage:1")
+

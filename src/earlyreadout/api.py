@@ -29,7 +29,7 @@ from earlyreadout.methods import METHODS
 from earlyreadout.metrics import evaluate_logits
 from earlyreadout.models import MODELS, build_model, canonical_model
 from earlyreadout.models.inference import collect_logits
-from earlyreadout.models.stages import model_stages
+from earlyreadout.models.stages import ModelLayers
 from earlyreadout.models.weights import load_trained_weights, read_trained
 from earlyreadout.params import checked
 from earlyreadout.train.engine import attach_method, eval_batch_size, refit_after_selection
@@ -97,7 +97,8 @@ def diagnose(model: nn.Module, splits: Splits, log: Callable[[str], None] = quie
     epochs, head, folds, lr, ...); `log` receives its progress lines."""
     opts = checked(DIAGNOSE_OPTIONS, options, "diagnose")
     opts.pop("device")
-    layers = opts.pop("layers") or model_stages(model)
+    known = ModelLayers.of(model)
+    layers = [known.resolve(layer, "layers") for layer in opts.pop("layers") or []] or list(known.stages)
     summary, _rows = diagnose_model(model.eval(), splits, layers, **opts, log=log)
     return summary
 
@@ -116,7 +117,7 @@ def fix_last_layer(model: nn.Module, splits: Splits, method: str = "readout-dfr"
     device = next(network.parameters()).device
     train_options = checked(TRAIN_OPTIONS, {"seed": seed}, "train")
     refit, _ = attach_method(method, hp, network, splits, train_options, device, DistInfo(0, 1, 0), None,
-                             model_stages(network))
+                             ModelLayers.of(network))
     info = refit_after_selection(refit)
     size = eval_batch_size(None, splits["train"].info)
     fixed = refit.network.eval()

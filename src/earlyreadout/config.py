@@ -20,8 +20,8 @@ from earlyreadout.errors import ConfigError, UserError, did_you_mean
 from earlyreadout.io import read_yaml_file
 from earlyreadout.methods import METHODS
 from earlyreadout.models import MODELS, canonical_model
-from earlyreadout.models.layers import stage_layer
-from earlyreadout.params import Param, named_layers, resolve
+from earlyreadout.models.stages import ModelLayers
+from earlyreadout.params import Param, resolve
 
 SELECTION = ("auto", "worst_group", "adjusted", "average", "worst_class")
 
@@ -164,18 +164,6 @@ def default_model(data_cls: Any, model_given: dict[str, Any]) -> tuple[str, list
     return model, []
 
 
-def stage_problems(values: dict[str, Any], specs: dict[str, Param], stages: list[str], owner: str) -> list[str]:
-    """Problems of the `stage:N` layer settings against the model's declared stages, found before any data
-    loads; module paths (and stages of models that name theirs only once built) are checked on the built model."""
-    problems = []
-    for key, layer in named_layers(specs, values) if stages else []:
-        try:
-            stage_layer(layer, stages, key)
-        except UserError as e:
-            problems.append(f"{owner}: {e}")
-    return problems
-
-
 def build_config(raw: dict[str, Any]) -> RunConfig:
     """Validate a raw nested config; raise ConfigError listing every problem."""
     problems: list[str] = []
@@ -209,7 +197,8 @@ def build_config(raw: dict[str, Any]) -> RunConfig:
         model_options, p = resolve(model_cls.options, model_given, f"model {model!r}")
         problems += p
         if method_cls is not None:
-            problems += stage_problems(method_hp, method_cls.hparams, model_cls.stages, f"method {method!r}")
+            problems += ModelLayers.declared(model, model_cls.stages).problems(method_cls.hparams, method_hp,
+                                                                               f"method {method!r}")
     train_given = raw.get("train", {}) or {}
     if not isinstance(train_given, dict):
         problems.append(f"section 'train' must be a mapping, got {train_given!r}")

@@ -25,8 +25,7 @@ from earlyreadout.explain.diagnose_plots import plot_diagnosis
 from earlyreadout.explain.verdict import LayerEvidence, describe, layer_evidence, verdict
 from earlyreadout.io import write_json
 from earlyreadout.metrics import evaluate_logits
-from earlyreadout.models import MODELS
-from earlyreadout.models.stages import model_stages
+from earlyreadout.models import model_layers
 from earlyreadout.params import Param, checked
 from earlyreadout.readout.fit import FoldedReadouts
 from earlyreadout.readout.heads import HEAD_FAMILIES
@@ -172,7 +171,8 @@ def diagnose(run: str | Path, out: str | Path | None = None, log: Callable[[str]
     opts = checked(DIAGNOSE_OPTIONS, options, "diagnose")
     check_layers(run, opts["layers"] or [])
     cfg, model, splits = load_trained(run, str(resolve_device(opts.pop("device"))))
-    layers = opts.pop("layers") or model_stages(model, MODELS.get(cfg.model).stages)
+    known = model_layers(cfg.model, model)
+    layers = [known.resolve(layer, "--layer") for layer in opts.pop("layers") or []] or list(known.stages)
     if not layers:
         raise UserError(f"model {cfg.model!r} has no stages to read by default; name the layers with --layer "
                         "(module paths, see the run's layers.json)")

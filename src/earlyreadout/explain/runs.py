@@ -22,8 +22,7 @@ from earlyreadout.errors import UserError, did_you_mean
 from earlyreadout.explain.figures import overlay_grid, token_html
 from earlyreadout.explain.gradcam import gradcam, region_mass, token_attributions, token_mass
 from earlyreadout.io import write_json, write_text
-from earlyreadout.models import MODELS
-from earlyreadout.models.stages import model_stages
+from earlyreadout.models import model_layers
 from earlyreadout.params import Param, checked
 from earlyreadout.train.runs import check_layers, load_trained
 
@@ -69,9 +68,13 @@ GRADCAM_OPTIONS: dict[str, Param] = {
 }
 
 
-def default_layer(model_name: str, model: nn.Module, modality: str) -> str:
-    """The explained layer when none is given: the last stage for images, the embedding stage for text."""
-    stages = model_stages(model, MODELS.get(model_name).stages)
+def explained_layer(layer: str | None, model_name: str, model: nn.Module, modality: str) -> str:
+    """The module path `layer` names (`stage:N` or a path); when none is given, the last stage for images and
+    the embedding stage for text."""
+    known = model_layers(model_name, model)
+    if layer:
+        return known.resolve(layer, "--layer")
+    stages = known.stages
     if not stages:
         raise UserError(f"model {model_name!r} has no stages to explain by default; name one with --layer "
                         "(module paths, see the run's layers.json)")
@@ -156,7 +159,7 @@ def explain_runs(runs: Sequence[str | Path], labels: Sequence[str] | None = None
     data = splits[split]
     modality = data.info.get("modality", "image")
     labels = list(labels) if labels else run_labels([c for c, _, _ in loaded], paths)
-    layers = [layer or default_layer(c.model, m, modality) for c, m, _ in loaded]
+    layers = [explained_layer(layer, c.model, m, modality) for c, m, _ in loaded]
     chosen = select_groups(data, opts["groups"])
     summary: dict[str, Any] = {"split": split, "dataset": data.name, "kind": modality, "runs": []}
     if modality != "text":

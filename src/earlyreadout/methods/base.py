@@ -16,7 +16,8 @@ from earlyreadout.data.loader import Batch, BatchLoader
 from earlyreadout.distributed import grad_scaler
 from earlyreadout.errors import UserError
 from earlyreadout.models.inference import counterfactual_reliance
-from earlyreadout.models.layers import stage_layer, unwrap
+from earlyreadout.models.layers import unwrap
+from earlyreadout.models.stages import ModelLayers
 from earlyreadout.params import LogUniform, Param
 from earlyreadout.registry import Registry
 
@@ -54,11 +55,11 @@ class Context:
     precision: str = "fp32"
     seed: int = 0
     cache_dir: Path | None = None  # where a method may cache what it computes once per model (embeddings)
-    stages: list[str] = field(default_factory=list)  # the network's stages (models/stages.py): what stage:N names
+    layers: ModelLayers = field(default_factory=lambda: ModelLayers("model", None))  # the network's (models/stages.py)
 
     def layer(self, spec: str, setting: str = "layer") -> str:
-        """The module path a layer setting names: `stage:N` is the network's N-th stage, anything else a path."""
-        return stage_layer(spec, self.stages, setting)
+        """The module path a layer setting names (`stage:N`: the network's N-th stage), checked on the network."""
+        return self.layers.resolve(spec, setting)
 
     def shuffled_train_loader(self) -> BatchLoader:
         """A loader over all of train (this process's own, not sharded) in a fresh order drawn from the

@@ -10,6 +10,7 @@ from earlyreadout.models.cnn import SmallCNNSpec
 from earlyreadout.models.factory import FactorySpec, canonical_factory
 from earlyreadout.models.hf import HFSpec
 from earlyreadout.models.resnet import ResNetSpec
+from earlyreadout.models.stages import ModelLayers
 from earlyreadout.models.text import BagOfEmbeddingsSpec, TextTransformerSpec
 from earlyreadout.models.timm_models import TimmSpec
 from earlyreadout.models.torchvision_models import TorchvisionSpec, classification_models
@@ -46,3 +47,8 @@ def build_model(name: str, options: dict[str, Any], info: dict[str, Any], n_clas
 
 
 __all__ = ["MODELS", "build_model", "canonical_model"]
+
+
+def model_layers(name: str, network: nn.Module) -> ModelLayers:
+    """The resolved layers of `network`, built from registry model `name` (whose entry may declare stages)."""
+    return ModelLayers.of(network, MODELS.get(name).stages)

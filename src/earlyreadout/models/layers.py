@@ -175,19 +175,3 @@ def parameters_feeding(model: nn.Module, path: str, example_input: Any) -> list[
     finally:
         model.train(was_training)
     return [n for (n, _), g in zip(named, grads) if g is not None]
-
-
-def stage_layer(spec: str, stages: list[str] | None, setting: str = "layer") -> str:
-    """A module path from `spec`: `stage:N` is the model's N-th named stage (1-based), anything else a path.
-
-    `setting` names the option in error messages (e.g. `readout_layer`).
-    """
-    if not spec.startswith("stage:"):
-        return spec
-    if not stages:
-        raise UserError(f"{setting}={spec!r} needs the model's named stages, which this model does not declare; "
-                        "give a module path instead (see `earlyreadout list -v`)")
-    index = spec.removeprefix("stage:")
-    if not index.isdigit() or not 1 <= int(index) <= len(stages):
-        raise UserError(f"{setting}={spec!r}: use stage:1 .. stage:{len(stages)} ({', '.join(stages)})")
-    return stages[int(index) - 1]

@@ -23,16 +23,17 @@ from torch import nn
 from earlyreadout import distributed
 from earlyreadout.config import RunConfig
 from earlyreadout.data import DATASETS, BatchLoader, GroupedDataset, load_splits
+from earlyreadout.errors import ConfigError
 from earlyreadout.io import load_checkpoint, save_checkpoint, write_json, write_text
 from earlyreadout.methods import METHODS, Context, Method, refuse_lacking_labels
 from earlyreadout.metrics import evaluate_logits, selection_metric
-from earlyreadout.models import MODELS, build_model
+from earlyreadout.models import build_model, model_layers
 from earlyreadout.models.inference import collect_logits
-from earlyreadout.models.layers import find_module, unwrap
-from earlyreadout.models.stages import model_stages
+from earlyreadout.models.layers import unwrap
+from earlyreadout.models.stages import ModelLayers
 from earlyreadout.params import named_layers
 from earlyreadout.progress import bar
-from earlyreadout.train.runs import RunDir, load_trained, model_layers, run_result, versions
+from earlyreadout.train.runs import RunDir, load_trained, run_result, versions
 
 
 def seed_everything(seed: int) -> None:
@@ -56,12 +57,11 @@ def eval_batch_size(given: int | None, info: dict[str, Any]) -> int:
 
 
 def check_layers_before_data(cfg: RunConfig) -> None:
-    """The method's layer settings given as module paths, checked on a model built from the input the dataset
-    declares (`model_input`, where it is known without reading files), so a typo costs no data loading;
-    `stage:N` values were checked with the config, and other datasets' layers when the method is built."""
-    paths = [layer for _, layer in named_layers(METHODS.get(cfg.method).hparams, cfg.method_hp)
-             if not layer.startswith("stage:")]
-    if not paths or "path" in cfg.model_options:  # (models read from a folder are checked once built)
+    """The method's layer settings checked on a model built from the input the dataset declares (`model_input`,
+    where it is known without reading files), so a typo costs no data loading; other datasets' layers are
+    checked when the method is built (`ModelLayers.resolve`)."""
+    specs = METHODS.get(cfg.method).hparams
+    if not named_layers(specs, cfg.method_hp) or "path" in cfg.model_options:  # (a model from a folder: once built)
         return
     dataset = DATASETS.get(cfg.data)(**cfg.data_options)
     if not hasattr(dataset, "model_input"):
@@ -69,8 +69,9 @@ def check_layers_before_data(cfg: RunConfig) -> None:
     info, n_classes = dataset.model_input()
     no_weights = {"weights": None} if "weights" in cfg.model_options else {}  # the module names need no weights
     model = build_model(cfg.model, {**cfg.model_options, **no_weights}, info, n_classes)
-    for path in paths:
-        find_module(model, path)
+    problems = model_layers(cfg.model, model).problems(specs, cfg.method_hp, f"method {cfg.method!r}")
+    if problems:
+        raise ConfigError(problems)
 
 
 def build_run(cfg: RunConfig, device: torch.device, dist: distributed.DistInfo,
@@ -87,13 +88,13 @@ def build_run(cfg: RunConfig, device: torch.device, dist: distributed.DistInfo,
         network = network.to(memory_format=torch.channels_last)
     if cfg.train["compile"]:
         network = torch.compile(network)
-    stages = model_stages(network, MODELS.get(cfg.model).stages)
+    layers = model_layers(cfg.model, network)
     if dist.world_size > 1:
         if device.type == "cuda":  # one set of batch statistics over the global batch (gloo/CPU has none)
             network = nn.SyncBatchNorm.convert_sync_batchnorm(network)
         network = nn.parallel.DistributedDataParallel(network)
     method, loader = attach_method(cfg.method, cfg.method_hp, network, splits, cfg.train, device, dist,
-                                   RunDir(cfg.out).embeddings, stages)
+                                   RunDir(cfg.out).embeddings, layers)
     return method, splits, loader
 
 
@@ -111,9 +112,10 @@ def refuse_missing_labels(method: str, hp: dict[str, Any], splits: dict[str, Gro
 
 def attach_method(method: str, hp: dict[str, Any], network: nn.Module, splits: dict[str, GroupedDataset],
                   train_options: dict[str, Any], device: torch.device, dist: distributed.DistInfo,
-                  cache_dir: Path | None, stages: list[str]) -> tuple[Method, BatchLoader]:
+                  cache_dir: Path | None, layers: ModelLayers) -> tuple[Method, BatchLoader]:
     """Method `method` (settings `hp`) around a built `network` on `splits`, with the train loader its updates
-    read; `train_options` are the resolved `train` section (batch size, seed, precision, ...)."""
+    read; `train_options` are the resolved `train` section (batch size, seed, precision, ...), `layers` the
+    network's resolved layers."""
     train = splits["train"]
     loader = BatchLoader(train, train_options["batch_size"], shuffle=True, seed=train_options["seed"],
                          rank=dist.rank, world_size=dist.world_size, num_workers=train_options["num_workers"],
@@ -123,7 +125,7 @@ def attach_method(method: str, hp: dict[str, Any], network: nn.Module, splits: d
                   example_input=example.to(device), device=device, val=splits.get("val"), load_run=load_trained,
                   eval_batch_size=eval_batch_size(train_options["eval_batch_size"], train.info), rank=dist.rank,
                   world_size=dist.world_size, precision=train_options["precision"], seed=train_options["seed"],
-                  cache_dir=cache_dir, stages=stages)
+                  cache_dir=cache_dir, layers=layers)
     return METHODS.get(method)(network, hp, ctx).to(device), loader
 
 
@@ -225,7 +227,7 @@ def run_epochs(cfg: RunConfig, device: torch.device, dist: distributed.DistInfo,
         log(f"{cfg.data}: {note}")
     select_by, key = selection_metric(cfg.train["select_by"], splits["val"])
     if dist.is_main:
-        describe_run(run, cfg, method.network)
+        describe_run(run, cfg, method.ctx.layers)
     distributed.barrier()
     progress = cfg.train["progress"] if dist.is_main else False
     memory_format = torch.channels_last if cfg.train["channels_last"] else None
@@ -294,11 +296,11 @@ def finish_training(run: RunDir, cfg: RunConfig, method: Method, state: RunState
     return result
 
 
-def describe_run(run: RunDir, cfg: RunConfig, network: nn.Module) -> None:
+def describe_run(run: RunDir, cfg: RunConfig, layers: ModelLayers) -> None:
     """What a run directory says about itself: the resolved config, library versions, the model's layers."""
     write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), run.config)
     write_json(versions(), run.versions)
-    write_json(model_layers(network), run.layers)
+    write_json(layers.to_dict(), run.layers)
 
 
 def finish_run(run: RunDir, result: dict[str, Any]) -> None:

@@ -22,7 +22,7 @@ from earlyreadout.distributed import resolve_device
 from earlyreadout.errors import UserError
 from earlyreadout.io import save_checkpoint
 from earlyreadout.metrics import evaluate_logits
-from earlyreadout.models import build_model
+from earlyreadout.models import build_model, model_layers
 from earlyreadout.models.factory import factory_source, file_sha256
 from earlyreadout.models.inference import collect_logits
 from earlyreadout.models.weights import load_trained_weights, read_trained
@@ -108,7 +108,7 @@ def import_model(model: str, checkpoint: str | Path, out: str | Path, data: str 
     check_forward(network, train, device)
     metrics = evaluate(network, splits, device, eval_batch_size(cfg.train["eval_batch_size"], train.info))
     run.prepare(False, cfg)
-    describe_run(run, cfg, network)
+    describe_run(run, cfg, model_layers(cfg.model, network))
     save_checkpoint(network.state_dict(), run.best)
     imported = {"checkpoint": str(Path(checkpoint).resolve()), "checkpoint_sha256": file_sha256(checkpoint),
                 **copy_source(cfg, run)}

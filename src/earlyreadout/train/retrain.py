@@ -76,7 +76,7 @@ def retrain(source: str | Path, method: str, out: str | Path, settings: dict[str
                         source_metrics.get("best_epoch"), source_metrics.get("train_time_s"), score(splits["val"]),
                         score(splits["test"]), epochs=source_metrics.get("epochs", cfg.train["epochs"]),
                         last_layer=info)
-    describe_run(run, cfg, method_obj.network)
+    describe_run(run, cfg, method_obj.ctx.layers)
     save_checkpoint(selected, run.best)
     save_checkpoint(unwrap(method_obj.network).state_dict(), run.retrained)
     finish_run(run, result)

@@ -28,7 +28,7 @@ from earlyreadout.data import GroupedDataset, load_splits
 from earlyreadout.errors import ConfigError, UserError, file_error
 from earlyreadout.io import load_checkpoint, read_json_file, read_jsonl_file, read_yaml_file
 from earlyreadout.models import build_model
-from earlyreadout.models.layers import unknown_layer, unwrap
+from earlyreadout.models.stages import ModelLayers
 
 UNKNOWN_LABELS = "unknown"  # the group labels a model trained outside earlyreadout read: not known here
 STORED_CONFIG_ADVICE = ("it was edited or written by another version; restore it, or train again with "
@@ -41,23 +41,16 @@ def versions() -> dict[str, str]:
             "python": platform.python_version()}
 
 
-def model_layers(model: nn.Module) -> dict[str, Any]:
-    """What `layers.json` records of a run's model, so analysis commands can check layer names before they
-    load the data (minutes on real datasets): its class, module names and path prefixes."""
-    model = unwrap(model)
-    return {"model": type(model).__name__, "modules": [n for n, _ in model.named_modules()],
-            "path_prefixes": list(getattr(model, "path_prefixes", ()))}
-
-
 def check_layers(path: str | Path, layers: list[str]) -> None:
-    """Refuse layer names the run's model does not have, from its `layers.json` (runs written before that file
-    existed are checked once their model is built)."""
+    """Refuse layer settings (module paths, `stage:N`) the run's model does not have, from its `layers.json`,
+    before any data loads (runs written before that file existed are checked once their model is built)."""
     run = RunDir(path)
     if not run.layers.is_file():
         return
-    stored = read_json_file(run.layers, "layer list", "remove it to check layers on the loaded model")
+    record = read_json_file(run.layers, "layer list", "remove it to check layers on the loaded model")
+    stored = ModelLayers.from_dict(record)
     for layer in layers:
-        problem = unknown_layer(layer, stored["modules"], stored["path_prefixes"], stored["model"])
+        problem = stored.problem(layer) if "stages" in record or not layer.startswith("stage:") else None
         if problem:
             raise UserError(f"run {str(run.path)!r}: {problem}")
 

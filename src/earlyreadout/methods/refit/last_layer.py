@@ -65,7 +65,7 @@ class LastLayerRetraining(Method):
         features of `early_layers` and of every stage the model has (token sequences pooled by `token_pool`),
         so other settings reuse the cache."""
         names = dict(unwrap(self.network).named_modules())
-        stages = [s for s in self.ctx.stages if resolve_path(self.network, s) in names]
+        stages = [s for s in self.ctx.layers.stages if resolve_path(self.network, s) in names]
         layers = list(dict.fromkeys([*stages, *early_layers]))
         return cached_embed(self.ctx.cache_dir, self.network, dataset, self.classifier, layers,
                             batch_size=self.ctx.eval_batch_size, device=self.ctx.device, token_pool=token_pool)
