@@ -73,8 +73,8 @@ def main() -> None:
         run = trained_run(data)
         cfg, model, splits = load_trained(run)
         metrics = RunDir(run).read_metrics()
-        layers = list(MODELS.get(cfg.model).stages)
-        entry: dict = {"model": cfg.model, "layers": layers,
+        layers = list(MODELS.get(cfg.model.name).stages)
+        entry: dict = {"model": cfg.model.name, "layers": layers,
                        "erm_test_worst_group": metrics["test"]["worst_group_accuracy"],
                        "erm_test_average": metrics["test"]["average_accuracy"],
                        "erm_selected_epoch": metrics["best_epoch"] + 1, "selected_by": metrics["selected_by"],

@@ -89,8 +89,8 @@ def test_flags_keep_their_types(capsys, tmp_path, monkeypatch):
     assert code == 0, err
     assert (tmp_path / "10" / "done").is_file() and str(tmp_path / "10") in out
     cfg = load_config(None, ["data.root=2025"], {"data.name": "waterbirds", "data.root": "2024", "out": "10"})
-    assert cfg.data_options["root"] == str(tmp_path / "2025") and cfg.out == str(tmp_path / "10")
-    assert load_config(None, [], {"data.name": "waterbirds", "data.root": "2024"}).data_options["root"] == \
+    assert cfg.data.settings["root"] == str(tmp_path / "2025") and cfg.out == str(tmp_path / "10")
+    assert load_config(None, [], {"data.name": "waterbirds", "data.root": "2024"}).data.settings["root"] == \
         str(tmp_path / "2024")
 
 

@@ -7,16 +7,16 @@ from earlyreadout.params import Param, resolve
 
 def test_defaults_and_dataset_default_model():
     cfg = build_config({"data": "spurious-text"})
-    assert cfg.method == "erm" and cfg.model == "text-transformer"
-    assert cfg.train["epochs"] == 10 and cfg.data_options["correlation"] == 0.97
+    assert cfg.method.name == "erm" and cfg.model.name == "text-transformer"
+    assert cfg.train.epochs == 10 and cfg.data.settings["correlation"] == 0.97
 
 
 def test_yaml_file_and_overrides(tmp_path):
     f = tmp_path / "exp.yaml"
     f.write_text("method: {name: erm, lr: 0.05}\ndata: {name: dominoes}\ntrain: {epochs: 3}\nout: runs/a\n")
     cfg = load_config(f, ["train.epochs=5", "data.correlation=0.9", "method.momentum=0"])
-    assert cfg.train["epochs"] == 5 and cfg.data_options["correlation"] == 0.9
-    assert cfg.method_hp["lr"] == 0.05 and cfg.method_hp["momentum"] == 0.0
+    assert cfg.train.epochs == 5 and cfg.data.settings["correlation"] == 0.9
+    assert cfg.method.settings["lr"] == 0.05 and cfg.method.settings["momentum"] == 0.0
     assert cfg.to_dict()["data"]["name"] == "dominoes"
 
 
@@ -44,7 +44,7 @@ def test_override_syntax_error():
 @pytest.mark.parametrize("method, old, new", [("jtt", "T", "erm_epochs"), ("sieve", "aux_lr", "readout_lr"),
                                               ("sieve", "aux_layer", "readout_layer"), ("dedier", "head", "readout_head")])
 def test_a_setting_given_by_its_retired_name_is_refused_with_its_current_name(method, old, new):
-    value = build_config({"method": {"name": method}}).method_hp[new]
+    value = build_config({"method": {"name": method}}).method.settings[new]
     with pytest.raises(ConfigError, match=f"'{old}' was renamed to '{new}'; use {new}"):
         build_config({"method": {"name": method, old: value}})
 

@@ -49,7 +49,7 @@ def test_default_model_at_default_size_uses_the_standard_stem(name, tmp_path):
     cfg = build_config({"data": {"name": name, "root": str(tmp_path)}, "train": {"batch_size": 2, "device": "cpu"},
                         "out": str(tmp_path / "run")})
     method, _, loader = build_run(cfg, torch.device("cpu"), DistInfo())
-    size = cfg.data_options["image_size"]
+    size = cfg.data.settings["image_size"]
     assert size >= 64  # the published preprocessing, 224 px by default
     method.train()
     with FeatureTap(method.network, [method.ctx.layers.stages[0]]) as tap:
@@ -64,7 +64,7 @@ def test_civilcomments_alone_trains_the_built_in_text_model_and_says_how_to_get_
     cfg = build_config({"data": {"name": "civilcomments", "root": str(tmp_path)},
                         "train": {"epochs": 1, "batch_size": 4, "device": "cpu", "select_by": "average"},
                         "out": str(tmp_path / "run")})
-    assert cfg.model == "text-transformer"
+    assert cfg.model.name == "text-transformer"
     lines: list[str] = []
     train(cfg, log=lines.append)
     said = [line for line in lines if "published setting" in line]

@@ -238,7 +238,7 @@ def test_a_relative_teacher_path_is_stored_absolute_and_resumes_from_elsewhere(t
     monkeypatch.chdir(teacher_path.parent.parent)
     relative = str(teacher_path.relative_to(teacher_path.parent.parent))
     cfg = tiny_config(tmp_path, "kd", hp={"teacher": relative}, train={"epochs": 1})
-    assert cfg.method_hp["teacher"] == str(teacher_path)
+    assert cfg.method.settings["teacher"] == str(teacher_path)
     train(cfg, log=quiet)
     stored = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
     assert stored["method"]["teacher"] == str(teacher_path)

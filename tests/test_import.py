@@ -72,9 +72,9 @@ def test_an_imported_model_refits_as_the_same_weights_trained_here(tmp_path):
     state = tmp_path / "weights.pt"
     torch.save({"state_dict": {f"module.{k}": v for k, v in load_checkpoint(Path(cfg.out) / "checkpoints/best.pt").items()}},
                state)  # as DataParallel inside a wrapper saves it
-    data = [f"data.{k}={json.dumps(v)}" for k, v in cfg.data_options.items()]
+    data = [f"data.{k}={json.dumps(v)}" for k, v in cfg.data.settings.items()]
     imported = tmp_path / "imported"
-    assert main(["import", "--model", "small-cnn", "--checkpoint", str(state), "--data", cfg.data, "--out",
+    assert main(["import", "--model", "small-cnn", "--checkpoint", str(state), "--data", cfg.data.name, "--out",
                  str(imported), "--no-diagnose", "model.width=8", *data]) == 0
     assert json.loads((imported / "metrics.json").read_text())["test"] == trained["test"]
     here = retrain(cfg.out, "readout-dfr", tmp_path / "here-fixed", log=lambda _m: None)

@@ -213,7 +213,7 @@ def test_a_checkpoint_without_the_methods_optimizers_is_refused_in_one_line(tmp_
 
 def test_default_config_for_dominoes_validates():
     cfg = build_config({"method": "sieve", "data": "dominoes", "out": "unused"})
-    assert cfg.method_hp["forget_every"] > 0
+    assert cfg.method.settings["forget_every"] > 0
 
 
 def test_docs_example_runs():

@@ -28,8 +28,8 @@ IMAGE = {"modality": "image", "shape": (3, 32, 32)}
 ])
 def test_torchvision_models_by_name_have_their_standard_stages(arch, stages):
     cfg = load_config(None, [f"model={arch}"])
-    assert (cfg.model, cfg.model_options["arch"]) == ("torchvision", arch)
-    model = build_model(cfg.model, cfg.model_options, IMAGE, 3)
+    assert (cfg.model.name, cfg.model.settings["arch"]) == ("torchvision", arch)
+    model = build_model(cfg.model.name, cfg.model.settings, IMAGE, 3)
     assert model_stages(model) == stages
     for stage in stages:
         find_module(model, stage)

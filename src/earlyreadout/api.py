@@ -19,7 +19,7 @@ from typing import Any
 from torch import nn
 
 from earlyreadout.compare import compare
-from earlyreadout.config import TRAIN_OPTIONS
+from earlyreadout.config import TRAIN_OPTIONS, TrainSettings
 from earlyreadout.data import DATASETS, GroupedDataset
 from earlyreadout.data.wrapped import from_tensors, from_torch
 from earlyreadout.distributed import DistInfo
@@ -115,8 +115,7 @@ def fix_last_layer(model: nn.Module, splits: Splits, method: str = "readout-dfr"
     hp = checked(METHODS.get(method).hparams, settings, f"method {method!r}")
     network = copy.deepcopy(model)
     device = next(network.parameters()).device
-    train_options = checked(TRAIN_OPTIONS, {"seed": seed}, "train")
-    refit, _ = attach_method(method, hp, network, splits, train_options, device, DistInfo(0, 1, 0), None,
+    refit, _ = attach_method(method, hp, network, splits, TrainSettings(**checked(TRAIN_OPTIONS, {"seed": seed}, "train")), device, DistInfo(0, 1, 0), None,
                              ModelLayers.of(network))
     info = refit_after_selection(refit)
     size = eval_batch_size(None, splits["train"].info)

@@ -79,18 +79,18 @@ def compare(methods: list[str], out: str | Path, config: str | None = None, over
                    "method.name": "erm" if m == CEILING else trained}
             if m == CEILING:
                 base = build_config(set_values(raw, run))
-                if "correlation" not in DATASETS.get(base.data).options:
+                if "correlation" not in DATASETS.get(base.data.name).options:
                     raise UserError(f"the {CEILING} (ERM on group-balanced train) needs a generated benchmark with a "
-                                    f"correlation option; {base.data!r} has none: drop it from --methods")
+                                    f"correlation option; {base.data.name!r} has none: drop it from --methods")
                 # one attribute per class: agreement 1/n_classes leaves every (label, attribute) group equally likely
-                run["data.correlation"] = 1.0 / base.data_options.get("n_classes", 2)
+                run["data.correlation"] = 1.0 / base.data.settings.get("n_classes", 2)
             configs[m, seed] = build_config(set_values(raw, run))
     check_labels(configs)
     results, runs = [], []
     for (m, seed), cfg in configs.items():
         print(f"== {m} seed {seed} -> {cfg.out}")
         result = RunDir(cfg.out).train_or_reuse(cfg, train)
-        labels = result.get("labels_used") or labels_of(cfg.method, cfg.method_hp)  # (runs from before the key)
+        labels = result.get("labels_used") or labels_of(cfg.method.name, cfg.method.settings)  # (runs from before the key)
         path = cfg.out
         if THEN in m:
             path = str(out / m / f"seed{seed}")
@@ -114,14 +114,14 @@ def check_labels(configs: dict[tuple[str, int], RunConfig]) -> None:
     have, all named in one line; the data is loaded for it only where some method reads group labels."""
     needs: dict[str, list[tuple[str, type[Method], Mapping[str, Any]]]] = {}
     for (m, _), cfg in configs.items():
-        needs[m] = [(m, METHODS.get(cfg.method), cfg.method_hp)]
+        needs[m] = [(m, METHODS.get(cfg.method.name), cfg.method.settings)]
         if THEN in m:
             refit = m.partition(THEN)[2]
-            needs[m].append((m, METHODS.get(refit), refit_settings(cfg.method_hp, refit)))
+            needs[m].append((m, METHODS.get(refit), refit_settings(cfg.method.settings, refit)))
     reading = [m for m, pairs in needs.items() if any(cls.labels_used(hp) != "none" for _, cls, hp in pairs)]
     if reading:
         cfg = next(c for (m, _), c in configs.items() if m == reading[0])
-        refuse_lacking_labels([need for m in reading for need in needs[m]], load_splits(cfg.data, cfg.data_options),
+        refuse_lacking_labels([need for m in reading for need in needs[m]], load_splits(cfg.data.name, cfg.data.settings),
                               "drop them from --methods, or compare --methods label-free")
 
 

@@ -8,7 +8,7 @@ once, each naming the key and what it accepts.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -25,27 +25,38 @@ from earlyreadout.params import Param, resolve
 
 SELECTION = ("auto", "worst_group", "adjusted", "average", "worst_class")
 
-TRAIN_OPTIONS: dict[str, Param] = {
-    "epochs": Param(10, "training epochs", low=1),
-    "batch_size": Param(64, "training batch size (global, over all processes)", low=1),
-    "eval_batch_size": Param(None, "evaluation batch size; null = chosen from the input size (about 64 MB of "
-                             "input per batch, 16 to 512 examples)", low=1, nullable=True, kind=int,
-                             affects_results=False),
-    "seed": Param(0, "training seed (initialisation, batch order)", low=0),
-    "select_by": Param("auto", "validation metric that selects the checkpoint; auto = worst_group when "
-                       "val has group labels, else average", choices=SELECTION),
-    "device": Param("auto", "cpu, cuda, cuda:N, or auto (cuda when available)", affects_results=False),
-    "num_workers": Param(0, "data-loading worker processes for lazily loaded datasets", low=0,
-                         affects_results=False),
-    "precision": Param("fp32", "fp32, or bf16 / fp16 mixed precision (torch.autocast for every training step and "
-                       "evaluation; fp16 with a gradient scaler)", choices=PRECISIONS),
-    "channels_last": Param(False, "channels-last memory format for 4-D image inputs and the network (faster "
-                           "convolutions on GPUs)"),
-    "compile": Param(False, "torch.compile the network (a slower first epoch, faster steps after; not for methods "
-                     "that read layers through hooks)"),
-    "progress": Param(None, "progress bars; null = only on an interactive terminal outside CI",
-                      nullable=True, kind=bool, affects_results=False),
-}
+def setting(default: Any, help: str, **constraints: Any) -> Any:
+    """A dataclass field declared once: its default, and the `Param` (help, constraint) that validation, the CLI
+    flags and the search read."""
+    return field(default=default, metadata={"param": Param(default, help, **constraints)})
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """The `train` section: the loop's settings, typed, each declared once here."""
+
+    epochs: int = setting(10, "training epochs", low=1)
+    batch_size: int = setting(64, "training batch size (global, over all processes)", low=1)
+    eval_batch_size: int | None = setting(None, "evaluation batch size; null = chosen from the input size (about "
+                                          "64 MB of input per batch, 16 to 512 examples)", low=1, nullable=True,
+                                          kind=int, affects_results=False)
+    seed: int = setting(0, "training seed (initialisation, batch order)", low=0)
+    select_by: str = setting("auto", "validation metric that selects the checkpoint; auto = worst_group when val "
+                             "has group labels, else average", choices=SELECTION)
+    device: str = setting("auto", "cpu, cuda, cuda:N, or auto (cuda when available)", affects_results=False)
+    num_workers: int = setting(0, "data-loading worker processes for lazily loaded datasets", low=0,
+                               affects_results=False)
+    precision: str = setting("fp32", "fp32, or bf16 / fp16 mixed precision (torch.autocast for every training step "
+                             "and evaluation; fp16 with a gradient scaler)", choices=PRECISIONS)
+    channels_last: bool = setting(False, "channels-last memory format for 4-D image inputs and the network (faster "
+                                  "convolutions on GPUs)")
+    compile: bool = setting(False, "torch.compile the network (a slower first epoch, faster steps after; not for "
+                            "methods that read layers through hooks)")
+    progress: bool | None = setting(None, "progress bars; null = only on an interactive terminal outside CI",
+                                    nullable=True, kind=bool, affects_results=False)
+
+
+TRAIN_OPTIONS: dict[str, Param] = {f.name: f.metadata["param"] for f in fields(TrainSettings)}
 
 OUT = Param("runs/latest", "run directory (stored absolute, so a run resumes from any working directory)",
             path=True)
@@ -53,28 +64,31 @@ SECTIONS = ("method", "data", "model", "train", "out", "search")  # `search` is 
 DEFAULTS = {"method": "erm", "data": "colored-digits"}
 
 
-@dataclass
-class RunConfig:
-    """A validated run configuration (every value resolved, defaults filled in)."""
+@dataclass(frozen=True)
+class Entry:
+    """A registry entry a run uses (its method, dataset or model) with that entry's resolved settings."""
 
-    method: str
-    method_hp: dict[str, Any]
-    data: str
-    data_options: dict[str, Any]
-    model: str
-    model_options: dict[str, Any]
-    train: dict[str, Any]
-    out: str
-    notes: list[str] = field(default_factory=list, compare=False)  # said once in the run's log, not stored
+    name: str
+    settings: dict[str, Any]
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "method": {"name": self.method, **self.method_hp},
-            "data": {"name": self.data, **self.data_options},
-            "model": {"name": self.model, **self.model_options},
-            "train": dict(self.train),
-            "out": self.out,
-        }
+        return {"name": self.name, **self.settings}
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """A validated run (every value resolved, defaults filled in): what trains, on what, how, and where."""
+
+    method: Entry
+    data: Entry
+    model: Entry
+    train: TrainSettings
+    out: str
+    notes: tuple[str, ...] = field(default=(), compare=False)  # said once in the run's log, not stored
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"method": self.method.to_dict(), "data": self.data.to_dict(), "model": self.model.to_dict(),
+                "train": asdict(self.train), "out": self.out}
 
 
 def parse_override(text: str) -> tuple[str, Any]:
@@ -212,7 +226,8 @@ def build_config(raw: dict[str, Any]) -> RunConfig:
                         "network does not run; set train.compile=false")
     if problems:
         raise ConfigError(problems)
-    return RunConfig(method, method_hp, data, data_options, model, model_options, train, out["out"], notes)  # type: ignore[arg-type]
+    return RunConfig(Entry(method, method_hp), Entry(data, data_options), Entry(model, model_options),  # type: ignore[arg-type]
+                     TrainSettings(**train), out["out"], tuple(notes))
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None,

@@ -123,13 +123,13 @@ class Search:
         self.options = checked(SEARCH_OPTIONS, {**given, **options}, "search")
         self.raw = raw
         self.base: RunConfig = build_config(raw)
-        self.space = build_space(self.base.method, self.options["space"])
+        self.space = build_space(self.base.method.name, self.options["space"])
         self.out = Path(self.base.out)
         self.out.mkdir(parents=True, exist_ok=True)
         self.study = self.open_study(storage or f"sqlite:///{(self.out / 'study.db').resolve()}",
                                      study_name or self.out.resolve().name)
-        self.splits = load_splits(self.base.data, self.base.data_options)
-        self.select_by, self.key = selection_metric(self.base.train["select_by"], self.splits["val"])
+        self.splits = load_splits(self.base.data.name, self.base.data.settings)
+        self.select_by, self.key = selection_metric(self.base.train.select_by, self.splits["val"])
 
     def fingerprint(self) -> str:
         """What must match for workers to share a study: the config and the space, less what may differ
@@ -217,7 +217,7 @@ class Search:
         if not completed:
             raise UserError(f"study {self.study.study_name!r} has no completed trial to re-run yet")
         best = self.study.best_trial
-        base_seed = self.base.train["seed"]
+        base_seed = self.base.train.seed
         runs = []
         for seed in range(base_seed + 1, base_seed + 1 + self.options["seeds"]):
             cfg = self.trial_config(best.params, self.out / "best" / f"seed{seed}", seed)

@@ -139,9 +139,9 @@ def cmd_distill(args: argparse.Namespace) -> int:
         raise UserError(f"distill trains a student with a teacher: use --method {', '.join(distillers)} "
                         f"(got {method!r}; `earlyreadout train` trains without one)")
     cfg = build_config(raw)
-    if cfg.method_hp["teacher"] is None:
+    if cfg.method.settings["teacher"] is None:
         raise UserError("distill needs a teacher: pass --teacher RUN_DIR (or set method.teacher in the config)")
-    RunDir(cfg.method_hp["teacher"]).require_finished("teacher")
+    RunDir(cfg.method.settings["teacher"]).require_finished("teacher")
     report_run(train(cfg), cfg.out)
     return 0
 

@@ -171,15 +171,15 @@ def diagnose(run: str | Path, out: str | Path | None = None, log: Callable[[str]
     opts = checked(DIAGNOSE_OPTIONS, options, "diagnose")
     check_layers(run, opts["layers"] or [])
     cfg, model, splits = load_trained(run, str(resolve_device(opts.pop("device"))))
-    known = model_layers(cfg.model, model)
+    known = model_layers(cfg.model.name, model)
     layers = [known.resolve(layer, "--layer") for layer in opts.pop("layers") or []] or list(known.stages)
     if not layers:
-        raise UserError(f"model {cfg.model!r} has no stages to read by default; name the layers with --layer "
+        raise UserError(f"model {cfg.model.name!r} has no stages to read by default; name the layers with --layer "
                         "(module paths, see the run's layers.json)")
     out_dir = Path(out) if out is not None else Path(run)
     out_dir.mkdir(parents=True, exist_ok=True)
     summary, rows = diagnose_model(model, splits, layers, **opts, log=log, run=str(run))
-    summary = {"run": str(run), "data": cfg.data, "model": cfg.model, "method": cfg.method, **summary}
+    summary = {"run": str(run), "data": cfg.data.name, "model": cfg.model.name, "method": cfg.method.name, **summary}
     write_json(summary, out_dir / "diagnosis.json")
     write_rows(rows, out_dir / "diagnosis.csv")
     plot_diagnosis(summary, rows, out_dir)

@@ -110,7 +110,7 @@ def region_area(info: dict[str, Any], size: tuple[int, int]) -> dict[str, float]
 
 def run_labels(configs: Sequence[RunConfig], paths: Sequence[Path]) -> list[str]:
     """A short label per run: the method name, with the run folder's name when methods repeat."""
-    methods = [c.method for c in configs]
+    methods = [c.method.name for c in configs]
     return [m if methods.count(m) == 1 else f"{m} ({p.name})" for m, p in zip(methods, paths)]
 
 
@@ -125,8 +125,8 @@ def _batched(fn: Any, model: nn.Module, x: torch.Tensor, batch: int, **kw: Any) 
 
 def evaluation_data(cfg: RunConfig) -> tuple[str, dict[str, Any]]:
     """The dataset and the options that shape its val and test splits (train-only options left out)."""
-    train_only = getattr(DATASETS.get(cfg.data), "train_only_options", ())
-    return cfg.data, {k: v for k, v in cfg.data_options.items() if k not in train_only}
+    train_only = getattr(DATASETS.get(cfg.data.name), "train_only_options", ())
+    return cfg.data.name, {k: v for k, v in cfg.data.settings.items() if k not in train_only}
 
 
 def _load_all(runs: Sequence[str | Path], device: str) -> list[tuple[RunConfig, nn.Module, dict[str, GroupedDataset]]]:
@@ -134,7 +134,7 @@ def _load_all(runs: Sequence[str | Path], device: str) -> list[tuple[RunConfig, 
     first = loaded[0][0]
     for (cfg, _, _), path in zip(loaded[1:], runs[1:]):
         if evaluation_data(cfg) != evaluation_data(first):
-            raise UserError(f"{str(path)!r} was trained on different data ({cfg.data} {cfg.data_options}) than "
+            raise UserError(f"{str(path)!r} was trained on different data ({cfg.data.name} {cfg.data.settings}) than "
                             f"{str(runs[0])!r} ({first.data}); compare runs on the same dataset and options")
     return loaded
 
@@ -159,12 +159,12 @@ def explain_runs(runs: Sequence[str | Path], labels: Sequence[str] | None = None
     data = splits[split]
     modality = data.info.get("modality", "image")
     labels = list(labels) if labels else run_labels([c for c, _, _ in loaded], paths)
-    layers = [explained_layer(layer, c.model, m, modality) for c, m, _ in loaded]
+    layers = [explained_layer(layer, c.model.name, m, modality) for c, m, _ in loaded]
     chosen = select_groups(data, opts["groups"])
     summary: dict[str, Any] = {"split": split, "dataset": data.name, "kind": modality, "runs": []}
     if modality != "text":
         summary["region_area"] = region_area(data.info, tuple(data.get_x(0).shape[-2:]))
-    per_run: list[dict[str, Any]] = [{"run": str(p), "label": lab, "method": c.method, "layer": lay, "groups": {}}
+    per_run: list[dict[str, Any]] = [{"run": str(p), "label": lab, "method": c.method.name, "layer": lay, "groups": {}}
                                      for p, lab, (c, _, _), lay in zip(paths, labels, loaded, layers)]
     figures: dict[str, bytes | str] = {}
     for gi in chosen:

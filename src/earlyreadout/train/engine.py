@@ -21,7 +21,7 @@ import yaml
 from torch import nn
 
 from earlyreadout import distributed
-from earlyreadout.config import RunConfig
+from earlyreadout.config import RunConfig, TrainSettings
 from earlyreadout.data import DATASETS, BatchLoader, GroupedDataset, load_splits
 from earlyreadout.errors import ConfigError
 from earlyreadout.io import load_checkpoint, save_checkpoint, write_json, write_text
@@ -60,16 +60,16 @@ def check_layers_before_data(cfg: RunConfig) -> None:
     """The method's layer settings checked on a model built from the input the dataset declares (`model_input`,
     where it is known without reading files), so a typo costs no data loading; other datasets' layers are
     checked when the method is built (`ModelLayers.resolve`)."""
-    specs = METHODS.get(cfg.method).hparams
-    if not named_layers(specs, cfg.method_hp) or "path" in cfg.model_options:  # (a model from a folder: once built)
+    specs = METHODS.get(cfg.method.name).hparams
+    if not named_layers(specs, cfg.method.settings) or "path" in cfg.model.settings:  # (a model from a folder: once built)
         return
-    dataset = DATASETS.get(cfg.data)(**cfg.data_options)
+    dataset = DATASETS.get(cfg.data.name)(**cfg.data.settings)
     if not hasattr(dataset, "model_input"):
         return
     info, n_classes = dataset.model_input()
-    no_weights = {"weights": None} if "weights" in cfg.model_options else {}  # the module names need no weights
-    model = build_model(cfg.model, {**cfg.model_options, **no_weights}, info, n_classes)
-    problems = model_layers(cfg.model, model).problems(specs, cfg.method_hp, f"method {cfg.method!r}")
+    no_weights = {"weights": None} if "weights" in cfg.model.settings else {}  # the module names need no weights
+    model = build_model(cfg.model.name, {**cfg.model.settings, **no_weights}, info, n_classes)
+    problems = model_layers(cfg.model.name, model).problems(specs, cfg.method.settings, f"method {cfg.method.name!r}")
     if problems:
         raise ConfigError(problems)
 
@@ -79,21 +79,21 @@ def build_run(cfg: RunConfig, device: torch.device, dist: distributed.DistInfo,
     """Data, model and method of a config, ready to train (seeded from the config)."""
     if splits is None:
         check_layers_before_data(cfg)  # before seeding: the throwaway model's draws leave the run's untouched
-    seed_everything(cfg.train["seed"])
-    splits = splits or load_splits(cfg.data, cfg.data_options)
+    seed_everything(cfg.train.seed)
+    splits = splits or load_splits(cfg.data.name, cfg.data.settings)
     train = splits["train"]
-    refuse_missing_labels(cfg.method, cfg.method_hp, splits)
-    network = build_model(cfg.model, cfg.model_options, train.info, train.n_classes).to(device)
-    if cfg.train["channels_last"]:
+    refuse_missing_labels(cfg.method.name, cfg.method.settings, splits)
+    network = build_model(cfg.model.name, cfg.model.settings, train.info, train.n_classes).to(device)
+    if cfg.train.channels_last:
         network = network.to(memory_format=torch.channels_last)
-    if cfg.train["compile"]:
+    if cfg.train.compile:
         network = torch.compile(network)
-    layers = model_layers(cfg.model, network)
+    layers = model_layers(cfg.model.name, network)
     if dist.world_size > 1:
         if device.type == "cuda":  # one set of batch statistics over the global batch (gloo/CPU has none)
             network = nn.SyncBatchNorm.convert_sync_batchnorm(network)
         network = nn.parallel.DistributedDataParallel(network)
-    method, loader = attach_method(cfg.method, cfg.method_hp, network, splits, cfg.train, device, dist,
+    method, loader = attach_method(cfg.method.name, cfg.method.settings, network, splits, cfg.train, device, dist,
                                    RunDir(cfg.out).embeddings, layers)
     return method, splits, loader
 
@@ -111,20 +111,20 @@ def refuse_missing_labels(method: str, hp: dict[str, Any], splits: dict[str, Gro
 
 
 def attach_method(method: str, hp: dict[str, Any], network: nn.Module, splits: dict[str, GroupedDataset],
-                  train_options: dict[str, Any], device: torch.device, dist: distributed.DistInfo,
+                  settings: TrainSettings, device: torch.device, dist: distributed.DistInfo,
                   cache_dir: Path | None, layers: ModelLayers) -> tuple[Method, BatchLoader]:
     """Method `method` (settings `hp`) around a built `network` on `splits`, with the train loader its updates
-    read; `train_options` are the resolved `train` section (batch size, seed, precision, ...), `layers` the
+    read; `settings` is the run's `train` section (batch size, seed, precision, ...), `layers` the
     network's resolved layers."""
     train = splits["train"]
-    loader = BatchLoader(train, train_options["batch_size"], shuffle=True, seed=train_options["seed"],
-                         rank=dist.rank, world_size=dist.world_size, num_workers=train_options["num_workers"],
+    loader = BatchLoader(train, settings.batch_size, shuffle=True, seed=settings.seed,
+                         rank=dist.rank, world_size=dist.world_size, num_workers=settings.num_workers,
                          pin_memory=device.type == "cuda")
     example = train.tensors()[:2] if train.tensors() is not None else torch.stack([train.get_x(0), train.get_x(1)])
     ctx = Context(n_classes=train.n_classes, n_groups=train.n_groups, train=train, train_loader=loader,
                   example_input=example.to(device), device=device, val=splits.get("val"), load_run=load_trained,
-                  eval_batch_size=eval_batch_size(train_options["eval_batch_size"], train.info), rank=dist.rank,
-                  world_size=dist.world_size, precision=train_options["precision"], seed=train_options["seed"],
+                  eval_batch_size=eval_batch_size(settings.eval_batch_size, train.info), rank=dist.rank,
+                  world_size=dist.world_size, precision=settings.precision, seed=settings.seed,
                   cache_dir=cache_dir, layers=layers)
     return METHODS.get(method)(network, hp, ctx).to(device), loader
 
@@ -157,7 +157,7 @@ def train(cfg: RunConfig, resume: bool = False, log: Callable[[str], None] = pri
     `on_epoch_end(epoch, val_metrics)` is called after each epoch is logged and checkpointed; it may
     raise to stop the run (hyperparameter search prunes trials this way).
     """
-    device = distributed.resolve_device(cfg.train["device"])
+    device = distributed.resolve_device(cfg.train.device)
     dist = distributed.setup(device)
     result = run_epochs(cfg, distributed.local_device(device, dist), dist, resume, log, splits, on_epoch_end)
     distributed.teardown()  # once the run's DDP network is freed, so the process group ends with it
@@ -188,7 +188,7 @@ class RunState:
 
 
 def fit_epoch(method: Method, loader: BatchLoader, epoch: int, step: int, seed: int, device: torch.device,
-              precision: str = "fp32", memory_format: torch.memory_format | None = None, progress: bool = False,
+              precision: str = "fp32", memory_format: torch.memory_format | None = None, progress: bool | None = False,
               max_steps: int | None = None, desc: str = "") -> tuple[dict[str, float], int, int]:
     """One epoch of `method.update` over `loader` from global step `step` (at most `max_steps` updates), seeded
     so a resumed epoch draws what the original did: (summed logged numbers, updates made, the next step)."""
@@ -224,20 +224,20 @@ def run_epochs(cfg: RunConfig, device: torch.device, dist: distributed.DistInfo,
     # behind that would block its corrected retry
     method, splits, loader = build_run(cfg, device, dist, splits)
     for note in cfg.notes:
-        log(f"{cfg.data}: {note}")
-    select_by, key = selection_metric(cfg.train["select_by"], splits["val"])
+        log(f"{cfg.data.name}: {note}")
+    select_by, key = selection_metric(cfg.train.select_by, splits["val"])
     if dist.is_main:
         describe_run(run, cfg, method.ctx.layers)
     distributed.barrier()
-    progress = cfg.train["progress"] if dist.is_main else False
-    memory_format = torch.channels_last if cfg.train["channels_last"] else None
+    progress = cfg.train.progress if dist.is_main else False
+    memory_format = torch.channels_last if cfg.train.channels_last else None
     score = scorer(method, cfg, device, dist, progress)
     state = resumed(run, method, saved, log_rows, dist, log) if resume else RunState()
-    for epoch in range(state.epoch, cfg.train["epochs"]):
+    for epoch in range(state.epoch, cfg.train.epochs):
         t0 = time.perf_counter()
-        sums, n, state.step = fit_epoch(method, loader, epoch, state.step, cfg.train["seed"], device,
-                                        cfg.train["precision"], memory_format, progress,
-                                        desc=f"epoch {epoch + 1}/{cfg.train['epochs']}")
+        sums, n, state.step = fit_epoch(method, loader, epoch, state.step, cfg.train.seed, device,
+                                        cfg.train.precision, memory_format, progress,
+                                        desc=f"epoch {epoch + 1}/{cfg.train.epochs}")
         distributed.broadcast_module(method, buffers_only=True)
         distributed.check_in_sync(method)
         state.elapsed += time.perf_counter() - t0
@@ -248,7 +248,7 @@ def run_epochs(cfg: RunConfig, device: torch.device, dist: distributed.DistInfo,
                "val": metrics, "time_s": state.elapsed, **({"measures": measures} if measures else {})}
         if dist.is_main:
             save_epoch(run, method, state, row, improved)
-        log(f"epoch {epoch + 1:>3}/{cfg.train['epochs']}  loss {row['train'].get('loss', float('nan')):.4f}  "
+        log(f"epoch {epoch + 1:>3}/{cfg.train.epochs}  loss {row['train'].get('loss', float('nan')):.4f}  "
             f"val avg {metrics['average_accuracy']:.3f}  val worst-group {metrics['worst_group_accuracy']:.3f}"
             + ("  *" if improved else ""))
         if on_epoch_end is not None:
@@ -288,7 +288,7 @@ def finish_training(run: RunDir, cfg: RunConfig, method: Method, state: RunState
     retrained = refit_after_selection(method)
     if retrained and dist.is_main:
         save_checkpoint(unwrap(method.network).state_dict(), run.retrained)
-    result = run_result(cfg, METHODS.get(cfg.method).labels_used(cfg.method_hp), selected_by, state.best_epoch,
+    result = run_result(cfg, METHODS.get(cfg.method.name).labels_used(cfg.method.settings), selected_by, state.best_epoch,
                         state.elapsed, score(splits["val"]), score(splits["test"]),
                         **({"last_layer": retrained} if retrained else {}))
     if dist.is_main:
@@ -310,12 +310,12 @@ def finish_run(run: RunDir, result: dict[str, Any]) -> None:
 
 
 def scorer(method: Method, cfg: RunConfig, device: torch.device, dist: distributed.DistInfo,
-           progress: bool) -> Callable[[GroupedDataset], dict[str, Any]]:
+           progress: bool | None) -> Callable[[GroupedDataset], dict[str, Any]]:
     """Split metrics of `method`'s predictions under the run's precision and memory format, over all ranks."""
-    memory_format = torch.channels_last if cfg.train["channels_last"] else None
+    memory_format = torch.channels_last if cfg.train.channels_last else None
 
     def predict(x: torch.Tensor) -> torch.Tensor:
-        with distributed.autocast(device, cfg.train["precision"]):
+        with distributed.autocast(device, cfg.train.precision):
             return method.predict(in_format(x, memory_format))
 
     def score(split: GroupedDataset) -> dict[str, Any]:

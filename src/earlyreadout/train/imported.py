@@ -76,14 +76,14 @@ def evaluate(model: nn.Module, splits: dict[str, GroupedDataset], device: torch.
 
 def copy_source(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
     """Copy the model factory's source file into the run and return what metrics.json records of it."""
-    if cfg.model != "factory":
+    if cfg.model.name != "factory":
         return {}
-    source = factory_source(cfg.model_options["factory"])
+    source = factory_source(cfg.model.settings["factory"])
     if source is None or not source.is_file():
-        return {"factory": cfg.model_options["factory"]}
+        return {"factory": cfg.model.settings["factory"]}
     run.source.mkdir(parents=True, exist_ok=True)
     shutil.copy2(source, run.source / source.name)
-    return {"factory": cfg.model_options["factory"], "source_file": str(source), "source_sha256": file_sha256(source)}
+    return {"factory": cfg.model.settings["factory"], "source_file": str(source), "source_sha256": file_sha256(source)}
 
 
 def import_model(model: str, checkpoint: str | Path, out: str | Path, data: str = "csv",
@@ -92,23 +92,23 @@ def import_model(model: str, checkpoint: str | Path, out: str | Path, data: str 
     """Write run directory `out` for `model` (a registered name, a torchvision model name or FILE.py:CALLABLE)
     with the weights of `checkpoint`, evaluated on `data`'s splits; return its metrics.json."""
     cfg = import_config(model, data, out, values, overrides)
-    source = factory_source(cfg.model_options["factory"]) if cfg.model == "factory" else None
+    source = factory_source(cfg.model.settings["factory"]) if cfg.model.name == "factory" else None
     if source is not None and source.is_file():  # recorded, so a later change of the file is noticed
-        cfg.model_options["source_sha256"] = file_sha256(source)
+        cfg.model.settings["source_sha256"] = file_sha256(source)
     run = RunDir(cfg.out)
     if run.config.exists() or run.metrics.exists():
         raise UserError(f"{str(run.path)!r} already holds a run; choose another --out")
     state = read_trained(checkpoint, pickled_module)
-    splits = load_splits(cfg.data, cfg.data_options)
+    splits = load_splits(cfg.data.name, cfg.data.settings)
     train = splits["train"]
-    device = resolve_device(cfg.train["device"])
-    network = build_model(cfg.model, cfg.model_options, train.info, train.n_classes)
+    device = resolve_device(cfg.train.device)
+    network = build_model(cfg.model.name, cfg.model.settings, train.info, train.n_classes)
     load_trained_weights(network, state, str(checkpoint))
     network = network.to(device)
     check_forward(network, train, device)
-    metrics = evaluate(network, splits, device, eval_batch_size(cfg.train["eval_batch_size"], train.info))
+    metrics = evaluate(network, splits, device, eval_batch_size(cfg.train.eval_batch_size, train.info))
     run.prepare(False, cfg)
-    describe_run(run, cfg, model_layers(cfg.model, network))
+    describe_run(run, cfg, model_layers(cfg.model.name, network))
     save_checkpoint(network.state_dict(), run.best)
     imported = {"checkpoint": str(Path(checkpoint).resolve()), "checkpoint_sha256": file_sha256(checkpoint),
                 **copy_source(cfg, run)}

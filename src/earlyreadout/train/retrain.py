@@ -53,7 +53,7 @@ def retrain(source: str | Path, method: str, out: str | Path, settings: dict[str
     raw["out"] = str(out)
     cfg = build_config(raw)
     run = RunDir(out)
-    device = distributed.resolve_device(cfg.train["device"])
+    device = distributed.resolve_device(cfg.train.device)
     method_obj, splits, _ = build_run(cfg, device, distributed.DistInfo(0, 1, 0))
     method_obj.ctx.cache_dir = src.embeddings
     selected = load_checkpoint(src.best, map_location=device, advice=f"train {str(src.path)!r} again")
@@ -69,12 +69,12 @@ def retrain(source: str | Path, method: str, out: str | Path, settings: dict[str
     log(f"{method}: last layer refitted in {info['time_s']:.1f} s")
     source_metrics = src.read_metrics()
     score = scorer(method_obj, cfg, device, distributed.DistInfo(0, 1, 0), progress=False)
-    labels = type(method_obj).labels_used(cfg.method_hp)
+    labels = type(method_obj).labels_used(cfg.method.settings)
     if source_metrics.get("labels_used") == UNKNOWN_LABELS:  # a model trained elsewhere may have read any
         labels = UNKNOWN_LABELS
     result = run_result(cfg, labels, source_metrics.get("selected_by"),
                         source_metrics.get("best_epoch"), source_metrics.get("train_time_s"), score(splits["val"]),
-                        score(splits["test"]), epochs=source_metrics.get("epochs", cfg.train["epochs"]),
+                        score(splits["test"]), epochs=source_metrics.get("epochs", cfg.train.epochs),
                         last_layer=info)
     describe_run(run, cfg, method_obj.ctx.layers)
     save_checkpoint(selected, run.best)

@@ -128,8 +128,8 @@ class RunDir:
         state = load_checkpoint(self.last, advice=advice)
         if not isinstance(state, dict) or not {"epoch", "step", "method_state"} <= set(state):
             raise file_error("checkpoint", self.last, "is not a resume checkpoint (a model's weights?)", advice)
-        if state["epoch"] > cfg.train["epochs"]:
-            raise UserError(f"cannot resume {str(self.path)!r} with train.epochs={cfg.train['epochs']}: it has "
+        if state["epoch"] > cfg.train.epochs:
+            raise UserError(f"cannot resume {str(self.path)!r} with train.epochs={cfg.train.epochs}: it has "
                             f"already trained {state['epoch']} epochs; give at least that many, or start a new run "
                             "with another --out")
         return state, self.read_log()
@@ -159,9 +159,9 @@ def run_result(cfg: RunConfig, labels_used: str, selected_by: str | None, best_e
                train_time_s: float | None, val: dict[str, Any], test: dict[str, Any], **extra: Any) -> dict[str, Any]:
     """A run's metrics.json (its schema is written here only): what produced it, how its model was selected,
     its split metrics, then what the run adds (`extra` wins, e.g. an imported run's `method`)."""
-    return {"method": cfg.method, "dataset": cfg.data, "model": cfg.model, "seed": cfg.train["seed"],
+    return {"method": cfg.method.name, "dataset": cfg.data.name, "model": cfg.model.name, "seed": cfg.train.seed,
             "labels_used": labels_used, "selected_by": selected_by, "best_epoch": best_epoch,
-            "epochs": cfg.train["epochs"], "train_time_s": train_time_s, "val": val, "test": test, **extra}
+            "epochs": cfg.train.epochs, "train_time_s": train_time_s, "val": val, "test": test, **extra}
 
 
 def saved_config(path: str | Path) -> dict[str, Any]:
@@ -203,9 +203,9 @@ def load_trained(path: str | Path, device: str = "cpu") -> tuple[RunConfig, nn.M
     cfg = stored_config(path)
     if not run.best.is_file():
         raise UserError(f"{str(run.path)!r} has no trained model (expected {run.best}); train it first")
-    splits = load_splits(cfg.data, cfg.data_options)
+    splits = load_splits(cfg.data.name, cfg.data.settings)
     train = splits["train"]
-    model = build_model(cfg.model, cfg.model_options, train.info, train.n_classes)
+    model = build_model(cfg.model.name, cfg.model.settings, train.info, train.n_classes)
     model.load_state_dict(load_checkpoint(run.model, map_location=device,
                                           advice=f"train {str(run.path)!r} again with another --out"))
     return cfg, model.to(device).eval(), splits

@@ -31,7 +31,7 @@ class FrozenTeacher:
         self.path = str(path)
         cfg, model, _ = load_run(str(path), str(device))
         self.model: nn.Module = model.eval().requires_grad_(False)
-        self.description = f"{cfg.model} trained with {cfg.method} on {cfg.data}"
+        self.description = f"{cfg.model.name} trained with {cfg.method.name} on {cfg.data.name}"
         try:
             with torch.no_grad():
                 n_out = self.model(example_input).shape[1]
