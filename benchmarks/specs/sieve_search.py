@@ -7,7 +7,9 @@ search seed 0 of the two binary benchmarks and the 10-class Colored MNIST constr
 the candidate with the best mean validation worst-group accuracy on the *other two* is its default
 (leave-one-benchmark-out), and that default re-trains on seeds 10-12, which chose nothing. ERM's runs on
 those seeds are the ones `sieve_reference` logged (the same keys and log), so the two studies compare on
-the same seeds. Test numbers choose nothing.
+the same seeds. Test numbers choose nothing. "No forgetting" also re-trains on seeds 10-12 as an ablation: the
+sieve's network without its forget step, at the sieve's main learning rate (its readout reads detached
+features, so it trains the network as ERM at that rate would).
 """
 
 from benchmarks.study import Arm, Study
@@ -31,5 +33,6 @@ STUDY = Study(
         "erm": Arm("erm", log="sieve_reference_runs.jsonl"),
         "sieve": Arm("sieve", candidates=CANDIDATES, time_relative_to="erm",
                      search_key="{data}/{arm}/search/{setting}/seed{seed}"),
+        "sieve, no forgetting": Arm("sieve", CANDIDATES["no forgetting"], time_relative_to="erm"),
     },
 )

@@ -135,7 +135,7 @@ def _load_all(runs: Sequence[str | Path], device: str) -> list[tuple[RunConfig, 
     for (cfg, _, _), path in zip(loaded[1:], runs[1:]):
         if evaluation_data(cfg) != evaluation_data(first):
             raise UserError(f"{str(path)!r} was trained on different data ({cfg.data.name} {cfg.data.settings}) than "
-                            f"{str(runs[0])!r} ({first.data}); compare runs on the same dataset and options")
+                            f"{str(runs[0])!r} ({first.data.name} {first.data.settings}); compare runs on the same dataset and options")
     return loaded
 
 

@@ -58,10 +58,10 @@ def retrain(source: str | Path, method: str, out: str | Path, settings: dict[str
     method_obj.ctx.cache_dir = src.embeddings
     selected = load_checkpoint(src.best, map_location=device, advice=f"train {str(src.path)!r} again")
     unwrap(method_obj.network).load_state_dict(selected)
-    if source_cfg.method == method:  # what the source's training kept for its retraining (SELF's early model)
+    if source_cfg.method.name == method:  # what the source's training kept for its retraining (SELF's early model)
         last = load_checkpoint(src.last, advice=f"train {str(src.path)!r} again")
         method_obj.load_extra_state(last["method_state"].get("extra", {}))
-    problem = method_obj.source_problem(source_cfg.method)
+    problem = method_obj.source_problem(source_cfg.method.name)
     if problem:
         raise UserError(f"cannot retrain {str(src.path)!r} with {method}: {problem}")
     run.prepare(False, cfg)
