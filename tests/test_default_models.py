@@ -78,4 +78,4 @@ def test_an_image_dataset_without_weights_says_once_how_to_start_from_imagenet(t
     assert len(cfg.notes) == 1 and "--weights resnet50-0676ba61.pth" in cfg.notes[0]
     named = build_config({"data": {"name": "waterbirds", "root": str(tmp_path)}, "model": {"name": "resnet"},
                           "out": str(tmp_path / "run")})
-    assert named.notes == []  # a model the user chose is not second-guessed
+    assert named.notes == ()  # a model the user chose is not second-guessed
