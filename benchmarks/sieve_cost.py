@@ -39,6 +39,7 @@ VARIANTS = {
     "defaults": {"name": "sieve"},
     "defaults, monitor off": QUIET,
     "defaults with a 64-wide head": {"name": "sieve", "readout_width": 64},
+    "forget every 2 (the leave-one-out choice on 10-class colored digits)": {"name": "sieve", "forget_every": 2},
     "previous defaults (linear head after block2, forget every step, 3 head steps, fresh head every 20)":
         {"name": "sieve", **PREVIOUS},
     "single-pass F=5": {**QUIET, "mode": "single-pass"},
