@@ -14,6 +14,7 @@ from earlyreadout.methods import METHODS, Method, refuse_lacking_labels
 from earlyreadout.report.page import write_report
 from earlyreadout.report.table import labels_of, table, times_vs_erm
 from earlyreadout.train.engine import train
+from earlyreadout.train.feature_quality import feature_quality as quality_of
 from earlyreadout.train.retrain import last_layer_methods, refit_settings, retrain
 from earlyreadout.train.runs import RunDir
 
@@ -52,14 +53,16 @@ def expand_methods(names: list[str]) -> tuple[list[str], list[str]]:
 
 
 def compare(methods: list[str], out: str | Path, config: str | None = None, overrides: list[str] | None = None,
-            seeds: int = 1, first_seed: int = 0, values: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+            seeds: int = 1, first_seed: int = 0, values: dict[str, Any] | None = None,
+            feature_quality: bool = False) -> list[dict[str, Any]]:
     """Run each method x seed into `<out>/<method>/seed<k>`; finished runs are reused, not retrained.
 
     `config`, typed `values` (flags) and `overrides` (key=value, which win) are shared by every run. The
     pseudo-method `ceiling` is ERM on group-balanced train (`data.correlation=1/n_classes`, generated benchmarks
     only): the best a method can hope for on that benchmark, shown beside the others. Families (`all`,
     `label-free`, `group-labels`) stand for the methods reading those group labels (see `expand_methods`).
-    `A+B` trains A (in A's own folder), then refits its selected model with the last-layer method B.
+    `A+B` trains A (in A's own folder), then refits its selected model with the last-layer method B. With
+    `feature_quality`, each trained run's features are also judged by a DFR refit (train/feature_quality.py).
     """
     if seeds < 1:
         raise UserError(f"--seeds must be at least 1; got {seeds}")
@@ -95,7 +98,8 @@ def compare(methods: list[str], out: str | Path, config: str | None = None, over
         if THEN in m:
             path = str(out / m / f"seed{seed}")
             result, labels = refitted(cfg.out, m.partition(THEN)[2], path, labels)
-        results.append({**result, "method": m, "labels_used": labels})
+        quality = quality_of(cfg.out) if feature_quality and THEN not in m else None
+        results.append({**result, "method": m, "labels_used": labels, **({"feature_quality": quality} if quality else {})})
         runs.append(path)
     relative = times_vs_erm(results)
     results = [{**r, "time_vs_erm": relative[r["method"]]} if relative else r for r in results]

@@ -37,7 +37,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     flags = {k: v for k, v in flag_values(args).items() if k not in ("train.seed", "out")}
-    compare(methods, args.out, args.config, args.overrides, args.seeds, args.seed or 0, flags)
+    compare(methods, args.out, args.config, args.overrides, args.seeds, args.seed or 0, flags,
+            feature_quality=args.feature_quality)
     return 0
 
 
@@ -77,6 +78,8 @@ def _compare_args(p: argparse.ArgumentParser) -> None:
                    "selected model's last layer with B (e.g. readout-reweight+readout-dfr)")
     p.add_argument("--seeds", type=int, default=1, help="seeds per method")
     p.add_argument("--out", default="runs/compare", help="folder for the runs and the summary")
+    p.add_argument("--feature-quality", action="store_true", help="also refit DFR (val group labels) on each "
+                   "trained run's penultimate features and show its test worst-group accuracy beside the method's own")
 
 
 def _list_args(p: argparse.ArgumentParser) -> None:

@@ -25,6 +25,7 @@ from earlyreadout.params import Param, checked
 from earlyreadout.report.html_table import cell, html_table
 from earlyreadout.report.plots import curves_png, measures_caption, measures_png
 from earlyreadout.report.table import (
+    FEATURES,
     LABEL_ORDER,
     LABEL_WORDS,
     labels_cell,
@@ -84,6 +85,7 @@ class Run:
     config: dict[str, Any]
     metrics: dict[str, Any] | None
     log: list[dict[str, Any]]
+    feature_quality: dict[str, Any] | None = None  # DFR (val groups) on its features (train/feature_quality.py)
 
     @property
     def method(self) -> str:
@@ -106,7 +108,9 @@ def read_run(path: Path) -> Run:
     """A run directory's config, metrics (None while unfinished) and per-epoch log."""
     run = RunDir(path)
     metrics = run.read_metrics() if run.metrics.exists() else None
-    return Run(path, saved_config(path), metrics, run.read_log())
+    quality = read_json_file(run.feature_quality, "feature quality file", "delete it to recompute it") \
+        if run.feature_quality.is_file() else None
+    return Run(path, saved_config(path), metrics, run.read_log(), quality)
 
 
 def find_runs(paths: Sequence[str | Path]) -> list[Run]:
@@ -164,17 +168,23 @@ def metrics_table(settings: dict[str, list[Run]]) -> str:
     finished = dict(sorted(finished.items(), key=lambda item: LABEL_ORDER.index(LABEL_WORDS[item[1][0].labels])))
     first = next(iter(finished.values()))[0].metrics
     relative = times_vs_erm([{**r.metrics, "method": label} for label, rs in finished.items() for r in rs])
-    header = ["method", "runs"] + [f"{t} (%)" for _, t in HEADLINE] + ["labels"] + (["time vs ERM"] if relative else [])
+    features = any(r.feature_quality for rs in finished.values() for r in rs)
+    header = (["method", "runs"] + [f"{t} (%)" for _, t in HEADLINE] + ([f"{FEATURES} (%)"] if features else [])
+              + ["labels"] + (["time vs ERM"] if relative else []))
     rows = [[(label, None), (str(len(rs)), None)] + [cell([r.metrics["test"].get(k) for r in rs]) for k, _ in HEADLINE]
+            + ([cell([(r.feature_quality or {}).get("test_worst_group") for r in rs])] if features else [])
             + [(labels_cell({**rs[0].metrics, "labels_used": rs[0].labels}), None)]
             + ([(f"{relative[label]:.2f}x", None)] if relative else [])
             for label, rs in finished.items()]
-    better = [None, None] + ["min" if k == "ece" else "max" for k, _ in HEADLINE] + [None] * (len(header) - 2 - len(HEADLINE))
+    better = ([None, None] + ["min" if k == "ece" else "max" for k, _ in HEADLINE] + (["max"] if features else [])
+              + [None] * (len(header) - 2 - len(HEADLINE) - features))
     note = (f'<p class="note">Test split; checkpoint selected by {html.escape(str(first.get("selected_by")))}; '
             "mean ± std over seeds; the best value is highlighted. Methods are grouped by the group labels they "
             "read (none, val groups, train groups); time: training time (with any refit) relative to ERM."
             + (" The test split has no attribute labels: worst-group is worst-class accuracy."
-               if per_class(first["test"]) else "") + "</p>")
+               if per_class(first["test"]) else "")
+            + (f" {FEATURES}: test worst-group accuracy of DFR (val group labels) refitted on the selected model's "
+               "penultimate features, the feature quality of Kirichenko et al. 2022." if features else "") + "</p>")
     groups = first["test"]["groups"]
     per_group = [[(g["name"], None), (str(g["n"]), None)]
                  + [cell([_group_accuracy(r.metrics["test"], g["name"]) for r in rs]) for rs in finished.values()]

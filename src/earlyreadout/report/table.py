@@ -16,6 +16,7 @@ COLUMNS = (("worst_group_accuracy", "test worst-group"), ("adjusted_accuracy", "
 LABEL_WORDS = {"train": "train groups", "val": "val groups", "none": "none", "unknown": "unknown (trained elsewhere)"}
 LABEL_ORDER = ("none", "val groups", "train groups", "unknown (trained elsewhere)")  # how the report groups methods
 SELECTION_BY_GROUPS = ("val worst_group", "val adjusted")  # selection rules that read val group labels
+FEATURES = "DFR on its features"  # test worst-group of DFR (val groups) refitted on a run's features
 PER_CLASS = "†"  # marks a worst-group number that is worst-class (the split has no attribute labels)
 
 
@@ -58,24 +59,35 @@ def labels_cell(result: Mapping[str, Any]) -> str:
     return words
 
 
+def features_cell(results: Sequence[Mapping[str, Any]]) -> str:
+    """Test worst-group accuracy of DFR on each result's features (`feature_quality`), mean ± std; '-' where a
+    result has none (a refit, or no val group labels)."""
+    values = [r["feature_quality"]["test_worst_group"] for r in results if r.get("feature_quality")]
+    return _cell(values) if values and len(values) == len(results) else "-"
+
+
 def per_class(split_metrics: Mapping[str, Any]) -> bool:
     """Whether a split's worst-group accuracy is per class (the split has no attribute labels)."""
     return split_metrics.get("groups_by") == "label"
 
 
 def table(results: Sequence[dict[str, Any]]) -> str:
-    """One row per method (mean ± std over seeds): test metrics of the selected checkpoints, then the labels
-    each method read (a result's `labels_used`) and, with ERM among them, its training time relative to ERM."""
+    """One row per method (mean ± std over seeds): test metrics of the selected checkpoints, DFR's on their
+    features where any result has them, then the labels each method read (a result's `labels_used`) and, with
+    ERM among them, its training time relative to ERM."""
     by_method: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in results:
         by_method[r["method"]].append(r)
     relative = times_vs_erm(results)
-    header = ["method", "seeds"] + [title for _, title in COLUMNS] + ["labels"] + (["time vs ERM"] if relative else [])
+    features = any(r.get("feature_quality") for r in results)
+    header = (["method", "seeds"] + [title for _, title in COLUMNS] + ([FEATURES] if features else []) + ["labels"]
+              + (["time vs ERM"] if relative else []))
     rows = [header]
     for method, rs in by_method.items():
         marks = {"worst_group_accuracy": PER_CLASS if per_class(rs[0]["test"]) else ""}
         rows.append([method, str(len(rs))] + [_cell([r["test"][k] for r in rs]) + marks.get(k, "") for k, _ in COLUMNS]
-                    + [labels_cell(rs[0])] + ([f"{relative[method]:.2f}x"] if relative else []))
+                    + ([features_cell(rs)] if features else []) + [labels_cell(rs[0])]
+                    + ([f"{relative[method]:.2f}x"] if relative else []))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
@@ -84,6 +96,9 @@ def table(results: Sequence[dict[str, Any]]) -> str:
     if any(per_class(r["test"]) for r in results):
         lines.append(f"{PER_CLASS} worst-class accuracy: the test split has no attribute labels, so its groups are the "
                      "classes")
+    if features:
+        lines.append(f"{FEATURES}: test worst-group of DFR (val group labels) refitted on the selected model's "
+                     "penultimate features, the feature quality of Kirichenko et al. 2022")
     return f"{dataset} (checkpoint selected by {selected})\n" + "\n".join(lines)
 
 

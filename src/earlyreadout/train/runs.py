@@ -89,6 +89,7 @@ class RunDir:
         self.embeddings = self.path / "embeddings"
         self.done = self.path / "done"
         self.layers = self.path / "layers.json"
+        self.feature_quality = self.path / "feature_quality.json"  # DFR (val groups) on the selected model's features
         self.versions = self.path / "versions.json"
         self.source = self.path / "source"  # an imported run's model source file, copied
 
