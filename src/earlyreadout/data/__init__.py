@@ -7,6 +7,7 @@ from typing import Any
 from earlyreadout.data.bar import BAR
 from earlyreadout.data.base import GroupedDataset, TensorGroupedDataset
 from earlyreadout.data.celeba import CelebA
+from earlyreadout.data.cifar_mnist import CifarMnist
 from earlyreadout.data.civilcomments import CivilComments
 from earlyreadout.data.colored_mnist import ColoredMNIST
 from earlyreadout.data.csvfile import MetadataCSV
@@ -35,6 +36,7 @@ DATASETS.register("bar")(BAR)
 DATASETS.register("nico")(NICO)
 DATASETS.register("csv")(MetadataCSV)
 DATASETS.register("colored-mnist")(ColoredMNIST)
+DATASETS.register("cifar-mnist")(CifarMnist)
 
 
 def load_splits(name: str, options: dict[str, Any]) -> dict[str, GroupedDataset]:

@@ -20,26 +20,28 @@ FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
 LAYOUTS = ("", "MNIST/raw", "mnist", "MNIST")  # the root itself, torchvision's layout, common others
 
 
-def mnist_file(root: str | None, name: str) -> Path:
-    """The path of MNIST file `name` (or `name.gz`) under `root` in one of the usual layouts."""
+def mnist_file(root: str | None, name: str, dataset: str = "colored-mnist") -> Path:
+    """The path of MNIST file `name` (or `name.gz`) under `root` in one of the usual layouts (`dataset`: whose
+    files they are, for error messages)."""
     if root is None:
-        raise UserError("dataset 'colored-mnist' reads MNIST's IDX files from your disk: pass --data-root PATH "
+        raise UserError(f"dataset {dataset!r} reads MNIST's IDX files from your disk: pass --data-root PATH "
                         f"(or data.root=PATH) pointing at the folder holding {FILES['train'][0]!r}")
     base = Path(root).expanduser()
     for layout in LAYOUTS:
         for candidate in (base / layout / name, base / layout / f"{name}.gz"):
             if candidate.is_file():
                 return candidate
-    raise UserError(f"colored-mnist: no {name!r} (or {name}.gz) under {str(base)!r} or its "
+    raise UserError(f"{dataset}: no {name!r} (or {name}.gz) under {str(base)!r} or its "
                     f"{', '.join(LAYOUTS[1:])} folders; the root holds: {listing(base) if base.is_dir() else '(nothing)'}")
 
 
-def read_mnist(root: str | None, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+def read_mnist(root: str | None, split: str, dataset: str = "colored-mnist") -> tuple[torch.Tensor, torch.Tensor]:
     """(images in [0, 1] of shape (N, 28, 28), labels) of MNIST's `train` or `test` release files."""
     images_name, labels_name = FILES[split]
-    images, labels = read_idx(mnist_file(root, images_name)), read_idx(mnist_file(root, labels_name))
+    images = read_idx(mnist_file(root, images_name, dataset))
+    labels = read_idx(mnist_file(root, labels_name, dataset))
     if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
-        raise UserError(f"colored-mnist: {images_name} holds shape {tuple(images.shape)} and {labels_name} "
+        raise UserError(f"{dataset}: {images_name} holds shape {tuple(images.shape)} and {labels_name} "
                         f"{tuple(labels.shape)}; expected (N, H, W) images and N labels")
     return images.float() / 255.0, labels.long()
 
