@@ -10,7 +10,7 @@ those seeds are the ones `sieve_reference` logged (the same keys and log), so th
 the same seeds. Test numbers choose nothing.
 """
 
-from benchmarks.study import Arm, Study
+from earlyreadout.experiments.study import Arm, Study
 
 CANDIDATES = {
     "defaults": {},
