@@ -166,5 +166,5 @@ def test_sigterm_marks_the_trial_interrupted_and_a_rerun_continues_it(tmp_path):
 def test_benchmark_search_configs_validate(path):
     raw = read_yaml(path)
     space = raw.pop("search")["space"]
-    assert build_space(build_config(raw).method, space)
+    assert build_space(build_config(raw).method.name, space)
     assert f"earlyreadout search -c benchmarks/configs/{path.name}" in path.read_text()

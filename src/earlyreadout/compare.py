@@ -108,7 +108,7 @@ def study_of(methods: list[str], raw: dict[str, Any], seeds: tuple[int, ...]) ->
     """The one-dataset study of a compare: an arm per method asked for (the config's settings shared, its run
     kept), `ceiling` on the ceiling's data options, `A+B` refitting arm A's runs (A added where not asked for)."""
     first = build_config(set_values(raw, {"method.name": trained_method(methods[0])}))  # every problem at once
-    base = job_of("", raw)
+    base = job_of("base", raw)  # the run every arm varies
     shared = {"hp": base.hp, "data_options": base.data_options, "train": base.train, "model": base.model,
               "keep": True}
     arms: dict[str, Arm] = {}
