@@ -1,7 +1,7 @@
 """Run a training study from its spec: `python -m benchmarks.run benchmarks/specs/<study>.py`.
 
-A spec is a small Python file that defines `STUDY`, a `study.Study` (arms x datasets x selection rules x
-seeds, candidates and how a winner is chosen). The driver trains the jobs its JSONL log does not hold yet
+A spec is a small Python file that defines `STUDY`, an `earlyreadout.experiments.study.Study` (arms x
+datasets x selection rules x seeds, candidates and how a winner is chosen). The driver trains the jobs its JSONL log does not hold yet
 (sources first, then searches, then the chosen candidates on fresh seeds), so an interrupted study resumes
 and a finished one regenerates its result in seconds; `--no-train` refuses to train and lists what is
 missing instead. The result, `benchmarks/results/<study>.json`, has the shape of every result file:
@@ -17,8 +17,11 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from benchmarks.protocol import RESULTS, ROOT, Job, read_log, run_jobs, write_result
-from benchmarks.study import Plan, Study
+from benchmarks.protocol import RESULTS, ROOT, write_result
+from earlyreadout.experiments.job import Job
+from earlyreadout.experiments.log import read_log, run_jobs
+from earlyreadout.experiments.plan import Plan
+from earlyreadout.experiments.study import Study
 
 SPECS = Path(__file__).resolve().parent / "specs"
 
@@ -37,8 +40,13 @@ def load_study(spec: str) -> tuple[Study, Path]:
         raise SystemExit(f"{path}: {e}") from None
     study = getattr(module, "STUDY", None)
     if not isinstance(study, Study):
-        raise SystemExit(f"{path} defines no STUDY (a study.Study)")
+        raise SystemExit(f"{path} defines no STUDY (an earlyreadout.experiments.study.Study)")
     return study, path.resolve()
+
+
+def runs_of(study: Study) -> Path:
+    """Where a study keeps the runs other jobs read (teachers, refitted runs): runs/benchmarks/<study>."""
+    return ROOT / "runs" / "benchmarks" / study.name
 
 
 def run_stage(plan: Plan, jobs: list[Job], results: Path, workers: int, train: bool,
@@ -66,7 +74,7 @@ def run_study(study: Study, results: Path = RESULTS, workers: int | None = None,
               command: str | None = None, runs_root: Path | None = None, device: str = "cpu") -> dict[str, Any]:
     """Train what the logs under `results` lack on `device`, then write `results/<study>.json`; return what
     it wrote."""
-    plan = Plan(study, runs_root)
+    plan = Plan(study, runs_root or runs_of(study))
     workers = workers or study.workers
     run_stage(plan, plan.sources(), results, workers, train, device)
     rows = run_stage(plan, plan.searches(), results, workers, train, device)

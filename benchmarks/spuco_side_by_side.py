@@ -28,10 +28,14 @@ from typing import Any
 
 import torch
 
-from benchmarks.protocol import FRESH_SEEDS, RESULTS, Job, run_jobs, scores, summary, write_result
+from benchmarks.protocol import RESULTS, write_result
 from earlyreadout.config import build_config
 from earlyreadout.data import DATASETS, GroupedDataset, load_splits
 from earlyreadout.distributed import DistInfo
+from earlyreadout.experiments.job import Job, scores
+from earlyreadout.experiments.log import run_jobs
+from earlyreadout.experiments.study import FRESH_SEEDS
+from earlyreadout.experiments.summary import summary
 from earlyreadout.metrics import evaluate_logits, mean_std
 from earlyreadout.params import resolve
 from earlyreadout.train.engine import build_run

@@ -8,13 +8,14 @@ from pathlib import Path
 import pytest
 
 from benchmarks import run, table
-from benchmarks.study import Arm, Plan, Study
+from earlyreadout.experiments.plan import Plan
+from earlyreadout.experiments.study import Arm, Study
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 DATA = "colored-digits:n_train=64,n_val=32,n_test=32,size=16"
 TINY_SPEC = '''
-from benchmarks.study import Arm, Study
+from earlyreadout.experiments.study import Arm, Study
 
 TRAIN = {"epochs": 1, "batch_size": 16, "eval_batch_size": 64}
 STUDY = Study(
@@ -88,7 +89,7 @@ def test_choice_rules_by_hand():
     arm = Arm("erm", candidates={"0.1": {"lr": 0.1}, "0.2": {"lr": 0.2}})
     study = Study("s", "", (a, b, c), {"m": arm}, choose=("each", "pooled", "leave-one-out"),
                   key="{data}/{setting}/seed{seed}")
-    plan = Plan(study)
+    plan = Plan(study, run.runs_of(study))
     val = {(a, "0.1"): 0.9, (a, "0.2"): 0.1, (b, "0.1"): 0.2, (b, "0.2"): 0.5, (c, "0.1"): 0.2, (c, "0.2"): 0.5}
     chosen = plan.chosen(fake_rows(plan, val))
     assert [chosen["m", d, "worst_group", "each"] for d in (a, b, c)] == ["0.1", "0.2", "0.2"]
@@ -104,11 +105,11 @@ def test_picks_choose_among_whole_arms_by_hand():
     val = {(a, "x"): 0.9, (a, "y"): 0.1, (b, "x"): 0.2, (b, "y"): 0.5, (c, "x"): 0.2, (c, "y"): 0.5}
     rows = {f"{d}/{n}/seed1": {"key": f"{d}/{n}/seed1", "val_worst_group": v, "test_worst_group": v / 2}
             for (d, n), v in val.items()}
-    picked = Plan(study).picked(rows)
+    picked = Plan(study, run.runs_of(study)).picked(rows)
     assert [picked["best", d, "worst_group", "each"] for d in (a, b, c)] == ["x", "y", "y"]
     assert {picked["best", d, "worst_group", "pooled"] for d in (a, b, c)} == {"x"}  # 1.3 / 3 over 1.1 / 3
     assert [picked["best", d, "worst_group", "leave-one-out"] for d in (a, b, c)] == ["y", "x", "x"]
-    entry = Plan(study).results(rows)[a]["worst_group"]["best"]
+    entry = Plan(study, run.runs_of(study)).results(rows)[a]["worst_group"]["best"]
     assert entry["pick"] == ["x", "y"] and entry["chosen"]["leave-one-out"]["name"] == "y"
     assert entry["chosen"]["leave-one-out"]["test_worst_group"]["mean"] == 0.05
     with pytest.raises(ValueError, match="pick 'best': names no arm \\('z'\\)"):
@@ -118,7 +119,7 @@ def test_picks_choose_among_whole_arms_by_hand():
 def test_time_relative_to_erm_only_between_runs_on_one_device():
     study = Study("s", "", ("dominoes",), {"erm": Arm("erm"), "jtt": Arm("jtt", time_relative_to="erm")},
                   seeds=(1, 2), key="{arm}/seed{seed}")
-    plan = Plan(study)
+    plan = Plan(study, run.runs_of(study))
 
     def rows(jtt_devices: tuple[str, str]) -> dict[str, dict]:
         out = {}
@@ -149,7 +150,7 @@ def test_unknown_rule_or_arm_and_keys_that_collide_are_refused_naming_them():
 @pytest.mark.parametrize("spec", sorted(p.stem for p in (BENCHMARKS / "specs").glob("*.py")))
 def test_shipped_specs_load_with_unique_job_keys(spec):
     study, _ = run.load_study(spec)
-    plan = Plan(study)
+    plan = Plan(study, run.runs_of(study))
     jobs = plan.sources() + plan.searches()  # an arm others read is in both stages
     by_key = {j.key: j for j in jobs}
     assert all(by_key[j.key] == j for j in jobs) and jobs

@@ -26,6 +26,7 @@ LAYERS: list[set[str]] = [
     {"earlyreadout.train"},  # the recipe: engine, run directories, retraining
     {"earlyreadout.explain"},  # reading finished runs: diagnosis, Grad-CAM
     {"earlyreadout.report"},
+    {"earlyreadout.experiments"},  # the experiment model: jobs, their log, studies and their plans
     {"earlyreadout.compare", "earlyreadout.search"},  # drivers
     {"earlyreadout.api"},  # the public API: data, a trained model, its diagnosis and fix in a few calls
     {"earlyreadout.cli", "earlyreadout.__main__"},  # commands

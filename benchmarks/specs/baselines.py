@@ -7,7 +7,7 @@ on the same data, rule and seed. The methods are read from the registry when the
 registered later joins the table; nothing is searched.
 """
 
-from benchmarks.study import Arm, Study
+from earlyreadout.experiments.study import Arm, Study
 from earlyreadout.methods import METHODS
 from earlyreadout.report.table import labels_of
 

@@ -5,14 +5,14 @@ default) and with the reference code's group-balanced sampling (not on shapes-on
 seeds 1-3.
 """
 
-from benchmarks.study import Arm, Study
+from earlyreadout.experiments.study import Arm, Study
 
 STUDY = Study(
     name="calibration",
     about=__doc__,
     data=("colored-digits", "dominoes", "small-digits", "shapes-on-texture"),
     arms={
-        "ceiling": Arm("erm", data_options={"correlation": 0.5}),
+        "ceiling": Arm("erm", ceiling=True),
         "erm": Arm("erm"),
         "groupdro": Arm("groupdro", {"balanced_sampling": False}),
         "groupdro-balanced": Arm("groupdro", {"balanced_sampling": True},

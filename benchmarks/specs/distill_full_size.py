@@ -6,7 +6,7 @@ KD, JTT-KD, DeDiER (the reference's single readout, re-fit each epoch) and DeDiE
 readouts (folds=2). No setting is searched.
 """
 
-from benchmarks.study import Arm, Study
+from earlyreadout.experiments.study import Arm, Study
 
 STUDENT = {"name": "small-cnn", "width": 16}
 

@@ -9,7 +9,7 @@ points (ERM, GroupDRO, the ceiling) on the same seeds are in calibration.json.
 import itertools
 import json
 
-from benchmarks.study import Arm, Study
+from earlyreadout.experiments.study import Arm, Study
 
 READOUT_REWEIGHT = [
     *[{"upweight": u, "refresh": r, "warmup_epochs": w}

@@ -12,8 +12,7 @@ over the ERM run it refits.
 
 import itertools
 
-from benchmarks.protocol import FRESH_SEEDS
-from benchmarks.study import Arm, Study
+from earlyreadout.experiments.study import FRESH_SEEDS, Arm, Study
 
 # token sequences are mean-pooled (a CLS readout on the token embedding layer reads one constant token; the
 # first results, with CLS, are kept in results/archive/last_layer_cls_pool.json)

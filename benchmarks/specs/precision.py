@@ -5,7 +5,7 @@ ERM on colored-digits at its full default size, seeds 1-3, `train.precision` fp3
 over fp32's, seed by seed.
 """
 
-from benchmarks.study import Arm, Study
+from earlyreadout.experiments.study import Arm, Study
 
 STUDY = Study(
     name="precision",

@@ -8,7 +8,7 @@ apart in steps) and 40 epochs at batch 64 (the warm-up as short as by default). 
 leave-one-benchmark-out comparison.
 """
 
-from benchmarks.study import Arm, Study
+from earlyreadout.experiments.study import Arm, Study
 
 BATCH_16 = {"batch_size": 16}
 EPOCHS_40 = {"epochs": 40}

@@ -8,7 +8,7 @@ flags (`restart`: the warm-up, one scoring, then the initial weights back; `refr
 benchmark the candidate with the best mean validation worst-group accuracy on the others runs on seeds 1-3.
 """
 
-from benchmarks.study import Arm, Study
+from earlyreadout.experiments.study import Arm, Study
 
 CANDIDATES = {
     "defaults": {},

@@ -10,7 +10,7 @@ benchmark (9 groups) runs at the same 10 epochs as the rest. `time_over_erm` is 
 refit's time is in each row (`retrain_time_s`).
 """
 
-from benchmarks.study import Arm, Study
+from earlyreadout.experiments.study import Arm, Study
 
 SHAPES_3 = "shapes-on-texture:n_classes=3"
 WITH_JTT = ("colored-digits", "spurious-text", "small-digits", "shapes-on-texture", SHAPES_3)  # dominoes: label_free.json

@@ -5,7 +5,7 @@ at full default size on the held-out seeds 4-6 of `sieve_heads`, beside the defa
 keys and log: those runs are reused, not retrained) and ERM's.
 """
 
-from benchmarks.study import Arm, Study
+from earlyreadout.experiments.study import Arm, Study
 
 STUDY = Study(
     name="sieve_forget_steps",

@@ -8,7 +8,7 @@ it, beside ERM at its defaults and ERM at the sieve's learning rate (so the forg
 learning rate's).
 """
 
-from benchmarks.study import Arm, Study
+from earlyreadout.experiments.study import Arm, Study
 from earlyreadout.methods import METHODS
 
 VARIANTS = {

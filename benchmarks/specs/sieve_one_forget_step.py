@@ -10,7 +10,7 @@ seed chose anything here. The last arm reruns the one-step setting after the mon
 layers' batch-norm statistics (its forward runs in train mode; they are now put back).
 """
 
-from benchmarks.study import Arm, Study
+from earlyreadout.experiments.study import Arm, Study
 
 STUDY = Study(
     name="sieve_one_forget_step",

@@ -11,7 +11,7 @@ validation worst-group accuracy. DFR (validation group labels) refits each ERM a
 penultimate features: the feature-quality measure of Kirichenko et al. 2022.
 """
 
-from benchmarks.study import Arm, Study
+from earlyreadout.experiments.study import Arm, Study
 
 PREVIOUS = {"readout_layer": "stage:2", "readout_head": "linear", "readout_width": 64, "forget_every": 1,
             "forget_lr": 0.0033, "readout_lr": 0.0026, "readout_weight_decay": 0.0, "forget_weight": 0.65,

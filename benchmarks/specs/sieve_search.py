@@ -12,7 +12,7 @@ sieve's network without its forget step, at the sieve's main learning rate (its 
 features, so it trains the network as ERM at that rate would).
 """
 
-from benchmarks.study import Arm, Study
+from earlyreadout.experiments.study import Arm, Study
 
 CANDIDATES = {
     "defaults": {},

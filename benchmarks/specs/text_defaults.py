@@ -4,7 +4,7 @@ ERM on group-balanced train (the ceiling), ERM, GroupDRO, and the label-free met
 chosen on the image benchmarks (nothing is searched on text), seeds 1-3.
 """
 
-from benchmarks.study import Arm, Study
+from earlyreadout.experiments.study import Arm, Study
 
 STUDY = Study(
     name="text_defaults",
@@ -12,7 +12,7 @@ STUDY = Study(
     data=("spurious-text",),
     key="{arm}/seed{seed}",
     arms={
-        "ceiling": Arm("erm", data_options={"correlation": 0.5}),
+        "ceiling": Arm("erm", ceiling=True),
         "erm": Arm("erm"),
         "groupdro": Arm("groupdro"),
         "readout-reweight": Arm("readout-reweight"),

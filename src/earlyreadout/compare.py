@@ -1,4 +1,8 @@
-"""Train several methods (and seeds) on one dataset with one shared config; one results table."""
+"""Train several methods (and seeds) on one dataset with one shared config; one results table.
+
+A compare is a one-dataset study: each method asked for is an arm, `ceiling` the ceiling arm and `A+B` an arm
+refitting A's runs with B; its plan's jobs run here, one at a time, into `<out>/<arm>/seed<k>`.
+"""
 
 from __future__ import annotations
 
@@ -7,18 +11,21 @@ from pathlib import Path
 from typing import Any
 
 from earlyreadout.config import RunConfig, build_config, raw_config, set_values
-from earlyreadout.data import DATASETS, load_splits
+from earlyreadout.data import load_splits
 from earlyreadout.errors import UserError, did_you_mean
+from earlyreadout.experiments.ceiling import CEILING, ceiling_options
+from earlyreadout.experiments.ceiling import METHOD as CEILING_METHOD
+from earlyreadout.experiments.job import Job, job_of, run, run_config
+from earlyreadout.experiments.plan import Plan
+from earlyreadout.experiments.study import Arm, Study
 from earlyreadout.io import write_json
 from earlyreadout.methods import METHODS, Method, refuse_lacking_labels
 from earlyreadout.report.page import write_report
 from earlyreadout.report.table import labels_of, table, times_vs_erm
-from earlyreadout.train.engine import train
 from earlyreadout.train.feature_quality import feature_quality as quality_of
-from earlyreadout.train.retrain import last_layer_methods, refit_settings, retrain
-from earlyreadout.train.runs import RunDir
+from earlyreadout.train.retrain import last_layer_methods, refit_settings
 
-CEILING = "ceiling"
+SELECT = "selected"  # the one selection label of a compare's study (its rule: the config's train.select_by)
 # `A+B`: method A trained, then its selected model's last layer refitted by B (a last-layer method)
 THEN = "+"
 LABEL_RANK = ("none", "val", "train", "unknown")  # fewest labels first (unknown: a model trained elsewhere)
@@ -70,47 +77,69 @@ def compare(methods: list[str], out: str | Path, config: str | None = None, over
     if skipped:
         print(f"left out {', '.join(skipped)}: distillers train from a teacher run (`earlyreadout distill "
               "--teacher RUN`); name one with method.teacher=RUN to include it")
-    raw = raw_config(config, overrides, values)
-    out = Path(out)
-    # validate every method's config before training anything
-    configs = {}
-    for m in methods:
-        trained = m.partition(THEN)[0]  # A of `A+B` trains into A's own folder, shared with a plain A
-        for s in range(seeds):
-            seed = first_seed + s
-            run = {"train.seed": seed, "out": str(out / trained / f"seed{seed}"),
-                   "method.name": "erm" if m == CEILING else trained}
-            if m == CEILING:
-                base = build_config(set_values(raw, run))
-                if "correlation" not in DATASETS.get(base.data.name).options:
-                    raise UserError(f"the {CEILING} (ERM on group-balanced train) needs a generated benchmark with a "
-                                    f"correlation option; {base.data.name!r} has none: drop it from --methods")
-                # one attribute per class: agreement 1/n_classes leaves every (label, attribute) group equally likely
-                run["data.correlation"] = 1.0 / base.data.settings.get("n_classes", 2)
-            configs[m, seed] = build_config(set_values(raw, run))
+    study = study_of(methods, raw_config(config, overrides, values), tuple(range(first_seed, first_seed + seeds)))
+    plan = Plan(study, Path(out))
+    jobs = {(m, seed): plan.job(m, study.data[0], SELECT, seed) for m in methods for seed in study.seeds}
+    # validate every run's config, and the labels every method reads, before training anything
+    configs = {(m, seed): run_config(trained(plan, m, seed)) for m, seed in jobs}
     check_labels(configs)
     results, runs = [], []
-    for (m, seed), cfg in configs.items():
+    for (m, seed), job in jobs.items():
+        cfg = configs[m, seed]
         print(f"== {m} seed {seed} -> {cfg.out}")
-        result = RunDir(cfg.out).train_or_reuse(cfg, train)
+        result = run(trained(plan, m, seed))
         labels = result.get("labels_used") or labels_of(cfg.method.name, cfg.method.settings)  # (runs from before the key)
-        path = cfg.out
-        if THEN in m:
-            path = str(out / m / f"seed{seed}")
-            result, labels = refitted(cfg.out, m.partition(THEN)[2], path, labels)
-        quality = quality_of(cfg.out) if feature_quality and THEN not in m else None
+        if job.source is not None:
+            print(f"== refit by {job.method} -> {job.out}")
+            result = run(job)
+            labels = max(labels, result.get("labels_used", "none"), key=LABEL_RANK.index)  # the more of the pair
+        quality = quality_of(cfg.out) if feature_quality and job.source is None else None
         results.append({**result, "method": m, "labels_used": labels, **({"feature_quality": quality} if quality else {})})
-        runs.append(path)
+        runs.append(job.out)
     relative = times_vs_erm(results)
     results = [{**r, "time_vs_erm": relative[r["method"]]} if relative else r for r in results]
     text = table(results)
     print()
     print(text)
-    write_json(results, out / "summary.json")
-    (out / "summary.txt").write_text(text + "\n")
-    report = write_report(runs, out / "report.html")
+    write_json(results, Path(out) / "summary.json")
+    (Path(out) / "summary.txt").write_text(text + "\n")
+    report = write_report(runs, Path(out) / "report.html")
     print(f"report written to {report}")
     return results
+
+
+def study_of(methods: list[str], raw: dict[str, Any], seeds: tuple[int, ...]) -> Study:
+    """The one-dataset study of a compare: an arm per method asked for (the config's settings shared, its run
+    kept), `ceiling` on the ceiling's data options, `A+B` refitting arm A's runs (A added where not asked for)."""
+    first = build_config(set_values(raw, {"method.name": trained_method(methods[0])}))  # every problem at once
+    base = job_of("base", raw)  # the run every arm varies
+    shared = {"hp": base.hp, "data_options": base.data_options, "train": base.train, "model": base.model,
+              "keep": True}
+    arms: dict[str, Arm] = {}
+    for m in methods:
+        if m == CEILING:
+            try:
+                ceiling_options(base.data, base.data_options)
+            except UserError as e:
+                raise UserError(f"{e}: drop it from --methods") from None
+            arms[m] = Arm(CEILING_METHOD, ceiling=True, **shared)
+        elif THEN in m:
+            source, _, refit = m.partition(THEN)
+            arms.setdefault(source, Arm(source, **shared))
+            arms[m] = Arm(refit, refit=source, keep=True)
+        else:
+            arms[m] = Arm(m, **shared)
+    return Study("compare", "", (base.data,), arms, seeds, {SELECT: first.train.select_by}, key="{arm}/seed{seed}")
+
+
+def trained_method(name: str) -> str:
+    """The method that trains for `name` of --methods (A of `A+B`; erm for the ceiling)."""
+    return CEILING_METHOD if name == CEILING else name.partition(THEN)[0]
+
+
+def trained(plan: Plan, name: str, seed: int) -> Job:
+    """The job that trains for arm `name`'s run on `seed`: its own, or (a refit arm) that of the arm it refits."""
+    return plan.job(plan.study.arms[name].refit or name, plan.study.data[0], SELECT, seed)
 
 
 def check_labels(configs: dict[tuple[str, int], RunConfig]) -> None:
@@ -128,12 +157,3 @@ def check_labels(configs: dict[tuple[str, int], RunConfig]) -> None:
         refuse_lacking_labels([need for m in reading for need in needs[m]], load_splits(cfg.data.name, cfg.data.settings),
                               "drop them from --methods, or compare --methods label-free")
 
-
-def refitted(source: str, method: str, out: str, source_labels: str) -> tuple[dict[str, Any], str]:
-    """(metrics of `source` refitted by the last-layer `method` into `out`, read back if done; the labels the
-    pair read: the more of the two)."""
-    run = RunDir(out)
-    print(f"== refit by {method} -> {out}")
-    result = run.read_metrics() if run.done.exists() else retrain(source, method, out)
-    labels = max(source_labels, result.get("labels_used", "none"), key=LABEL_RANK.index)
-    return result, labels

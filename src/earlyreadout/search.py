@@ -17,15 +17,17 @@ import signal
 import threading
 import time
 import warnings
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import optuna
 import sqlalchemy.exc
 
-from earlyreadout.config import RunConfig, build_config, raw_config, set_values
+from earlyreadout.config import RunConfig, build_config, raw_config
 from earlyreadout.data import load_splits
 from earlyreadout.errors import ConfigError, UserError, file_error
+from earlyreadout.experiments.job import job_of, run_config
 from earlyreadout.io import write_json
 from earlyreadout.methods import METHODS
 from earlyreadout.metrics import mean_std, selection_metric
@@ -121,8 +123,8 @@ class Search:
         if not isinstance(given, dict):
             raise ConfigError(f"section 'search' must be a mapping, got {given!r}")
         self.options = checked(SEARCH_OPTIONS, {**given, **options}, "search")
-        self.raw = raw
-        self.base: RunConfig = build_config(raw)
+        self.base: RunConfig = build_config(raw)  # every problem of the config at once, before its sections split
+        self.job = job_of("base", raw)  # the run every trial varies
         self.space = build_space(self.base.method.name, self.options["space"])
         self.out = Path(self.base.out)
         self.out.mkdir(parents=True, exist_ok=True)
@@ -158,8 +160,10 @@ class Search:
         return study
 
     def trial_config(self, params: dict[str, Any], out: Path, seed: int | None = None) -> RunConfig:
-        values = {**{f"method.{k}": v for k, v in params.items()}, "out": str(out)}
-        return build_config(set_values(self.raw, values if seed is None else {**values, "train.seed": seed}))
+        """The run of a trial (method settings `params`, in `out`; re-runs of the best trial: another `seed`)."""
+        job = replace(self.job, key=str(out), hp={**self.job.hp, **params}, out=str(out),
+                      seed=self.job.seed if seed is None else seed)
+        return run_config(job)
 
     def run_dir_of(self, trial: optuna.Trial) -> Path:
         """A trial's run directory: a requeued trial's is its predecessor's, whose checkpoint it continues."""

@@ -1,126 +1,17 @@
-"""What a spec declares (`Study`, `Arm`), and how a study becomes jobs, choices and one results table.
-
-A study trains every arm on every dataset, under every selection rule (`train.select_by`) and seed. An
-arm with `candidates` is first searched: each candidate runs on `search_seeds`, one is chosen on
-validation worst-group accuracy by each rule of `Study.choose`, and the chosen one runs on the study's
-seeds. Rules: `each` (the best on this dataset), `pooled` (the best on all datasets together: one setting
-for every benchmark) and `leave-one-out` (the best on the other datasets, judged on this one). Job keys
-come from templates with the fields {data}, {select}, {arm}, {method}, {setting} (a candidate's name) and
-{seed}; a spec that keeps a study's earlier keys reuses its logged runs. `Study.picks` chooses among whole
-arms (e.g. two pipelines) by the same rules, on their runs' validation worst-group accuracy.
-"""
+"""The plan of a study: its jobs stage by stage (sources, searches, chosen candidates), the choice rules, and
+one results table from the logged rows."""
 
 from __future__ import annotations
 
-import json
 import statistics
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from benchmarks.protocol import FRESH_SEEDS, ROOT, SEARCH_SEED, Job, summary
-from earlyreadout.data import DATASETS
-from earlyreadout.errors import did_you_mean
-from earlyreadout.methods import METHODS
+from earlyreadout.experiments.ceiling import ceiling_options
+from earlyreadout.experiments.job import Job
+from earlyreadout.experiments.study import Arm, Study, dataset
+from earlyreadout.experiments.summary import summary
 from earlyreadout.metrics import mean_std
-
-RULES = ("each", "pooled", "leave-one-out")
-
-
-@dataclass(frozen=True)
-class Arm:
-    """One row of a study's table: a method and its settings (or candidate settings to choose from)."""
-
-    method: str
-    hp: dict[str, Any] = field(default_factory=dict)
-    data_options: dict[str, Any] = field(default_factory=dict)
-    train: dict[str, Any] = field(default_factory=dict)
-    model: dict[str, Any] | None = None
-    candidates: list[dict[str, Any]] | dict[str, dict[str, Any]] | None = None  # a list: named by JSON
-    search_seeds: tuple[int, ...] = (SEARCH_SEED,)
-    refit: str | None = None  # the arm whose runs this one refits (last-layer retraining) instead of training
-    teacher: str | None = None  # the arm whose run (its first seed) is this one's teacher
-    time_relative_to: str | None = None  # the arm whose training time (same data, rule, seed) divides this
-    seeds: tuple[int, ...] | None = None  # None: the study's
-    data: tuple[str, ...] | None = None  # None: every dataset of the study
-    select: tuple[str, ...] | None = None  # None: every selection rule of the study
-    key: str | None = None  # None: the study's template
-    search_key: str | None = None  # None: `key`
-    log: str | None = None  # None: the study's log
-    keep: bool = False  # keep its run directories (teachers and refitted runs must be kept)
-
-    def named_candidates(self) -> dict[str, dict[str, Any]]:
-        """Candidate name -> settings (a list's candidates are named by their JSON, keys sorted)."""
-        if isinstance(self.candidates, dict):
-            return self.candidates
-        return {json.dumps(hp, sort_keys=True): hp for hp in self.candidates or []}
-
-
-@dataclass(frozen=True)
-class Study:
-    """A training study: arms x datasets (`name` or `name:key=value,...`) x selection rules x seeds."""
-
-    name: str
-    about: str
-    data: tuple[str, ...]
-    arms: dict[str, Arm]
-    seeds: tuple[int, ...] = FRESH_SEEDS
-    select: dict[str, str] = field(default_factory=lambda: {"worst_group": "worst_group"})  # -> select_by
-    choose: tuple[str, ...] = ("each",)
-    key: str = "{data}/{arm}/seed{seed}"
-    log: str = ""  # "": <name>_runs.jsonl
-    workers: int = 2
-    picks: dict[str, tuple[str, ...]] = field(default_factory=dict)  # name -> arms (whole pipelines) to pick from
-
-    def __post_init__(self) -> None:
-        problems = [f"unknown choice rule {r!r} (one of {', '.join(RULES)})" for r in self.choose
-                    if r not in RULES]
-        problems += [f"unknown dataset {d!r}{did_you_mean(dataset(d)[0], DATASETS)}" for d in self.data
-                     if dataset(d)[0] not in DATASETS]
-        for name, arm in self.arms.items():
-            if arm.method not in METHODS:
-                problems.append(f"arm {name!r}: unknown method {arm.method!r}{did_you_mean(arm.method, METHODS)}")
-            for role, other in (("refit", arm.refit), ("teacher", arm.teacher),
-                                ("time_relative_to", arm.time_relative_to)):
-                if other is not None and other not in self.arms:
-                    problems.append(f"arm {name!r}: {role} names no arm ({other!r})")
-                elif other is not None and role != "time_relative_to" and not self.arms[other].keep:
-                    problems.append(f"arm {name!r}: {role} {other!r} must keep its runs (keep=True)")
-            if arm.candidates is not None:  # candidates' (and, with several rules, winners') runs: own keys
-                final = arm.key or self.key
-                for what, template in (("search", arm.search_key or final), ("final", final)):
-                    if "{setting}" not in template and (what == "search" or len(self.choose) > 1):
-                        problems.append(f"arm {name!r}: its {what} key template has no {{setting}} "
-                                        f"({template!r})")
-        for name, among in self.picks.items():
-            if name in self.arms:
-                problems.append(f"pick {name!r}: an arm has that name")
-            problems += [f"pick {name!r}: " + (f"names no arm ({n!r})" if n not in self.arms else
-                                                f"arm {n!r} has candidates (pick among plain arms)")
-                         for n in among if n not in self.arms or self.arms[n].candidates is not None]
-        if problems:
-            raise ValueError(f"study {self.name!r}: " + "; ".join(problems))
-
-    def log_of(self, arm: Arm) -> str:
-        """The JSONL log (a file name under the results folder) that holds `arm`'s runs."""
-        return arm.log or self.log or f"{self.name}_runs.jsonl"
-
-    def cells(self, name: str) -> list[tuple[str, str]]:
-        """(dataset, selection label) pairs arm `name` runs on."""
-        arm = self.arms[name]
-        return [(d, s) for d in arm.data or self.data for s in arm.select or tuple(self.select)]
-
-    def spec(self) -> dict[str, Any]:
-        """The study as plain data (what a result file records)."""
-        return asdict(self)
-
-
-def dataset(text: str) -> tuple[str, dict[str, Any]]:
-    """`name` or `name:key=value,...` -> (name, options), values read as YAML scalars."""
-    name, _, rest = text.partition(":")
-    return name, {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in rest.split(",") if item)}
 
 
 def pools(cells: list[tuple[str, str]], data: str, select: str) -> dict[str, list[str]]:
@@ -133,9 +24,9 @@ def pools(cells: list[tuple[str, str]], data: str, select: str) -> dict[str, lis
 class Plan:
     """The jobs of a study, built stage by stage from the rows logged so far."""
 
-    def __init__(self, study: Study, runs_root: Path | None = None):
+    def __init__(self, study: Study, runs_root: Path):
         self.study = study
-        self.runs_root = runs_root or ROOT / "runs" / "benchmarks" / study.name
+        self.runs_root = runs_root  # kept runs live in <runs_root>/<job key>
         self.logs: dict[str, str] = {}  # job key -> the log that holds it
 
     def job(self, name: str, data: str, select: str, seed: int, setting: str | None = None,
@@ -150,8 +41,11 @@ class Plan:
             hp["teacher"] = self.job(arm.teacher, data, select, self.seeds(arm.teacher)[0]).out
         source = self.job(arm.refit, data, select, seed).out if arm.refit is not None else None
         name_, options = dataset(data)
+        options = {**options, **arm.data_options}
+        if arm.ceiling:
+            options.update(ceiling_options(name_, options))
         self.logs[key] = study.log_of(arm)
-        return Job(key, name_, arm.method, hp, seed, {**options, **arm.data_options},
+        return Job(key, name_, arm.method, hp, seed, options,
                    {**arm.train, "select_by": study.select[select]}, arm.model,
                    str(self.runs_root / key) if arm.keep else None, source)
 
