@@ -6,7 +6,7 @@ import torch
 
 from earlyreadout.methods.labelfree.eiil import eiil_objective, infer_environments, scale_gradients
 from earlyreadout.methods.labelfree.spare import cluster_classwise
-from earlyreadout.readout.weights import spare_weights
+from earlyreadout.methods.sample_weights import spare_weights
 
 
 def test_spare_weights_hand_made():

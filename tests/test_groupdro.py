@@ -12,8 +12,8 @@ from earlyreadout.errors import UserError
 from earlyreadout.methods.base import Context
 from earlyreadout.methods.robust.group_weights import group_sums, update_group_weights
 from earlyreadout.methods.robust.groupdro import GroupDRO
+from earlyreadout.methods.sample_weights import group_balanced_weights
 from earlyreadout.params import resolve
-from earlyreadout.readout.weights import group_balanced_weights
 from earlyreadout.train.engine import build_run
 
 

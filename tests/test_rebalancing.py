@@ -15,13 +15,13 @@ from earlyreadout.errors import UserError
 from earlyreadout.methods import METHODS
 from earlyreadout.methods.base import Context
 from earlyreadout.methods.rebalance.losses import focal_terms, ldam_logits, ldam_margins, prior_shifted_logits
-from earlyreadout.params import resolve
-from earlyreadout.readout.weights import (
+from earlyreadout.methods.sample_weights import (
     cvar_weights,
     effective_number_weights,
     inverse_size_weights,
     normalized,
 )
+from earlyreadout.params import resolve
 from earlyreadout.train.engine import build_run, train
 
 

@@ -13,8 +13,8 @@ from earlyreadout.data.loader import Batch
 from earlyreadout.methods.base import Context, register
 from earlyreadout.methods.labelfree.infer_then_train import INFERENCE_HPARAMS, InferThenTrain
 from earlyreadout.methods.robust.group_weights import group_dro_loss
+from earlyreadout.methods.sample_weights import group_balanced_weights
 from earlyreadout.params import IntRange, LogUniform, Param
-from earlyreadout.readout.weights import group_balanced_weights
 
 
 def scale_gradients(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -14,8 +14,8 @@ from torch import nn
 from earlyreadout.data.loader import Batch
 from earlyreadout.methods.base import Context, register
 from earlyreadout.methods.labelfree.infer_then_train import INFERENCE_HPARAMS, InferThenTrain
+from earlyreadout.methods.sample_weights import spare_weights
 from earlyreadout.params import IntRange, Param, Uniform
-from earlyreadout.readout.weights import spare_weights
 
 
 def cluster_classwise(outputs: torch.Tensor, y: torch.Tensor, n_clusters: int, seed: int

@@ -8,8 +8,8 @@ import torch
 
 from earlyreadout.methods.base import register
 from earlyreadout.methods.rebalance.balance import BinWeighted
+from earlyreadout.methods.sample_weights import effective_number_weights
 from earlyreadout.params import Choice, Param
-from earlyreadout.readout.weights import effective_number_weights
 
 
 @register("cbloss")

@@ -1,5 +1,5 @@
 """Pure loss formulas of the re-balancing baselines (SubpopBench's imbalanced-learning family): functions of
-tensors, tested against hand-computed values. Their weight formulas are in `earlyreadout.readout.weights`."""
+tensors, tested against hand-computed values. Their weight formulas are in `earlyreadout.methods.sample_weights`."""
 
 from __future__ import annotations
 

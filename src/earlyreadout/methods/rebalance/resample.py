@@ -10,7 +10,7 @@ from torch import nn
 from earlyreadout.data.loader import Batch
 from earlyreadout.methods.base import Context, register
 from earlyreadout.methods.rebalance.balance import Balanced, train_bins
-from earlyreadout.readout.weights import group_balanced_weights
+from earlyreadout.methods.sample_weights import group_balanced_weights
 
 
 @register("resample")

@@ -6,7 +6,7 @@ import torch
 
 from earlyreadout.methods.base import register
 from earlyreadout.methods.rebalance.balance import BinWeighted
-from earlyreadout.readout.weights import inverse_size_weights
+from earlyreadout.methods.sample_weights import inverse_size_weights
 
 
 @register("reweight")

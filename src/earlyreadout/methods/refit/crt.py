@@ -9,8 +9,8 @@ import torch
 from earlyreadout.methods.base import register
 from earlyreadout.methods.rebalance.balance import BALANCE_BY, Balanced, train_bins
 from earlyreadout.methods.refit.classifier_retraining import CRT_HPARAMS, ClassifierRetraining
+from earlyreadout.methods.sample_weights import group_balanced_weights
 from earlyreadout.params import Param
-from earlyreadout.readout.weights import group_balanced_weights
 
 
 @register("crt")

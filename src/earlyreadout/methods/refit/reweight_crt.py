@@ -12,8 +12,8 @@ from earlyreadout.methods.base import Context, register
 from earlyreadout.methods.rebalance.balance import BALANCE_BY, Balanced, bin_counts, bins
 from earlyreadout.methods.rebalance.losses import weighted_cross_entropy
 from earlyreadout.methods.refit.classifier_retraining import CRT_HPARAMS, ClassifierRetraining
+from earlyreadout.methods.sample_weights import inverse_size_weights
 from earlyreadout.params import Param
-from earlyreadout.readout.weights import inverse_size_weights
 
 
 @register("reweight-crt")

@@ -10,8 +10,8 @@ from torch import nn
 from earlyreadout import distributed
 from earlyreadout.data.loader import Batch
 from earlyreadout.methods.base import OPTIMIZER_HPARAMS, Context, Method, register
+from earlyreadout.methods.sample_weights import cvar_weights
 from earlyreadout.params import LogUniform, Param
-from earlyreadout.readout.weights import cvar_weights
 
 
 @register("cvardro")

@@ -1,5 +1,5 @@
 """Group statistics and weights shared by the methods that train on groups (given or inferred): per-group loss
-sums, Group DRO's exponentiated-gradient weights and its loss (sampling weights: readout.weights)."""
+sums, Group DRO's exponentiated-gradient weights and its loss (sampling weights: methods/sample_weights.py)."""
 
 from __future__ import annotations
 

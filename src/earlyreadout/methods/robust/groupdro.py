@@ -11,8 +11,8 @@ from torch import nn
 from earlyreadout.data.loader import Batch
 from earlyreadout.methods.base import OPTIMIZER_HPARAMS, Context, Method, register
 from earlyreadout.methods.robust.group_weights import group_dro_loss
+from earlyreadout.methods.sample_weights import group_balanced_weights
 from earlyreadout.params import LogUniform, Param
-from earlyreadout.readout.weights import group_balanced_weights
 
 
 @register("groupdro")
