@@ -108,9 +108,7 @@ def read_run(path: Path) -> Run:
     """A run directory's config, metrics (None while unfinished) and per-epoch log."""
     run = RunDir(path)
     metrics = run.read_metrics() if run.metrics.exists() else None
-    quality = read_json_file(run.feature_quality, "feature quality file", "delete it to recompute it") \
-        if run.feature_quality.is_file() else None
-    return Run(path, saved_config(path), metrics, run.read_log(), quality)
+    return Run(path, saved_config(path), metrics, run.read_log(), run.read_feature_quality())
 
 
 def find_runs(paths: Sequence[str | Path]) -> list[Run]:

@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from earlyreadout.io import read_json_file, write_json
+from earlyreadout.io import write_json
 from earlyreadout.metrics import GROUPS_BY
 from earlyreadout.train.retrain import retrain
 from earlyreadout.train.runs import RunDir
@@ -26,8 +26,9 @@ def feature_quality(run: str | Path) -> dict[str, Any] | None:
     has no group labels (DFR needs them), or the run is itself a last-layer refit (its features are its
     source's)."""
     source = RunDir(run)
-    if source.feature_quality.is_file():
-        return read_json_file(source.feature_quality, "feature quality file", "delete it to recompute it")
+    saved = source.read_feature_quality()
+    if saved is not None:
+        return saved
     metrics = source.read_metrics()
     if "last_layer" in metrics or metrics["val"].get("groups_by") != GROUPS_BY[True]:
         return None

@@ -148,6 +148,12 @@ class RunDir:
         return read_json_file(self.metrics, "metrics file", "recompute it with `earlyreadout train --resume "
                               f"--out {self.path}`")
 
+    def read_feature_quality(self) -> dict[str, Any] | None:
+        """The run's saved feature quality (train/feature_quality.py), or None where none was computed."""
+        if not self.feature_quality.is_file():
+            return None
+        return read_json_file(self.feature_quality, "feature quality file", "delete it to recompute it")
+
     def read_log(self) -> list[dict[str, Any]]:
         """The per-epoch rows of log.jsonl ([] before the first epoch)."""
         if not self.log.exists():
